@@ -1,0 +1,253 @@
+"""`handoff`: start the stack, and drive a running one from the shell."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from .core.config import Settings, settings_from_env
+from .core.tenancy import list_partners
+from .stack import ROLES, create_app, runtime_of
+
+console = Console()
+
+
+def _env_for(settings: Settings) -> dict[str, str]:
+    """What the server processes need to rebuild the same settings."""
+    env = dict(os.environ)
+    env.update(
+        HANDOFF_DB=settings.db_url,
+        HANDOFF_HOST=settings.host,
+        HANDOFF_PORT=str(settings.port),
+        HANDOFF_SECRET_KEY=settings.secret_key,
+        HANDOFF_SEED=str(settings.faker_seed),
+        HANDOFF_DISPATCHER="off",
+    )
+    if settings.mno_base_url:
+        env["HANDOFF_MNO_URL"] = settings.mno_base_url
+    if settings.mvne_base_url:
+        env["HANDOFF_MVNE_URL"] = settings.mvne_base_url
+    if settings.callback_allow_hosts:
+        env["HANDOFF_CALLBACK_ALLOW_HOSTS"] = ",".join(settings.callback_allow_hosts)
+    return env
+
+
+def _server_command(server: str, settings: Settings, workers: int) -> list[str]:
+    bind_host, port = settings.host, str(settings.port)
+    if server == "granian":
+        return [
+            sys.executable, "-m", "granian", "--interface", "wsgi", "--host", bind_host,
+            "--port", port, "--workers", str(workers), "--no-log", "simulators.wsgi:app",
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
+        f"{bind_host}:{port}", "--graceful-timeout", "5", "--log-level", "warning",
+        "simulators.wsgi:app",
+    ]  # fmt: skip
+
+
+def _print_stack(settings: Settings, keys: list[tuple[str, str, str]]) -> None:
+    base = settings.public_base_url
+    table = Table(title=f"Handoff on {base}  (store: {settings.db_url})")
+    for column in ("role", "base URL", "contract", "docs"):
+        table.add_column(column)
+    for role in [*ROLES, "__admin"]:
+        name = "admin" if role == "__admin" else role
+        table.add_row(name, f"{base}/{role}", f"{base}/{role}/openapi.json", f"{base}/{role}/docs")
+    console.print(table)
+    partners = Table(title="Partner API keys (send as X-API-Key)")
+    for column in ("partner", "calls", "API key"):
+        partners.add_column(column)
+    for partner_id, role, key in keys:
+        partners.add_row(partner_id, role, key)
+    console.print(partners)
+
+
+def _seeded_keys(app: Any) -> list[tuple[str, str, str]]:
+    from .core.tenancy import MNO_NETWORK, MVNE_PLATFORM, derive_api_key, peer_api_key
+
+    runtime = runtime_of(app)
+    with runtime.store.read() as conn:
+        found = list_partners(conn)
+    keys = []
+    for partner in found:
+        if partner.status != "active":
+            continue
+        if partner.id in (MVNE_PLATFORM, MNO_NETWORK):
+            key = peer_api_key(runtime.settings, partner.id)
+        else:
+            key = derive_api_key(runtime.settings.secret_key, partner.id)
+        keys.append((partner.id, partner.role, key))
+    return keys
+
+
+def _wait_until_up(settings: Settings, timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{settings.public_base_url}/__admin/health", timeout=1).ok:
+                return True
+        except requests.RequestException:
+            time.sleep(0.2)
+    return False
+
+
+@click.group()
+@click.version_option(package_name="handoff")
+def main() -> None:
+    """Handoff: stateful fake vendors of an MVNO's stack, behind published contracts."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8700).")
+@click.option(
+    "--db", "db_url", default=None, help="Store URL; default sqlite:///.handoff/state.db."
+)
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option(
+    "--server",
+    type=click.Choice(["gunicorn", "granian", "dev"]),
+    default="gunicorn",
+    show_default=True,
+    help="dev = werkzeug with reload, for working on Handoff itself.",
+)
+@click.option("--mno-url", default=None, help="Send the MVNE's network orders to this MNO instead.")
+@click.option("--seed", type=int, default=None, help="Faker seed of the reference data.")
+def up(
+    host: str | None,
+    port: int | None,
+    db_url: str | None,
+    workers: int,
+    server: str,
+    mno_url: str | None,
+    seed: int | None,
+) -> None:
+    """Serve the fakes on one port: /mno, /mvne and the control plane /__admin."""
+    overrides: dict[str, Any] = {}
+    for name, value in (
+        ("host", host),
+        ("port", port),
+        ("db_url", db_url),
+        ("mno_base_url", mno_url),
+        ("faker_seed", seed),
+    ):
+        if value is not None:
+            overrides[name] = value
+    settings = settings_from_env(**overrides)
+    app = create_app(settings)
+    runtime = runtime_of(app)
+    _print_stack(settings, _seeded_keys(app))
+    if server == "dev":
+        from werkzeug.serving import run_simple
+
+        runtime.start_background()
+        run_simple(settings.host, settings.port, app, use_reloader=False, threaded=True)
+        return
+    process = subprocess.Popen(_server_command(server, settings, workers), env=_env_for(settings))
+    stopping = False
+
+    def stop(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if not _wait_until_up(settings):
+        process.terminate()
+        raise click.ClickException(f"{server} did not start on {settings.public_base_url}")
+    runtime.start_background()
+    console.print(f"[green]Up.[/green] {server} with {workers} workers; Ctrl-C stops, state stays.")
+    try:
+        while not stopping and process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        runtime.stop_background()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        runtime.store.dispose()
+    console.print("Stopped; state kept in " + settings.db_url)
+    if process.returncode not in (0, -signal.SIGTERM, None) and not stopping:
+        sys.exit(process.returncode)
+
+
+def _admin(url: str, method: str, path: str, body: Any = None) -> Any:
+    token = os.environ.get("HANDOFF_ADMIN_TOKEN", "")
+    headers = {"X-Admin-Token": token} if token else {}
+    try:
+        response = requests.request(
+            method, f"{url}/__admin{path}", json=body, headers=headers, timeout=30
+        )
+    except requests.RequestException as exc:
+        raise click.ClickException(f"No stack answers at {url}: {exc}") from exc
+    if response.status_code >= 400:
+        raise click.ClickException(response.text)
+    return response.json() if response.content else None
+
+
+URL_OPTION = click.option(
+    "--url",
+    default=lambda: os.environ.get("HANDOFF_URL", "http://127.0.0.1:8700"),
+    show_default="HANDOFF_URL",
+)
+
+
+@main.command()
+@URL_OPTION
+@click.option("--role", type=click.Choice(list(ROLES)), default=None)
+def reset(url: str, role: str | None) -> None:
+    """Return a running stack (or one role) to its freshly seeded state."""
+    console.print(_admin(url, "POST", "/reset", {"role": role} if role else {}))
+
+
+@main.command()
+@URL_OPTION
+@click.argument("seconds", type=float)
+def advance(url: str, seconds: float) -> None:
+    """Move the simulated clock forward and run what became due."""
+    console.print(_admin(url, "POST", "/clock/advance", {"seconds": seconds}))
+
+
+@main.command()
+@URL_OPTION
+@click.option("--correlation-id", default=None)
+@click.option("--limit", type=int, default=50, show_default=True)
+def journal(url: str, correlation_id: str | None, limit: int) -> None:
+    """Show the request journal (optionally one correlation ID's path across the fakes)."""
+    query = f"?limit={limit}" + (f"&correlationId={correlation_id}" if correlation_id else "")
+    table = Table()
+    for column in ("at", "role", "dir", "method", "url", "status"):
+        table.add_column(column)
+    for entry in _admin(url, "GET", "/journal" + query):
+        table.add_row(
+            entry["at"],
+            entry["role"],
+            entry["direction"],
+            entry["method"],
+            entry["url"],
+            str(entry["status"]),
+        )
+    console.print(table)
+
+
+@main.command("contracts")
+def contracts() -> None:
+    """Where the published contracts are."""
+    from .core.config import CONTRACTS_DIR
+
+    for path in sorted(Path(CONTRACTS_DIR).glob("*.yaml")):
+        console.print(str(path))

@@ -1,0 +1,1 @@
+"""Machinery every fake vendor shares; imports no vendor."""

@@ -1,0 +1,93 @@
+"""The simulated clock: wall time plus an offset the admin API moves, or frozen.
+
+Domain code never calls `datetime.now()`; it asks this clock, so SLA timers,
+async lifecycles and retries can be driven forward in a test.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, Column, Connection, Float, Integer, select
+
+from .store import CORE_ROLE, Store, role_table
+
+clock_table = role_table(
+    CORE_ROLE,
+    "clock",
+    Column("id", Integer, primary_key=True),
+    Column("offset_s", Float, nullable=False, default=0.0),
+    Column("frozen", Boolean, nullable=False, default=False),
+    Column("frozen_at", Float, nullable=True),
+)
+
+
+def to_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def isoformat(epoch: float) -> str:
+    """RFC 3339 in UTC with milliseconds, the form every contract uses."""
+    return to_datetime(epoch).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+class Clock:
+    """Shared by every worker through the store; a single row holds its state."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _state(self, conn: Connection) -> tuple[float, bool, float | None]:
+        row = conn.execute(
+            select(clock_table.c.offset_s, clock_table.c.frozen, clock_table.c.frozen_at).where(
+                clock_table.c.id == 1
+            )
+        ).first()
+        if row is None:
+            return 0.0, False, None
+        return float(row.offset_s), bool(row.frozen), row.frozen_at
+
+    def now(self, conn: Connection | None = None) -> float:
+        """Simulated epoch seconds."""
+        if conn is None:
+            with self.store.read() as own:
+                return self.now(own)
+        offset, frozen, frozen_at = self._state(conn)
+        if frozen and frozen_at is not None:
+            return float(frozen_at)
+        return time.time() + offset
+
+    def describe(self) -> dict[str, object]:
+        with self.store.read() as conn:
+            offset, frozen, _ = self._state(conn)
+            now = self.now(conn)
+        return {"now": isoformat(now), "epoch": now, "offsetSeconds": offset, "frozen": frozen}
+
+    def _save(self, conn: Connection, offset: float, frozen: bool, frozen_at: float | None) -> None:
+        values = {"offset_s": offset, "frozen": frozen, "frozen_at": frozen_at}
+        updated = conn.execute(clock_table.update().where(clock_table.c.id == 1).values(**values))
+        if updated.rowcount == 0:
+            conn.execute(clock_table.insert().values(id=1, **values))
+
+    def advance(self, seconds: float) -> float:
+        with self.store.write() as conn:
+            offset, frozen, frozen_at = self._state(conn)
+            frozen_at = frozen_at + seconds if frozen and frozen_at is not None else frozen_at
+            self._save(conn, offset + seconds, frozen, frozen_at)
+            return self.now(conn)
+
+    def set(self, epoch: float | None = None, frozen: bool | None = None) -> float:
+        """Jump to `epoch` (default: keep the time) and optionally freeze or thaw."""
+        with self.store.write() as conn:
+            offset, was_frozen, _ = self._state(conn)
+            current = self.now(conn)
+            target = current if epoch is None else epoch
+            keep_frozen = was_frozen if frozen is None else frozen
+            new_offset = target - time.time()
+            self._save(conn, new_offset, keep_frozen, target if keep_frozen else None)
+            return self.now(conn)

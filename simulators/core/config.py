@@ -1,0 +1,101 @@
+"""Effective configuration of one Handoff stack: defaults, then environment (`HANDOFF_*`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+CONTRACTS_DIR = Path(__file__).resolve().parents[2] / "contracts"
+DEFAULT_STATE_DIR = Path(".handoff")
+DEFAULT_PORT = 8700
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a stack needs to start; immutable once the app is built."""
+
+    db_url: str = f"sqlite:///{DEFAULT_STATE_DIR / 'state.db'}"
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    # Base URL the MVNE uses to reach the MNO; empty means "this stack's own /mno".
+    mno_base_url: str = ""
+    # Base URL the MNO uses to reach the MVNE's charging API; empty means "this stack's /mvne".
+    mvne_base_url: str = ""
+    # Credential the MVNE presents to the MNO and the MNO's network presents to the MVNE.
+    mno_api_key: str = ""
+    network_api_key: str = ""
+    # Master key from which API keys and webhook secrets are derived, so none is stored.
+    secret_key: str = ""
+    admin_token: str = ""
+    faker_seed: int = 2026
+    # Hosts callbacks may go to besides loopback (SSRF guard, OWASP API7).
+    callback_allow_hosts: tuple[str, ...] = ()
+    callback_timeout_s: float = 5.0
+    callback_max_attempts: int = 8
+    peer_timeout_s: float = 5.0
+    journal_max_entries: int = 50_000
+    journal_max_age_s: int = 7 * 24 * 3600
+    idempotency_retention_s: int = 24 * 3600
+    # Simulated seconds the MNO takes to provision a service order.
+    mno_provisioning_s: float = 2.0
+    sim_pool_size: int = 50
+    background: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def public_base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _read_or_create_secret(state_dir: Path) -> str:
+    """Keep one master key per state directory so restarts derive the same keys."""
+    path = state_dir / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def settings_from_env(env: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from `HANDOFF_*` variables; explicit overrides win."""
+    env = dict(os.environ if env is None else env)
+    base = Settings()
+    values: dict[str, object] = {}
+    mapping: dict[str, tuple[str, type]] = {
+        "HANDOFF_DB": ("db_url", str),
+        "HANDOFF_HOST": ("host", str),
+        "HANDOFF_PORT": ("port", int),
+        "HANDOFF_MNO_URL": ("mno_base_url", str),
+        "HANDOFF_MVNE_URL": ("mvne_base_url", str),
+        "HANDOFF_MNO_API_KEY": ("mno_api_key", str),
+        "HANDOFF_NETWORK_API_KEY": ("network_api_key", str),
+        "HANDOFF_SECRET_KEY": ("secret_key", str),
+        "HANDOFF_ADMIN_TOKEN": ("admin_token", str),
+        "HANDOFF_SEED": ("faker_seed", int),
+        "HANDOFF_MNO_PROVISIONING_SECONDS": ("mno_provisioning_s", float),
+    }
+    for name, (attr, kind) in mapping.items():
+        if env.get(name):
+            try:
+                values[attr] = kind(env[name])
+            except ValueError as exc:
+                raise ValueError(f"{name}={env[name]!r} is not a valid {kind.__name__}") from exc
+    if env.get("HANDOFF_CALLBACK_ALLOW_HOSTS"):
+        values["callback_allow_hosts"] = tuple(
+            host.strip() for host in env["HANDOFF_CALLBACK_ALLOW_HOSTS"].split(",") if host.strip()
+        )
+    values.update(overrides)
+    settings = replace(base, **values)  # type: ignore[arg-type]
+    if not settings.secret_key:
+        state_dir = Path(env.get("HANDOFF_STATE_DIR", str(DEFAULT_STATE_DIR)))
+        settings = replace(settings, secret_key=_read_or_create_secret(state_dir))
+    return settings

@@ -1,0 +1,425 @@
+"""The HTTP side every fake shares: routes from the contract, one request pipeline.
+
+A role declares handlers by operationId; the routes, their validation and
+their errors come from the contract, so an operation without a handler (or a
+handler without an operation) stops the stack at start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, Response, g, request
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from . import idempotency
+from .contract import Contract, Operation, load_contract
+from .journal import body_text
+from .problems import (
+    PROBLEM_JSON,
+    BadRequest,
+    DomainError,
+    InvalidCorrelationId,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    problem,
+)
+from .tenancy import Partner, authenticate, require_capability
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger("handoff.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+CORRELATION_PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+@dataclass
+class Reply:
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RequestContext:
+    """What a handler needs: who is calling, what they sent, an open transaction."""
+
+    runtime: Runtime
+    operation: Operation
+    correlation_id: str
+    partner: Partner | None
+    params: dict[str, Any]
+    body: Any
+    conn: Connection
+    base_url: str
+
+    @property
+    def partner_id(self) -> str:
+        assert self.partner is not None, "handler of an unsecured operation asked for a partner"
+        return self.partner.id
+
+    def now(self) -> float:
+        return self.runtime.clock.now(self.conn)
+
+    def href(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+
+Handler = Callable[[RequestContext], Reply]
+Authenticator = Callable[["Runtime", Connection, Operation], Partner | None]
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    media = PROBLEM_JSON if status >= 400 else "application/json"
+    text = "" if body is None else to_json(body)
+    response = Response(text if status != 204 else None, status=status, mimetype=media)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def problem_response(error: DomainError) -> Response:
+    correlation_id = getattr(g, "correlation_id", None)
+    body = error.to_problem(correlation_id=correlation_id, instance=request.path)
+    headers = dict(error.headers)
+    if correlation_id:
+        headers["X-Correlation-ID"] = correlation_id
+    return json_response(body, error.status, headers)
+
+
+def resolve_correlation_id() -> str:
+    """Echo X-Correlation-ID, else take the trace ID of a W3C traceparent, else mint one."""
+    supplied = request.headers.get("X-Correlation-ID")
+    if supplied is not None:
+        if not supplied or not CORRELATION_PATTERN.match(supplied):
+            raise InvalidCorrelationId(
+                "X-Correlation-ID must match ^[a-zA-Z0-9-_:;./<>{}]{1,256}$",
+                field="X-Correlation-ID",
+            )
+        return supplied
+    traceparent = request.headers.get("traceparent", "")
+    match = TRACEPARENT.match(traceparent.strip())
+    if match:
+        return match.group(1)
+    return str(uuid.uuid4())
+
+
+def partner_authenticator(role: str) -> Authenticator:
+    def authenticate_partner(
+        runtime: Runtime, conn: Connection, operation: Operation
+    ) -> Partner | None:
+        if not operation.secured:
+            return None
+        caller_role = role if operation.caller == "partner" else f"{role}-{operation.caller}"
+        partner = authenticate(conn, caller_role, request.headers.get("X-API-Key"))
+        if operation.capability:
+            require_capability(partner, operation.capability)
+        return partner
+
+    return authenticate_partner
+
+
+def _read_body(operation: Operation) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
+    raw = g.get("raw_body")
+    if raw is None:
+        raw = g.raw_body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
+    if not raw:
+        if operation.body_required:
+            raise BadRequest("This operation needs a JSON body", field="(body)")
+        return None
+    mimetype = request.mimetype or ""
+    accepted = set(operation.body_media_types) or {"application/json"}
+    if mimetype not in accepted and not (
+        mimetype.endswith("+json") and "application/json" in accepted
+    ):
+        raise UnsupportedMediaType(
+            f"Content-Type {mimetype or '(none)'} is not accepted; "
+            f"send {', '.join(sorted(accepted))}"
+        )
+    try:
+        return json.loads(raw, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJson(f"The body is not valid JSON: {exc}") from None
+
+
+class RoleApi:
+    """One fake vendor's HTTP surface, bound to its contract."""
+
+    def __init__(self, role: str, contract_name: str | None = None) -> None:
+        self.role = role
+        self.contract_name = contract_name or role
+        self.handlers: dict[str, tuple[Handler, bool, str | None]] = {}
+
+    def operation(
+        self, operation_id: str, *, write: bool = False, idempotent_on: str | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Bind a handler; `write` opens a write transaction, `idempotent_on` names the
+        body field (e.g. externalId) that also acts as an idempotency key."""
+
+        def register(handler: Handler) -> Handler:
+            self.handlers[operation_id] = (
+                handler,
+                write or idempotent_on is not None,
+                idempotent_on,
+            )
+            return handler
+
+        return register
+
+    def contract(self) -> Contract:
+        return load_contract(self.contract_name)
+
+    def blueprint(
+        self,
+        runtime: Runtime,
+        authenticator: Authenticator | None = None,
+        prefix: str | None = None,
+    ) -> Blueprint:
+        contract = self.contract()
+        missing = set(contract.operations) - set(self.handlers)
+        unknown = set(self.handlers) - set(contract.operations)
+        if missing or unknown:
+            raise RuntimeError(
+                f"{self.role}: contract operations without handler {sorted(missing)}, "
+                f"handlers without operation {sorted(unknown)}"
+            )
+        url_prefix = prefix if prefix is not None else f"/{self.role}"
+        blueprint = Blueprint(self.role.replace("_", ""), __name__, url_prefix=url_prefix)
+        auth = authenticator or partner_authenticator(self.role)
+        for operation in contract.operations.values():
+            handler, write, idempotent_on = self.handlers[operation.operation_id]
+            view = self._view(runtime, operation, handler, write, idempotent_on, auth, url_prefix)
+            blueprint.add_url_rule(
+                operation.flask_rule,
+                endpoint=operation.operation_id,
+                view_func=view,
+                methods=[operation.method],
+            )
+        return blueprint
+
+    def _view(
+        self,
+        runtime: Runtime,
+        operation: Operation,
+        handler: Handler,
+        write: bool,
+        idempotent_on: str | None,
+        auth: Authenticator,
+        url_prefix: str,
+    ) -> Callable[..., Response]:
+        role = self.role
+
+        def view(**path_args: str) -> Response:
+            g.handoff_role = role
+            g.operation_id = operation.operation_id
+            g.correlation_id = resolve_correlation_id()
+            open_tx = runtime.store.write if write else runtime.store.read
+            try:
+                with open_tx() as conn:
+                    partner = auth(runtime, conn, operation)
+                    g.partner_id = partner.id if partner else None
+                    reply = self._handle(
+                        runtime,
+                        conn,
+                        operation,
+                        handler,
+                        partner,
+                        path_args,
+                        idempotent_on,
+                        url_prefix,
+                    )
+            except IntegrityError:
+                # A concurrent twin committed first (PostgreSQL): answer as its retry would be.
+                with runtime.store.write() as conn:
+                    partner = auth(runtime, conn, operation)
+                    reply = self._handle(
+                        runtime,
+                        conn,
+                        operation,
+                        handler,
+                        partner,
+                        path_args,
+                        idempotent_on,
+                        url_prefix,
+                    )
+            headers = dict(reply.headers)
+            headers["X-Correlation-ID"] = g.correlation_id
+            return json_response(reply.body, reply.status, headers)
+
+        view.__name__ = operation.operation_id
+        return view
+
+    def _handle(
+        self,
+        runtime: Runtime,
+        conn: Connection,
+        operation: Operation,
+        handler: Handler,
+        partner: Partner | None,
+        path_args: dict[str, str],
+        idempotent_on: str | None,
+        url_prefix: str,
+    ) -> Reply:
+        body = _read_body(operation) if operation.body_validator is not None else None
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        params, errors = operation.coerce_and_validate_params(
+            path_args, request.args.to_dict(flat=False), headers
+        )
+        if body is not None:
+            errors += operation.validate_body(body)
+        if errors:
+            raise BadRequest(
+                f"{errors[0].field}: {errors[0].message}",
+                field=errors[0].field,
+                errors=[error.as_dict() for error in errors],
+            )
+        ctx = RequestContext(
+            runtime=runtime,
+            operation=operation,
+            correlation_id=g.correlation_id,
+            partner=partner,
+            params=params,
+            body=body,
+            conn=conn,
+            base_url=request.host_url.rstrip("/") + url_prefix,
+        )
+        key = request.headers.get("Idempotency-Key")
+        if key is None and idempotent_on and isinstance(body, dict) and body.get(idempotent_on):
+            key = f"{idempotent_on}:{body[idempotent_on]}"
+        if key is None or partner is None or operation.method not in ("POST", "PATCH"):
+            return handler(ctx)
+        if not 1 <= len(key) <= 255:
+            raise BadRequest("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
+        scope = {"role": self.role, "partner_id": partner.id, "key": key}
+        fingerprint = idempotency.fingerprint(operation.method, request.path, body)
+        now = ctx.now()
+        stored = idempotency.lookup(
+            conn,
+            **scope,
+            request_fingerprint=fingerprint,
+            now=now,
+            retention_s=runtime.settings.idempotency_retention_s,
+        )
+        if stored is not None:
+            return Reply(
+                stored.body, stored.status, {**stored.headers, "Idempotent-Replayed": "true"}
+            )
+        reply = handler(ctx)
+        if 200 <= reply.status < 300:
+            answer = idempotency.StoredAnswer(
+                reply.status, json.loads(to_json(reply.body)), reply.headers
+            )
+            idempotency.remember(
+                conn, **scope, request_fingerprint=fingerprint, answer=answer, now=now
+            )
+        return reply
+
+
+def install_error_handlers(app: Flask, runtime: Runtime) -> None:
+    """One place that turns every failure into an RFC 9457 problem document."""
+
+    @app.errorhandler(DomainError)
+    def _domain(error: DomainError) -> Response:
+        return problem_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        status = error.code or 500
+        codes = {
+            404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
+            413: "PAYLOAD_TOO_LARGE",
+            415: "UNSUPPORTED_MEDIA_TYPE",
+        }
+        body = problem(
+            status,
+            codes.get(status, f"HTTP_{status}"),
+            error.name,
+            error.description or error.name,
+            correlation_id=getattr(g, "correlation_id", None),
+            instance=request.path,
+        )
+        response = json_response(body, status)
+        for name, value in error.get_headers():
+            if name.lower() == "allow":
+                response.headers["Allow"] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        body = problem(
+            500,
+            "INTERNAL",
+            "Internal error",
+            "The fake failed unexpectedly; the journal has the correlation ID",
+            correlation_id=getattr(g, "correlation_id", None),
+            instance=request.path,
+        )
+        return json_response(body, 500)
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.handoff_started = time.perf_counter()
+
+    @app.after_request
+    def _journal(response: Response) -> Response:
+        role = getattr(g, "handoff_role", None)
+        if role is None or role == "admin":
+            return response
+        runtime.journal.record(
+            role=role,
+            direction="inbound",
+            method=request.method,
+            url=request.full_path.rstrip("?"),
+            operation_id=getattr(g, "operation_id", None),
+            status=response.status_code,
+            correlation_id=getattr(g, "correlation_id", None),
+            partner_id=getattr(g, "partner_id", None),
+            duration_ms=(time.perf_counter() - g.handoff_started) * 1000,
+            request_body=body_text(g.get("raw_body")),
+            response_body=body_text(response.get_data() if not response.is_streamed else None),
+        )
+        return response
+
+
+def paging(ctx: RequestContext) -> tuple[int, int]:
+    """TMF list paging: `offset` and `limit` (defaults 0 and 100)."""
+    return int(ctx.params.get("offset", 0)), int(ctx.params.get("limit", 100))
+
+
+def list_reply(total: int, items: list[Any]) -> Reply:
+    return Reply(items, headers={"X-Total-Count": str(total), "X-Result-Count": str(len(items))})
+
+
+def created(body: dict[str, Any]) -> Reply:
+    """201 with Location pointing at the new resource's href."""
+    return Reply(body, 201, {"Location": body["href"]})

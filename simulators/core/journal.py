@@ -1,0 +1,151 @@
+"""The request journal: every request and response per role, bounded by count and age.
+
+Entries are buffered and written in batches so recording stays off the hot
+path; a query flushes this process's buffer first. Bodies are redacted of
+secrets before they are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import JSON, Column, Float, Integer, String, Text, delete, func, select
+
+from .store import CORE_ROLE, Store, role_table
+
+journal_table = role_table(
+    CORE_ROLE,
+    "journal",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("role", String(16), nullable=False, index=True),
+    # inbound: a request a fake served; outbound: a fake calling a peer; callback: a webhook.
+    Column("direction", String(10), nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("operation_id", String(80), nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("correlation_id", String(256), nullable=True, index=True),
+    Column("partner_id", String(64), nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("request_body", Text, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("extra", JSON, nullable=True),
+)
+
+_COLUMNS = [column.name for column in journal_table.columns if column.name != "id"]
+BODY_LIMIT = 4096
+_SECRET_FIELDS = {
+    "apikey",
+    "api_key",
+    "secret",
+    "token",
+    "password",
+    "authorization",
+    "pan",
+    "cardnumber",
+    "cvv",
+    "cvc",
+    "ki",
+    "opc",
+}
+
+
+def redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: "***" if key.lower().replace("-", "") in _SECRET_FIELDS else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def body_text(raw: bytes | str | None) -> str | None:
+    """A bounded, redacted text form of a body for the journal."""
+    if not raw:
+        return None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        text = json.dumps(redact(json.loads(text)), separators=(",", ":"))
+    except ValueError:
+        pass
+    return text if len(text) <= BODY_LIMIT else text[:BODY_LIMIT] + "...(truncated)"
+
+
+class Journal:
+    def __init__(self, store: Store, max_entries: int, max_age_s: int) -> None:
+        self.store = store
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        self._buffer: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._flushes = 0
+
+    def record(self, **fields: Any) -> None:
+        # One shape for every row, so a batch is a single executemany.
+        entry = dict.fromkeys(_COLUMNS)
+        entry.update(fields)
+        entry["at"] = entry["at"] or time.time()
+        with self._lock:
+            self._buffer.append(entry)
+            full = len(self._buffer) >= 200
+        if full:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._buffer = self._buffer, []
+        if not batch:
+            return
+        with self.store.write() as conn:
+            conn.execute(journal_table.insert(), batch)
+            self._flushes += 1
+            if self._flushes % 20 == 1:
+                self._trim(conn)
+
+    def _trim(self, conn: Any) -> None:
+        conn.execute(delete(journal_table).where(journal_table.c.at < time.time() - self.max_age_s))
+        newest = conn.execute(select(func.max(journal_table.c.id))).scalar()
+        if newest is not None and newest > self.max_entries:
+            conn.execute(
+                delete(journal_table).where(journal_table.c.id <= newest - self.max_entries)
+            )
+
+    def query(
+        self,
+        *,
+        correlation_id: str | None = None,
+        role: str | None = None,
+        partner_id: str | None = None,
+        direction: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        self.flush()
+        conditions = []
+        if correlation_id:
+            conditions.append(journal_table.c.correlation_id == correlation_id)
+        if role:
+            conditions.append(journal_table.c.role == role)
+        if partner_id:
+            conditions.append(journal_table.c.partner_id == partner_id)
+        if direction:
+            conditions.append(journal_table.c.direction == direction)
+        with self.store.read() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(journal_table).where(*conditions)
+            ).scalar_one()
+            rows = conn.execute(
+                select(journal_table)
+                .where(*conditions)
+                .order_by(journal_table.c.id)
+                .offset(offset)
+                .limit(limit)
+            ).all()
+        return total, [dict(row._mapping) for row in rows]

@@ -1,0 +1,157 @@
+"""The running stack's shared services: settings, store, clock, journal, outbox, steps, peers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+
+from .clock import Clock
+from .config import Settings
+from .journal import Journal, body_text
+from .outbox import Outbox
+from .store import Store
+from .tasks import Tasks
+
+
+class PeerCallFailed(Exception):
+    """A peer did not answer (timeout, refused, reset)."""
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.db_url)
+        self.store.create_all()
+        self.clock = Clock(self.store)
+        self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
+        self.outbox = Outbox(self.store)
+        self.tasks = Tasks(self.store)
+        # Each role's reference data, run in this order on start, reset and seed.
+        self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
+        self._session = requests.Session()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # --- peers ----------------------------------------------------------------------
+
+    def peer_base_url(self, role: str) -> str:
+        configured = {"mno": self.settings.mno_base_url, "mvne": self.settings.mvne_base_url}
+        return (configured.get(role) or f"{self.settings.public_base_url}/{role}").rstrip("/")
+
+    def call_peer(
+        self,
+        *,
+        caller: str,
+        peer: str,
+        method: str,
+        path: str,
+        api_key: str,
+        correlation_id: str | None,
+        json_body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> requests.Response:
+        """Call a peer fake through its public contract; the call lands in the journal."""
+        url = self.peer_base_url(peer) + path
+        headers = {"X-API-Key": api_key, "Accept": "application/json"}
+        if correlation_id:
+            headers["X-Correlation-ID"] = correlation_id
+        started = time.perf_counter()
+        status: int | None = None
+        error: str | None = None
+        response_text: str | None = None
+        try:
+            response = self._session.request(
+                method,
+                url,
+                json=json_body,
+                params=params,
+                headers=headers,
+                timeout=self.settings.peer_timeout_s,
+            )
+            status = response.status_code
+            response_text = response.text
+            return response
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            raise PeerCallFailed(f"{peer} did not answer: {type(exc).__name__}") from exc
+        finally:
+            self.journal.record(
+                role=caller,
+                direction="outbound",
+                method=method,
+                url=url,
+                status=status,
+                correlation_id=correlation_id,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                request_body=body_text(None if json_body is None else _dumps(json_body)),
+                response_body=body_text(response_text),
+                error=error,
+                extra={"peer": peer},
+            )
+
+    # --- background work --------------------------------------------------------------
+
+    def tick(self) -> int:
+        """Run due lifecycle steps and callback deliveries once; return how many ran."""
+        ran = self.tasks.run_due(self) + self.outbox.deliver_due(self)
+        self.journal.flush()
+        return ran
+
+    def settle(self, max_rounds: int = 200) -> int:
+        """Run everything due now until nothing is left (tests and `POST /__admin/settle`)."""
+        total = 0
+        for _ in range(max_rounds):
+            ran = self.tick()
+            total += ran
+            if ran == 0:
+                break
+        return total
+
+    def advance(self, seconds: float, max_events: int = 10_000) -> float:
+        """Move the clock forward, stopping at each due time on the way, so every step
+        and delivery runs at the simulated moment it was due (discrete-event order)."""
+        target = self.clock.now() + seconds
+        self.settle()
+        for _ in range(max_events):
+            dues = [due for due in (self.tasks.next_due(), self.outbox.next_due()) if due is not None]
+            if not dues or min(dues) > target:
+                break
+            if min(dues) > self.clock.now():
+                self.clock.set(min(dues))
+            self.settle()
+        self.clock.set(target)
+        self.settle()
+        return target
+
+    def start_background(self, interval_s: float = 0.1) -> None:
+        if self._worker is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    busy = self.tick()
+                except Exception:  # keep serving; the step's row records the failure
+                    busy = 0
+                if not busy:
+                    self._stop.wait(interval_s)
+
+        self._worker = threading.Thread(target=loop, name="handoff-dispatcher", daemon=True)
+        self._worker.start()
+
+    def stop_background(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
+            self._worker = None
+        self.journal.flush()
+
+
+def _dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -1,0 +1,207 @@
+"""Scheduled lifecycle steps (an order progressing, a network order completing).
+
+A step is a row with a due time on the simulated clock. Any worker may run
+due steps; a wall-clock lease keeps two workers off the same row and lets a
+crashed worker's step be picked up again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import JSON, Column, Connection, Float, Integer, String, Table, Text, func, select
+
+from .store import CORE_ROLE, Store, role_table
+
+if TYPE_CHECKING:
+    from .runtime import Runtime
+
+log = logging.getLogger("handoff.tasks")
+
+LEASE_S = 60.0
+
+PENDING = "pending"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+
+task_table = role_table(
+    CORE_ROLE,
+    "task",
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("role", String(16), nullable=False),
+    Column("kind", String(60), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("correlation_id", String(256), nullable=True),
+    Column("due_at", Float, nullable=False, index=True),
+    Column("status", String(10), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False, default=6),
+    Column("lease_until", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    role: str
+    kind: str
+    payload: dict[str, Any]
+    correlation_id: str | None
+    attempts: int
+    max_attempts: int = 6
+
+    @property
+    def last_attempt(self) -> bool:
+        """True when a failure now would be final; the step should settle its domain state."""
+        return self.attempts + 1 >= self.max_attempts
+
+
+class Reschedule(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a step that must run again later (e.g. polling a peer)."""
+
+    def __init__(self, delay_s: float, reason: str = "") -> None:
+        super().__init__(reason or f"again in {delay_s}s")
+        self.delay_s = delay_s
+
+
+Handler = Callable[["Runtime", Task], None]
+
+
+def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: int) -> list[Any]:
+    """Take up to `limit` due rows, leasing them so no other worker runs them."""
+    wall = time.time()
+    due = ((table.c.status == PENDING) & (table.c.due_at <= now)) | (
+        (table.c.status == RUNNING) & (table.c.lease_until < wall)
+    )
+    query = select(table).where(due).order_by(table.c.due_at, table.c.id).limit(limit)
+    if not store.is_sqlite:
+        query = query.with_for_update(skip_locked=True)
+    rows = conn.execute(query).all()
+    if rows:
+        conn.execute(
+            table.update()
+            .where(table.c.id.in_([row.id for row in rows]))
+            .values(status=RUNNING, lease_until=wall + LEASE_S)
+        )
+    return rows
+
+
+def next_due_at(conn: Connection, table: Table) -> float | None:
+    value = conn.execute(select(func.min(table.c.due_at)).where(table.c.status == PENDING)).scalar()
+    return None if value is None else float(value)
+
+
+def backoff_s(attempt: int, base: float = 1.0, cap: float = 3600.0) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog), never below base/2."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return max(base / 2, random.uniform(0, ceiling))
+
+
+class Tasks:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def schedule(
+        self,
+        conn: Connection,
+        *,
+        role: str,
+        kind: str,
+        payload: dict[str, Any],
+        due_at: float,
+        correlation_id: str | None,
+        max_attempts: int = 6,
+    ) -> None:
+        conn.execute(
+            task_table.insert().values(
+                role=role,
+                kind=kind,
+                payload=payload,
+                correlation_id=correlation_id,
+                due_at=due_at,
+                status=PENDING,
+                attempts=0,
+                max_attempts=max_attempts,
+                created_at=due_at,
+            )
+        )
+
+    def run_due(self, runtime: Runtime, limit: int = 50) -> int:
+        """Run every step due now on the simulated clock; return how many ran."""
+        now = runtime.clock.now()
+        with self.store.write() as conn:
+            rows = claim_due(conn, self.store, task_table, now, limit)
+        for row in rows:
+            task = Task(
+                row.id,
+                row.role,
+                row.kind,
+                dict(row.payload),
+                row.correlation_id,
+                row.attempts,
+                row.max_attempts,
+            )
+            self._run_one(runtime, task, row.max_attempts)
+        return len(rows)
+
+    def _run_one(self, runtime: Runtime, task: Task, max_attempts: int) -> None:
+        handler = self.handlers.get(task.kind)
+        values: dict[str, Any]
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for step {task.kind}")
+            handler(runtime, task)
+            values = {"status": DONE, "lease_until": None}
+        except Reschedule as again:
+            values = {
+                "status": PENDING,
+                "due_at": runtime.clock.now() + again.delay_s,
+                "lease_until": None,
+                "last_error": str(again),
+            }
+        except Exception as exc:  # a failing step must not stop the others
+            attempts = task.attempts + 1
+            log.warning("step %s #%s failed: %s", task.kind, task.id, exc)
+            values = {
+                "attempts": attempts,
+                "lease_until": None,
+                "last_error": "".join(traceback.format_exception_only(exc)).strip()[:2000],
+                "status": FAILED if attempts >= max_attempts else PENDING,
+                "due_at": runtime.clock.now() + backoff_s(attempts),
+            }
+        with self.store.write() as conn:
+            conn.execute(task_table.update().where(task_table.c.id == task.id).values(**values))
+
+    def next_due(self) -> float | None:
+        with self.store.read() as conn:
+            return next_due_at(conn, task_table)
+
+    def pending_count(self) -> int:
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(task_table)
+                    .where(task_table.c.status == PENDING)
+                ).scalar_one()
+            )
+
+    def list(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(task_table).order_by(task_table.c.id).limit(limit)
+        if status:
+            query = query.where(task_table.c.status == status)
+        with self.store.read() as conn:
+            return [dict(row._mapping) for row in conn.execute(query).all()]

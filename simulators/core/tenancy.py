@@ -1,0 +1,233 @@
+"""Partners, their credentials and capabilities: who is calling, and what they may do.
+
+API keys are derived from the stack's master key and only their hash is
+stored, so a dump of the store never yields a usable credential.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, Column, Connection, Float, ForeignKey, String, select
+
+from .problems import DomainError, NotFound, PermissionDenied, Unauthenticated
+from .store import CORE_ROLE, role_table
+
+PARTNER_ACTIVE = "active"
+PARTNER_SUSPENDED = "suspended"
+PARTNER_TERMINATED = "terminated"
+
+CAPABILITY_GRANTED = "granted"
+CAPABILITY_SUSPENDED = "suspended"
+
+partners = role_table(
+    CORE_ROLE,
+    "partner",
+    Column("id", String(64), primary_key=True),
+    # The role whose API this partner calls: MVNOs call the MVNE, the MVNE calls the MNO.
+    Column("role", String(16), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hint", String(16), nullable=False),
+    Column("agreement", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("terminated_at", Float, nullable=True),
+)
+
+capabilities = role_table(
+    CORE_ROLE,
+    "partner_capability",
+    Column("partner_id", String(64), ForeignKey("partner.id"), primary_key=True),
+    Column("capability", String(40), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("changed_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    role: str
+    name: str
+    status: str
+    agreement: dict[str, Any]
+    capabilities: dict[str, str]
+
+    def has(self, capability: str) -> bool:
+        return self.capabilities.get(capability) == CAPABILITY_GRANTED
+
+
+class PartnerInactive(DomainError):
+    code = "PARTNER_INACTIVE"
+    status = 403
+    title = "This partner is not active"
+
+
+class CapabilityNotGranted(DomainError):
+    code = "CAPABILITY_NOT_GRANTED"
+    status = 403
+    title = "The partner's agreement does not grant this capability"
+
+
+class CapabilitySuspended(DomainError):
+    code = "CAPABILITY_SUSPENDED"
+    status = 403
+    title = "This capability is suspended for the partner"
+
+
+def derive_api_key(secret_key: str, partner_id: str) -> str:
+    digest = hmac.new(secret_key.encode(), f"api-key:{partner_id}".encode(), hashlib.sha256)
+    return f"hk_{partner_id}_{digest.hexdigest()[:32]}"
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _load(conn: Connection, row: Any) -> Partner:
+    caps = conn.execute(
+        select(capabilities.c.capability, capabilities.c.status).where(
+            capabilities.c.partner_id == row.id
+        )
+    ).all()
+    return Partner(
+        id=row.id,
+        role=row.role,
+        name=row.name,
+        status=row.status,
+        agreement=dict(row.agreement),
+        capabilities={cap.capability: cap.status for cap in caps},
+    )
+
+
+def authenticate(conn: Connection, role: str, api_key: str | None) -> Partner:
+    """The partner behind an API key on this role's API, or 401."""
+    if not api_key:
+        raise Unauthenticated("Send the partner API key in the X-API-Key header")
+    row = conn.execute(
+        select(partners).where(partners.c.key_hash == hash_key(api_key), partners.c.role == role)
+    ).first()
+    if row is None:
+        raise Unauthenticated("The API key is not known to this API")
+    partner = _load(conn, row)
+    if partner.status != PARTNER_ACTIVE:
+        raise PartnerInactive(f"Partner {partner.id} is {partner.status}")
+    return partner
+
+
+def require_capability(partner: Partner, capability: str) -> None:
+    status = partner.capabilities.get(capability)
+    if status is None:
+        raise CapabilityNotGranted(
+            f"Capability {capability} is not in the agreement", capability=capability
+        )
+    if status != CAPABILITY_GRANTED:
+        raise CapabilitySuspended(f"Capability {capability} is suspended", capability=capability)
+
+
+def get_partner(conn: Connection, partner_id: str) -> Partner:
+    row = conn.execute(select(partners).where(partners.c.id == partner_id)).first()
+    if row is None:
+        raise NotFound(f"No partner {partner_id}")
+    return _load(conn, row)
+
+
+def list_partners(conn: Connection, role: str | None = None) -> list[Partner]:
+    query = select(partners).order_by(partners.c.id)
+    if role:
+        query = query.where(partners.c.role == role)
+    return [_load(conn, row) for row in conn.execute(query).all()]
+
+
+def create_partner(
+    conn: Connection,
+    *,
+    secret_key: str,
+    partner_id: str,
+    role: str,
+    name: str,
+    agreement: dict[str, Any],
+    granted: list[str],
+    now: float,
+    api_key: str | None = None,
+) -> str:
+    """Store a partner and its capabilities; return its API key (shown once)."""
+    key = api_key or derive_api_key(secret_key, partner_id)
+    conn.execute(
+        partners.insert().values(
+            id=partner_id,
+            role=role,
+            name=name,
+            status=PARTNER_ACTIVE,
+            key_hash=hash_key(key),
+            key_hint=key[-4:],
+            agreement=agreement,
+            created_at=now,
+        )
+    )
+    for capability in granted:
+        conn.execute(
+            capabilities.insert().values(
+                partner_id=partner_id,
+                capability=capability,
+                status=CAPABILITY_GRANTED,
+                changed_at=now,
+            )
+        )
+    return key
+
+
+def set_capability(
+    conn: Connection, partner_id: str, capability: str, status: str, now: float
+) -> None:
+    """Grant or suspend one capability without touching the others."""
+    updated = conn.execute(
+        capabilities.update()
+        .where(capabilities.c.partner_id == partner_id, capabilities.c.capability == capability)
+        .values(status=status, changed_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            capabilities.insert().values(
+                partner_id=partner_id, capability=capability, status=status, changed_at=now
+            )
+        )
+
+
+def set_partner_status(conn: Connection, partner_id: str, status: str, now: float) -> None:
+    values: dict[str, Any] = {"status": status}
+    if status == PARTNER_TERMINATED:
+        values["terminated_at"] = now
+    conn.execute(partners.update().where(partners.c.id == partner_id).values(**values))
+
+
+__all__ = [
+    "MNO_NETWORK",
+    "MVNE_PLATFORM",
+    "peer_api_key",
+    "Partner",
+    "PermissionDenied",
+    "authenticate",
+    "create_partner",
+    "derive_api_key",
+    "get_partner",
+    "list_partners",
+    "require_capability",
+    "set_capability",
+    "set_partner_status",
+]
+
+
+# The two peer credentials of the reference stack.
+MVNE_PLATFORM = "mvne-platform"  # the MVNE, as the MNO's client
+MNO_NETWORK = "mno-network"  # the MNO's network, as the MVNE's charging client
+
+
+def peer_api_key(settings: Any, partner_id: str) -> str:
+    """The key a fake presents to its peer: configured, else derived from the master key."""
+    configured = {MVNE_PLATFORM: settings.mno_api_key, MNO_NETWORK: settings.network_api_key}
+    return configured.get(partner_id) or derive_api_key(settings.secret_key, partner_id)

@@ -1,0 +1,211 @@
+"""The host network's HTTP surface: TMF641, TMF638 and TMF635 requests in, TMF JSON out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulators.core.clock import isoformat
+from simulators.core.http import Reply, RequestContext, RoleApi
+
+from . import errors, model
+
+api = RoleApi("mno")
+
+ORDER_PATH = "/tmf-api/serviceOrdering/v4/serviceOrder"
+SERVICE_PATH = "/tmf-api/serviceInventory/v4/service"
+USAGE_PATH = "/tmf-api/usageManagement/v4/usage"
+
+
+# --- representations ---------------------------------------------------------------------------
+
+
+def order_json(ctx: RequestContext, order: model.ServiceOrder) -> dict[str, Any]:
+    href = ctx.href(f"{ORDER_PATH}/{order.id}")
+    body: dict[str, Any] = {
+        "id": order.id,
+        "href": href,
+        "@type": "ServiceOrder",
+        "externalId": order.external_id,
+    }
+    if order.description is not None:
+        body["description"] = order.description
+    body["state"] = order.state
+    body["orderDate"] = isoformat(order.order_date)
+    if order.start_date is not None:
+        body["startDate"] = isoformat(order.start_date)
+    if order.completion_date is not None:
+        body["completionDate"] = isoformat(order.completion_date)
+    body["serviceOrderItem"] = [_item_json(ctx, item) for item in order.items]
+    failed = order.failed_items
+    if failed:
+        stamp = isoformat(
+            order.completion_date if order.completion_date is not None else order.order_date
+        )
+        body["errorMessage"] = [
+            {
+                "code": item.error_code or errors.ITEM_FAILED,
+                "reason": errors.item_failure_reason(item.error_code),
+                "timestamp": stamp,
+                "serviceOrderItem": [{"itemId": item.item_id, "serviceOrderId": order.id}],
+                "@type": "ServiceOrderErrorMessage",
+            }
+            for item in failed
+        ]
+    return body
+
+
+def _item_json(ctx: RequestContext, item: model.ServiceOrderItem) -> dict[str, Any]:
+    service: dict[str, Any] = {}
+    if item.service_id is not None:
+        service["id"] = item.service_id
+        service["href"] = ctx.href(f"{SERVICE_PATH}/{item.service_id}")
+    service["@type"] = "Service"
+    if item.characteristics:
+        service["serviceCharacteristic"] = [dict(c) for c in item.characteristics]
+    return {
+        "id": item.item_id,
+        "action": item.action,
+        "state": item.state,
+        "service": service,
+        "@type": "ServiceOrderItem",
+    }
+
+
+def service_json(ctx: RequestContext, service: model.Service) -> dict[str, Any]:
+    characteristics = [
+        {"name": "IMSI", "value": service.imsi},
+        {"name": "MSISDN", "value": service.msisdn},
+        {"name": "ICCID", "value": service.iccid},
+        {"name": "barring", "value": service.barring},
+        {"name": "attachState", "value": service.attach_state},
+    ]
+    if service.last_attach_time is not None:
+        characteristics.append(
+            {"name": "lastAttachTime", "value": isoformat(service.last_attach_time)}
+        )
+    body: dict[str, Any] = {
+        "id": service.id,
+        "href": ctx.href(f"{SERVICE_PATH}/{service.id}"),
+        "@type": "Service",
+        "name": service.name,
+        "state": service.state,
+        "serviceCharacteristic": characteristics,
+        "startDate": isoformat(service.start_date),
+    }
+    if service.end_date is not None:
+        body["endDate"] = isoformat(service.end_date)
+    return body
+
+
+def usage_json(ctx: RequestContext, usage: model.Usage) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": usage.id,
+        "href": ctx.href(f"{USAGE_PATH}/{usage.id}"),
+        "@type": "Usage",
+        "usageDate": isoformat(usage.usage_date),
+        "usageType": usage.usage_type,
+        "status": usage.status,
+        "msisdn": usage.msisdn,
+        "serviceId": usage.service_id,
+        "quantity": usage.quantity,
+        "unit": usage.unit,
+    }
+    if usage.granted_quantity is not None:
+        body["grantedQuantity"] = usage.granted_quantity
+    return body
+
+
+def _page(ctx: RequestContext) -> tuple[int, int]:
+    return int(ctx.params.get("offset", 0)), int(ctx.params.get("limit", 100))
+
+
+def _list_reply(items: list[dict[str, Any]], total: int) -> Reply:
+    # TMF630 paging headers: matches across all pages, and items in this page.
+    return Reply(items, 200, {"X-Total-Count": str(total), "X-Result-Count": str(len(items))})
+
+
+# --- TMF641 service ordering -----------------------------------------------------------------
+
+
+@api.operation("createServiceOrder", write=True, idempotent_on="externalId")
+def create_service_order(ctx: RequestContext) -> Reply:
+    order, _created = model.create_service_order(
+        ctx.conn,
+        ctx.runtime.tasks,
+        client_id=ctx.partner_id,
+        external_id=ctx.body["externalId"],
+        description=ctx.body.get("description"),
+        items=ctx.body["serviceOrderItem"],
+        now=ctx.now(),
+        correlation_id=ctx.correlation_id,
+    )
+    body = order_json(ctx, order)
+    return Reply(body, 201, {"Location": body["href"]})
+
+
+@api.operation("listServiceOrders")
+def list_service_orders(ctx: RequestContext) -> Reply:
+    offset, limit = _page(ctx)
+    total, orders = model.list_service_orders(
+        ctx.conn,
+        ctx.partner_id,
+        state=ctx.params.get("state"),
+        external_id=ctx.params.get("externalId"),
+        offset=offset,
+        limit=limit,
+    )
+    return _list_reply([order_json(ctx, order) for order in orders], total)
+
+
+@api.operation("getServiceOrder")
+def get_service_order(ctx: RequestContext) -> Reply:
+    return Reply(
+        order_json(ctx, model.get_service_order(ctx.conn, ctx.partner_id, ctx.params["id"]))
+    )
+
+
+# --- TMF638 service inventory ----------------------------------------------------------------
+
+
+@api.operation("listServices")
+def list_services(ctx: RequestContext) -> Reply:
+    offset, limit = _page(ctx)
+    total, found = model.list_services(
+        ctx.conn,
+        ctx.partner_id,
+        msisdn=ctx.params.get("msisdn"),
+        imsi=ctx.params.get("imsi"),
+        iccid=ctx.params.get("iccid"),
+        state=ctx.params.get("state"),
+        offset=offset,
+        limit=limit,
+    )
+    return _list_reply([service_json(ctx, service) for service in found], total)
+
+
+@api.operation("getService")
+def get_service(ctx: RequestContext) -> Reply:
+    return Reply(service_json(ctx, model.get_service(ctx.conn, ctx.partner_id, ctx.params["id"])))
+
+
+# --- TMF635 usage --------------------------------------------------------------------------
+
+
+@api.operation("listUsage")
+def list_usage(ctx: RequestContext) -> Reply:
+    offset, limit = _page(ctx)
+    total, found = model.list_usage(
+        ctx.conn,
+        ctx.partner_id,
+        msisdn=ctx.params.get("msisdn"),
+        service_id=ctx.params.get("serviceId"),
+        status=ctx.params.get("status"),
+        offset=offset,
+        limit=limit,
+    )
+    return _list_reply([usage_json(ctx, usage) for usage in found], total)
+
+
+@api.operation("getUsage")
+def get_usage(ctx: RequestContext) -> Reply:
+    return Reply(usage_json(ctx, model.get_usage(ctx.conn, ctx.partner_id, ctx.params["id"])))

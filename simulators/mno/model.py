@@ -1,0 +1,1078 @@
+"""The host network's rules: TMF641 service orders, the TMF638 services (HLR/HSS records)
+they provision, and the TMF635 usage the network records and sends to real-time charging.
+
+No web layer here: every rule takes a `Connection` and plain values, so tests call it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Row,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+    text,
+)
+
+from simulators.core import audit
+from simulators.core.identifiers import is_valid_iccid, is_valid_imsi, is_valid_msisdn
+from simulators.core.store import role_table
+from simulators.core.tasks import Reschedule, Task, Tasks
+from simulators.core.tenancy import MVNE_PLATFORM, create_partner, partners, peer_api_key
+
+from . import errors
+
+if TYPE_CHECKING:
+    from simulators.core.runtime import Runtime
+
+ROLE = "mno"
+# The MNO's only client is the MVNE platform; its calls are audited as that peer.
+PEER_ACTOR = "peer:mvne"
+SYSTEM_ACTOR = "system"
+ADMIN_ACTOR = "admin"
+PROGRESS_SERVICE_ORDER = "mno.progress_service_order"
+CLIENT_CAPABILITIES = ("PROVISION_SERVICES", "QUERY_SERVICES", "QUERY_USAGE")
+
+# TMF641 order and item states the fake enters (held, pending, cancelled and rejected are in
+# the standard and the contract, but nothing here leads to them yet).
+ACKNOWLEDGED = "acknowledged"
+IN_PROGRESS = "inProgress"
+COMPLETED = "completed"
+FAILED = "failed"
+PARTIAL = "partial"
+
+ORDER_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    ACKNOWLEDGED: (IN_PROGRESS,),
+    IN_PROGRESS: (COMPLETED, PARTIAL, FAILED),
+    COMPLETED: (),
+    PARTIAL: (),
+    FAILED: (),
+}
+ITEM_TRANSITIONS: dict[str, tuple[str, ...]] = {
+    ACKNOWLEDGED: (IN_PROGRESS,),
+    IN_PROGRESS: (COMPLETED, FAILED),
+    COMPLETED: (),
+    FAILED: (),
+}
+
+ADD = "add"
+MODIFY = "modify"
+DELETE = "delete"
+
+# TMF638 service states.
+SERVICE_INACTIVE = "inactive"
+SERVICE_ACTIVE = "active"
+SERVICE_TERMINATED = "terminated"
+
+ATTACHED = "attached"
+DETACHED = "detached"
+
+BARRING_NONE = "none"
+BARRING_VALUES = (BARRING_NONE, "outgoing", "all")
+# Outgoing barring (3GPP TS 22.088 BAOC, which covers SMS as a teleservice) stops
+# mobile-originated calls and SMS; packet data is stopped only by barring everything.
+BARRED_USAGE: dict[str, frozenset[str]] = {
+    BARRING_NONE: frozenset(),
+    "outgoing": frozenset({"voice", "sms"}),
+    "all": frozenset({"data", "voice", "sms"}),
+}
+BARRED_REASON = "BARRED"
+
+# TMF635 usage states as the network sees them.
+USAGE_RECEIVED = "received"
+USAGE_RATED = "rated"
+USAGE_REJECTED = "rejected"
+USAGE_UNITS = {"data": "MB", "voice": "min", "sms": "msg"}
+
+# Characteristics each action needs, and the ones it may carry besides.
+_REQUIRED = {ADD: ("IMSI", "MSISDN", "ICCID"), MODIFY: ("barring",), DELETE: ()}
+_OPTIONAL = {ADD: ("barring",), MODIFY: (), DELETE: ()}
+
+# A completion time this close to the clock counts as reached: a clock moved by 0.1 s
+# steps never lands exactly on a float sum.
+_CLOCK_TOLERANCE_S = 1e-6
+
+_LIVE = text("state != 'terminated'")
+
+service_orders = role_table(
+    ROLE,
+    "mno_service_order",
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("client_id", String(64), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("state", String(16), nullable=False),
+    # Hash of what was ordered, to tell a retry of this order from a different one.
+    Column("request_hash", String(64), nullable=False),
+    Column("order_date", Float, nullable=False),
+    Column("start_date", Float, nullable=True),
+    Column("complete_due", Float, nullable=True),
+    Column("completion_date", Float, nullable=True),
+    Column("correlation_id", String(256), nullable=True),
+    # externalId is unique per client: whatever the idempotency layer does, a second order
+    # for the same external reference cannot exist.
+    UniqueConstraint("client_id", "external_id", name="uq_mno_service_order_external_id"),
+)
+
+service_order_items = role_table(
+    ROLE,
+    "mno_service_order_item",
+    Column("order_id", String(40), ForeignKey("mno_service_order.id"), primary_key=True),
+    Column("item_id", String(64), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Column("action", String(8), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("service_id", String(40), nullable=True),
+    Column("characteristics", JSON, nullable=False),
+    Column("error_code", String(40), nullable=True),
+)
+
+services = role_table(
+    ROLE,
+    "mno_service",
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("client_id", String(64), nullable=False, index=True),
+    Column("name", String(80), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("imsi", String(15), nullable=False, index=True),
+    Column("msisdn", String(16), nullable=False, index=True),
+    Column("iccid", String(20), nullable=False, index=True),
+    Column("barring", String(10), nullable=False),
+    Column("attach_state", String(10), nullable=False),
+    Column("last_attach_time", Float, nullable=True),
+    Column("start_date", Float, nullable=False),
+    Column("end_date", Float, nullable=True),
+    Column("order_id", String(40), nullable=False),
+    # The HLR holds one live record per IMSI, MSISDN and ICCID; terminated ones are history.
+    Index(
+        "uq_mno_service_live_imsi", "imsi", unique=True, sqlite_where=_LIVE, postgresql_where=_LIVE
+    ),
+    Index(
+        "uq_mno_service_live_msisdn",
+        "msisdn",
+        unique=True,
+        sqlite_where=_LIVE,
+        postgresql_where=_LIVE,
+    ),
+    Index(
+        "uq_mno_service_live_iccid",
+        "iccid",
+        unique=True,
+        sqlite_where=_LIVE,
+        postgresql_where=_LIVE,
+    ),
+)
+
+usages = role_table(
+    ROLE,
+    "mno_usage",
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("client_id", String(64), nullable=False, index=True),
+    Column("service_id", String(40), ForeignKey("mno_service.id"), nullable=False, index=True),
+    Column("msisdn", String(16), nullable=False, index=True),
+    Column("usage_type", String(8), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit", String(8), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("granted_quantity", Integer, nullable=True),
+    Column("usage_date", Float, nullable=False),
+    Column("reason", String(40), nullable=True),
+    Column("correlation_id", String(256), nullable=True),
+)
+
+
+# --- what the rules hand back ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceOrderItem:
+    item_id: str
+    action: str
+    state: str
+    service_id: str | None
+    characteristics: list[dict[str, str]]
+    error_code: str | None
+
+
+@dataclass(frozen=True)
+class ServiceOrder:
+    id: str
+    client_id: str
+    external_id: str
+    description: str | None
+    state: str
+    order_date: float
+    start_date: float | None
+    completion_date: float | None
+    items: list[ServiceOrderItem]
+
+    @property
+    def failed_items(self) -> list[ServiceOrderItem]:
+        return [item for item in self.items if item.state == FAILED]
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    client_id: str
+    name: str
+    state: str
+    imsi: str
+    msisdn: str
+    iccid: str
+    barring: str
+    attach_state: str
+    last_attach_time: float | None
+    start_date: float
+    end_date: float | None
+
+
+@dataclass(frozen=True)
+class Usage:
+    id: str
+    client_id: str
+    service_id: str
+    msisdn: str
+    usage_type: str
+    quantity: int
+    unit: str
+    status: str
+    granted_quantity: int | None
+    usage_date: float
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Money:
+    amount: Decimal
+    units: str
+
+
+@dataclass(frozen=True)
+class ChargingOutcome:
+    """What real-time charging (the MVNE) decided about one usage record."""
+
+    status: str
+    granted_quantity: int
+    charge: Money | None = None
+    balance_after: Money | None = None
+    barred: bool = False
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TrafficResult:
+    usage: Usage
+    # None when the network refused the usage itself and charging was never asked.
+    charging: ChargingOutcome | None
+
+    @property
+    def barred(self) -> bool:
+        if self.charging is None:
+            return self.usage.reason == BARRED_REASON
+        return self.charging.barred
+
+    @property
+    def reason(self) -> str | None:
+        return self.usage.reason if self.charging is None else self.charging.reason
+
+
+Charger = Callable[[Usage], ChargingOutcome]
+
+
+@dataclass(frozen=True)
+class _ItemRequest:
+    item_id: str
+    action: str
+    service_id: str | None
+    characteristics: list[dict[str, str]]
+
+    def value(self, name: str) -> str | None:
+        return next((c["value"] for c in self.characteristics if c["name"] == name), None)
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def _check_transition(table: Mapping[str, tuple[str, ...]], current: str, target: str) -> None:
+    if target not in table.get(current, ()):
+        raise ValueError(f"no transition {current} -> {target}")
+
+
+def _item_from_row(row: Row[Any]) -> ServiceOrderItem:
+    return ServiceOrderItem(
+        item_id=row.item_id,
+        action=row.action,
+        state=row.state,
+        service_id=row.service_id,
+        characteristics=[dict(c) for c in row.characteristics],
+        error_code=row.error_code,
+    )
+
+
+def _order_from_row(row: Row[Any], items: list[ServiceOrderItem]) -> ServiceOrder:
+    return ServiceOrder(
+        id=row.id,
+        client_id=row.client_id,
+        external_id=row.external_id,
+        description=row.description,
+        state=row.state,
+        order_date=row.order_date,
+        start_date=row.start_date,
+        completion_date=row.completion_date,
+        items=items,
+    )
+
+
+def _service_from_row(row: Row[Any]) -> Service:
+    return Service(
+        id=row.id,
+        client_id=row.client_id,
+        name=row.name,
+        state=row.state,
+        imsi=row.imsi,
+        msisdn=row.msisdn,
+        iccid=row.iccid,
+        barring=row.barring,
+        attach_state=row.attach_state,
+        last_attach_time=row.last_attach_time,
+        start_date=row.start_date,
+        end_date=row.end_date,
+    )
+
+
+def _usage_from_row(row: Row[Any]) -> Usage:
+    return Usage(
+        id=row.id,
+        client_id=row.client_id,
+        service_id=row.service_id,
+        msisdn=row.msisdn,
+        usage_type=row.usage_type,
+        quantity=row.quantity,
+        unit=row.unit,
+        status=row.status,
+        granted_quantity=row.granted_quantity,
+        usage_date=row.usage_date,
+        reason=row.reason,
+    )
+
+
+def _load_orders(conn: Connection, rows: Sequence[Row[Any]]) -> list[ServiceOrder]:
+    if not rows:
+        return []
+    item_rows = conn.execute(
+        select(service_order_items)
+        .where(service_order_items.c.order_id.in_([row.id for row in rows]))
+        .order_by(service_order_items.c.order_id, service_order_items.c.position)
+    ).all()
+    by_order: dict[str, list[ServiceOrderItem]] = {row.id: [] for row in rows}
+    for item_row in item_rows:
+        by_order[item_row.order_id].append(_item_from_row(item_row))
+    return [_order_from_row(row, by_order[row.id]) for row in rows]
+
+
+def _count_and_page(
+    conn: Connection, table: Any, conditions: list[Any], offset: int, limit: int
+) -> tuple[int, list[Row[Any]]]:
+    total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
+    rows = conn.execute(
+        select(table).where(*conditions).order_by(table.c.pk).offset(offset).limit(limit)
+    ).all()
+    return int(total), list(rows)
+
+
+def _request_hash(external_id: str, description: str | None, items: Sequence[Any]) -> str:
+    canonical = json.dumps(
+        {"externalId": external_id, "description": description, "serviceOrderItem": items},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- service orders (TMF641) -------------------------------------------------------------------
+
+
+def _characteristic_problem(name: str, value: str) -> str | None:
+    """Why a characteristic value is unacceptable, or None."""
+    if name == "IMSI" and not is_valid_imsi(value):
+        return f"IMSI {value!r} is not an E.212 IMSI (MCC + MNC + MSIN, 6 to 15 digits)"
+    if name == "MSISDN" and not is_valid_msisdn(value):
+        return f"MSISDN {value!r} is not an E.164 number in the +<digits> form"
+    if name == "ICCID" and not is_valid_iccid(value):
+        shaped = value.isascii() and value.isdigit() and len(value) in (19, 20)
+        if shaped and value.startswith("89"):
+            return f"ICCID {value!r} has a wrong Luhn check digit (E.118)"
+        return f"ICCID {value!r} is not an E.118 ICCID (19 or 20 digits starting 89)"
+    if name == "barring" and value not in BARRING_VALUES:
+        return f"barring {value!r} must be one of {', '.join(BARRING_VALUES)}"
+    return None
+
+
+def parse_order_items(items: Sequence[Mapping[str, Any]]) -> list[_ItemRequest]:
+    """Check each item against the rules of its action; 400 naming the field otherwise."""
+    parsed: list[_ItemRequest] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        where = f"serviceOrderItem[{index}]"
+        item_id = str(item["id"])
+        if item_id in seen:
+            raise errors.DuplicateOrderItemId(
+                f"{where}.id: item id {item_id!r} is used twice in this order", field=f"{where}.id"
+            )
+        seen.add(item_id)
+        action = str(item["action"])
+        service = item.get("service") or {}
+        service_id = service.get("id")
+        if action == ADD and service_id is not None:
+            raise errors.UnexpectedServiceId(
+                f"{where}.service.id: an add item must not name a service; "
+                "the network assigns its id",
+                field=f"{where}.service.id",
+            )
+        if action in (MODIFY, DELETE) and not service_id:
+            raise errors.MissingServiceId(
+                f"{where}.service.id: a {action} item must name the service",
+                field=f"{where}.service.id",
+            )
+        characteristics: list[dict[str, str]] = []
+        names: set[str] = set()
+        allowed = _REQUIRED[action] + _OPTIONAL[action]
+        for position, characteristic in enumerate(service.get("serviceCharacteristic") or []):
+            name, value = str(characteristic["name"]), str(characteristic["value"])
+            field = f"{where}.service.serviceCharacteristic[{position}]"
+            if name in names:
+                raise errors.InvalidServiceCharacteristic(
+                    f"{field}.name: characteristic {name} is given twice",
+                    field=f"{field}.name",
+                    characteristic=name,
+                )
+            names.add(name)
+            if name not in allowed:
+                raise errors.InvalidServiceCharacteristic(
+                    f"{field}.name: a {action} item does not take the characteristic {name}",
+                    field=f"{field}.name",
+                    characteristic=name,
+                )
+            problem = _characteristic_problem(name, value)
+            if problem is not None:
+                raise errors.InvalidServiceCharacteristic(
+                    f"{field}.value: {problem}", field=f"{field}.value", characteristic=name
+                )
+            characteristics.append({"name": name, "value": value})
+        missing = [name for name in _REQUIRED[action] if name not in names]
+        if missing:
+            raise errors.MissingServiceCharacteristic(
+                f"{where}.service.serviceCharacteristic: a {action} item needs "
+                f"{', '.join(missing)}",
+                field=f"{where}.service.serviceCharacteristic",
+                characteristic=missing[0],
+            )
+        parsed.append(_ItemRequest(item_id, action, service_id, characteristics))
+    return parsed
+
+
+def create_service_order(
+    conn: Connection,
+    tasks: Tasks,
+    *,
+    client_id: str,
+    external_id: str,
+    items: Sequence[Mapping[str, Any]],
+    now: float,
+    correlation_id: str | None,
+    description: str | None = None,
+    actor: str = PEER_ACTOR,
+) -> tuple[ServiceOrder, bool]:
+    """Accept an order (acknowledged) and schedule its progress; True if it is new.
+
+    The same externalId with the same content answers the existing order; with other
+    content it is a 409, so a client can never hold two orders under one reference.
+    """
+    request_hash = _request_hash(external_id, description, list(items))
+    existing = conn.execute(
+        select(service_orders).where(
+            service_orders.c.client_id == client_id, service_orders.c.external_id == external_id
+        )
+    ).first()
+    if existing is not None:
+        if existing.request_hash != request_hash:
+            raise errors.ExternalIdInUse(
+                f"externalId {external_id!r} already names order {existing.id}, "
+                "which asked for something else",
+                field="externalId",
+                serviceOrderId=existing.id,
+            )
+        return _load_orders(conn, [existing])[0], False
+
+    parsed = parse_order_items(items)
+    for index, item in enumerate(parsed):
+        if item.action == ADD:
+            continue
+        assert item.service_id is not None
+        row = _client_service_row(conn, client_id, item.service_id)
+        field = f"serviceOrderItem[{index}].service.id"
+        if row is None:
+            raise errors.UnknownService(
+                f"{field}: no service {item.service_id} for this client", field=field
+            )
+        if row.state == SERVICE_TERMINATED:
+            raise errors.ServiceTerminated(
+                f"{field}: service {item.service_id} is terminated", field=field
+            )
+
+    order_id = new_id("so")
+    conn.execute(
+        service_orders.insert().values(
+            id=order_id,
+            client_id=client_id,
+            external_id=external_id,
+            description=description,
+            state=ACKNOWLEDGED,
+            request_hash=request_hash,
+            order_date=now,
+            correlation_id=correlation_id,
+        )
+    )
+    conn.execute(
+        service_order_items.insert(),
+        [
+            {
+                "order_id": order_id,
+                "item_id": item.item_id,
+                "position": position,
+                "action": item.action,
+                "state": ACKNOWLEDGED,
+                "service_id": item.service_id,
+                "characteristics": item.characteristics,
+            }
+            for position, item in enumerate(parsed)
+        ],
+    )
+    audit.record(
+        conn,
+        at=now,
+        role=ROLE,
+        actor=actor,
+        partner_id=client_id,
+        action="serviceOrder.acknowledged",
+        entity_type="serviceOrder",
+        entity_id=order_id,
+        correlation_id=correlation_id,
+        details={"externalId": external_id, "actions": [item.action for item in parsed]},
+    )
+    tasks.schedule(
+        conn,
+        role=ROLE,
+        kind=PROGRESS_SERVICE_ORDER,
+        payload={"serviceOrderId": order_id},
+        due_at=now,
+        correlation_id=correlation_id,
+    )
+    return get_service_order(conn, client_id, order_id), True
+
+
+def get_service_order(conn: Connection, client_id: str, order_id: str) -> ServiceOrder:
+    row = conn.execute(
+        select(service_orders).where(
+            service_orders.c.id == order_id, service_orders.c.client_id == client_id
+        )
+    ).first()
+    if row is None:
+        raise errors.ServiceOrderNotFound(f"No service order {order_id}")
+    return _load_orders(conn, [row])[0]
+
+
+def list_service_orders(
+    conn: Connection,
+    client_id: str,
+    *,
+    state: str | None = None,
+    external_id: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[ServiceOrder]]:
+    conditions: list[Any] = [service_orders.c.client_id == client_id]
+    if state:
+        conditions.append(service_orders.c.state == state)
+    if external_id:
+        conditions.append(service_orders.c.external_id == external_id)
+    total, rows = _count_and_page(conn, service_orders, conditions, offset, limit)
+    return total, _load_orders(conn, rows)
+
+
+def advance_service_order(
+    conn: Connection,
+    order_id: str,
+    *,
+    now: float,
+    provisioning_s: float,
+    correlation_id: str | None,
+) -> float | None:
+    """One lifecycle step; return the seconds until the next one, None when the order is done.
+
+    acknowledged -> inProgress at once; inProgress -> completed | partial | failed once
+    `provisioning_s` have passed since the order date. Safe to run twice.
+    """
+    row = conn.execute(select(service_orders).where(service_orders.c.id == order_id)).first()
+    if row is None:
+        return None  # reset away under the step
+    if row.state == ACKNOWLEDGED:
+        due = row.order_date + provisioning_s
+        _move_order(conn, row, IN_PROGRESS, now, correlation_id, start_date=now, complete_due=due)
+        conn.execute(
+            service_order_items.update()
+            .where(service_order_items.c.order_id == order_id)
+            .values(state=IN_PROGRESS)
+        )
+        return max(0.0, float(due - now))
+    if row.state == IN_PROGRESS:
+        if now + _CLOCK_TOLERANCE_S < row.complete_due:
+            return float(row.complete_due - now)
+        _complete_order(conn, row, now, correlation_id)
+    return None
+
+
+def _move_order(
+    conn: Connection,
+    row: Row[Any],
+    target: str,
+    now: float,
+    correlation_id: str | None,
+    details: dict[str, Any] | None = None,
+    **values: Any,
+) -> None:
+    _check_transition(ORDER_TRANSITIONS, row.state, target)
+    conn.execute(
+        service_orders.update().where(service_orders.c.id == row.id).values(state=target, **values)
+    )
+    audit.record(
+        conn,
+        at=now,
+        role=ROLE,
+        actor=SYSTEM_ACTOR,
+        partner_id=row.client_id,
+        action=f"serviceOrder.{target}",
+        entity_type="serviceOrder",
+        entity_id=row.id,
+        correlation_id=correlation_id,
+        details={"from": row.state, "to": target, **(details or {})},
+    )
+
+
+def _complete_order(
+    conn: Connection, order: Row[Any], now: float, correlation_id: str | None
+) -> None:
+    item_rows = conn.execute(
+        select(service_order_items)
+        .where(service_order_items.c.order_id == order.id)
+        .order_by(service_order_items.c.position)
+    ).all()
+    failures: dict[str, str] = {}
+    for item_row in item_rows:
+        _check_transition(ITEM_TRANSITIONS, item_row.state, COMPLETED)
+        service_id, failure = _apply_item(conn, order, item_row, now, correlation_id)
+        if failure is not None:
+            failures[item_row.item_id] = failure
+        conn.execute(
+            service_order_items.update()
+            .where(
+                service_order_items.c.order_id == order.id,
+                service_order_items.c.item_id == item_row.item_id,
+            )
+            .values(
+                state=FAILED if failure else COMPLETED,
+                service_id=service_id,
+                error_code=failure,
+            )
+        )
+    if not failures:
+        final = COMPLETED
+    elif len(failures) == len(item_rows):
+        final = FAILED
+    else:
+        final = PARTIAL
+    _move_order(
+        conn,
+        order,
+        final,
+        now,
+        correlation_id,
+        details={"failedItems": failures} if failures else None,
+        completion_date=now,
+    )
+
+
+def _apply_item(
+    conn: Connection, order: Row[Any], item: Row[Any], now: float, correlation_id: str | None
+) -> tuple[str | None, str | None]:
+    """Carry one item out on the HLR; return (service id, failure code or None)."""
+    values = {c["name"]: c["value"] for c in item.characteristics}
+    if item.action == ADD:
+        for name, column in (("IMSI", "imsi"), ("MSISDN", "msisdn"), ("ICCID", "iccid")):
+            held = conn.execute(
+                select(services.c.id).where(
+                    services.c[column] == values[name], services.c.state != SERVICE_TERMINATED
+                )
+            ).first()
+            if held is not None:
+                return None, f"{name}_IN_USE"
+        service_id = new_id("svc")
+        barring = values.get("barring", BARRING_NONE)
+        conn.execute(
+            services.insert().values(
+                id=service_id,
+                client_id=order.client_id,
+                name=f"Mobile line {values['MSISDN']}",
+                state=SERVICE_ACTIVE,
+                imsi=values["IMSI"],
+                msisdn=values["MSISDN"],
+                iccid=values["ICCID"],
+                barring=barring,
+                attach_state=ATTACHED,
+                last_attach_time=now,
+                start_date=now,
+                order_id=order.id,
+            )
+        )
+        _audit_service(
+            conn,
+            order,
+            service_id,
+            "service.activated",
+            now,
+            correlation_id,
+            {"msisdn": values["MSISDN"], "barring": barring, "serviceOrderId": order.id},
+        )
+        return service_id, None
+
+    service = _client_service_row(conn, order.client_id, item.service_id)
+    if service is None:
+        return item.service_id, "SERVICE_NOT_FOUND"
+    if service.state == SERVICE_TERMINATED:
+        return service.id, "SERVICE_TERMINATED"
+    if item.action == MODIFY:
+        conn.execute(
+            services.update().where(services.c.id == service.id).values(barring=values["barring"])
+        )
+        _audit_service(
+            conn,
+            order,
+            service.id,
+            "service.barringChanged",
+            now,
+            correlation_id,
+            {"from": service.barring, "to": values["barring"], "serviceOrderId": order.id},
+        )
+        return service.id, None
+    conn.execute(
+        services.update()
+        .where(services.c.id == service.id)
+        .values(state=SERVICE_TERMINATED, attach_state=DETACHED, end_date=now)
+    )
+    _audit_service(
+        conn,
+        order,
+        service.id,
+        "service.terminated",
+        now,
+        correlation_id,
+        {"from": service.state, "serviceOrderId": order.id},
+    )
+    return service.id, None
+
+
+def _audit_service(
+    conn: Connection,
+    order: Row[Any],
+    service_id: str,
+    action: str,
+    now: float,
+    correlation_id: str | None,
+    details: dict[str, Any],
+) -> None:
+    audit.record(
+        conn,
+        at=now,
+        role=ROLE,
+        actor=SYSTEM_ACTOR,
+        partner_id=order.client_id,
+        action=action,
+        entity_type="service",
+        entity_id=service_id,
+        correlation_id=correlation_id,
+        details=details,
+    )
+
+
+def run_progress_step(runtime: Runtime, task: Task) -> None:
+    """Task handler: move one order along, then come back when the network is done."""
+    order_id = str(task.payload["serviceOrderId"])
+    with runtime.store.write() as conn:
+        delay = advance_service_order(
+            conn,
+            order_id,
+            now=runtime.clock.now(conn),
+            provisioning_s=runtime.settings.mno_provisioning_s,
+            correlation_id=task.correlation_id,
+        )
+    # Raised after the commit: the step's progress must survive the reschedule.
+    if delay is not None:
+        raise Reschedule(delay, f"service order {order_id} in progress")
+
+
+# --- services (TMF638) -----------------------------------------------------------------------
+
+
+def _client_service_row(
+    conn: Connection, client_id: str, service_id: str | None
+) -> Row[Any] | None:
+    return conn.execute(
+        select(services).where(services.c.id == service_id, services.c.client_id == client_id)
+    ).first()
+
+
+def get_service(conn: Connection, client_id: str, service_id: str) -> Service:
+    row = _client_service_row(conn, client_id, service_id)
+    if row is None:
+        raise errors.ServiceNotFound(f"No service {service_id}")
+    return _service_from_row(row)
+
+
+def list_services(
+    conn: Connection,
+    client_id: str,
+    *,
+    msisdn: str | None = None,
+    imsi: str | None = None,
+    iccid: str | None = None,
+    state: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[Service]]:
+    conditions: list[Any] = [services.c.client_id == client_id]
+    for column, value in (("msisdn", msisdn), ("imsi", imsi), ("iccid", iccid), ("state", state)):
+        if value:
+            conditions.append(services.c[column] == value)
+    total, rows = _count_and_page(conn, services, conditions, offset, limit)
+    return total, [_service_from_row(row) for row in rows]
+
+
+# --- usage (TMF635) and real-time charging ---------------------------------------------------
+
+
+def get_usage(conn: Connection, client_id: str, usage_id: str) -> Usage:
+    row = conn.execute(
+        select(usages).where(usages.c.id == usage_id, usages.c.client_id == client_id)
+    ).first()
+    if row is None:
+        raise errors.UsageNotFound(f"No usage record {usage_id}")
+    return _usage_from_row(row)
+
+
+def list_usage(
+    conn: Connection,
+    client_id: str,
+    *,
+    msisdn: str | None = None,
+    service_id: str | None = None,
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[Usage]]:
+    conditions: list[Any] = [usages.c.client_id == client_id]
+    for column, value in (("msisdn", msisdn), ("service_id", service_id), ("status", status)):
+        if value:
+            conditions.append(usages.c[column] == value)
+    total, rows = _count_and_page(conn, usages, conditions, offset, limit)
+    return total, [_usage_from_row(row) for row in rows]
+
+
+def record_traffic(
+    conn: Connection,
+    *,
+    msisdn: str,
+    usage_type: str,
+    quantity: int,
+    now: float,
+    correlation_id: str | None,
+) -> Usage:
+    """The network sees a subscriber's usage: refuse it when barred, else record it received."""
+    row = conn.execute(
+        select(services)
+        .where(services.c.msisdn == msisdn, services.c.state != SERVICE_TERMINATED)
+        .order_by(services.c.pk.desc())
+    ).first()
+    if row is None:
+        ended = conn.execute(
+            select(services.c.id).where(
+                services.c.msisdn == msisdn, services.c.state == SERVICE_TERMINATED
+            )
+        ).first()
+        if ended is not None:
+            raise errors.ServiceNotActive(
+                f"The service holding {msisdn} is terminated", msisdn=msisdn
+            )
+        raise errors.ServiceNotFound(f"No service on the network holds {msisdn}", msisdn=msisdn)
+    if row.state != SERVICE_ACTIVE:
+        raise errors.ServiceNotActive(f"The service holding {msisdn} is {row.state}", msisdn=msisdn)
+    barred = usage_type in BARRED_USAGE.get(row.barring, frozenset())
+    usage_id = new_id("usg")
+    conn.execute(
+        usages.insert().values(
+            id=usage_id,
+            client_id=row.client_id,
+            service_id=row.id,
+            msisdn=msisdn,
+            usage_type=usage_type,
+            quantity=quantity,
+            unit=USAGE_UNITS[usage_type],
+            status=USAGE_REJECTED if barred else USAGE_RECEIVED,
+            granted_quantity=0 if barred else None,
+            usage_date=now,
+            reason=BARRED_REASON if barred else None,
+            correlation_id=correlation_id,
+        )
+    )
+    audit.record(
+        conn,
+        at=now,
+        role=ROLE,
+        actor=ADMIN_ACTOR,
+        partner_id=row.client_id,
+        action="usage.rejected" if barred else "usage.received",
+        entity_type="usage",
+        entity_id=usage_id,
+        correlation_id=correlation_id,
+        details={
+            "serviceId": row.id,
+            "usageType": usage_type,
+            "quantity": quantity,
+            "barring": row.barring,
+        },
+    )
+    return _usage_by_id(conn, usage_id)
+
+
+def _usage_by_id(conn: Connection, usage_id: str) -> Usage:
+    return _usage_from_row(conn.execute(select(usages).where(usages.c.id == usage_id)).one())
+
+
+def apply_charging_outcome(
+    conn: Connection,
+    usage_id: str,
+    outcome: ChargingOutcome,
+    *,
+    now: float,
+    correlation_id: str | None,
+) -> Usage:
+    """Record what charging decided about a received usage (rated or rejected)."""
+    usage = _usage_by_id(conn, usage_id)
+    if usage.status != USAGE_RECEIVED:
+        return usage  # already decided: a replayed charging answer changes nothing
+    if outcome.status not in (USAGE_RATED, USAGE_REJECTED):
+        raise ValueError(f"charging outcome {outcome.status!r} is neither rated nor rejected")
+    granted = min(max(outcome.granted_quantity, 0), usage.quantity)
+    conn.execute(
+        usages.update()
+        .where(usages.c.id == usage_id)
+        .values(status=outcome.status, granted_quantity=granted, reason=outcome.reason)
+    )
+    audit.record(
+        conn,
+        at=now,
+        role=ROLE,
+        actor=PEER_ACTOR,
+        partner_id=usage.client_id,
+        action=f"usage.{outcome.status}",
+        entity_type="usage",
+        entity_id=usage_id,
+        correlation_id=correlation_id,
+        details={
+            "grantedQuantity": granted,
+            "charge": None if outcome.charge is None else str(outcome.charge.amount),
+            "units": None if outcome.charge is None else outcome.charge.units,
+            "barred": outcome.barred,
+        },
+    )
+    return _usage_by_id(conn, usage_id)
+
+
+def simulate_traffic(
+    runtime: Runtime,
+    *,
+    msisdn: str,
+    usage_type: str,
+    quantity: int,
+    correlation_id: str | None,
+    charge: Charger,
+) -> TrafficResult:
+    """Record a usage, then have it charged in real time.
+
+    The usage is committed `received` before charging is asked, and no transaction is
+    held while waiting for the answer; if charging fails (the charger raises), the
+    usage stays `received` for a later rating.
+    """
+    with runtime.store.write() as conn:
+        usage = record_traffic(
+            conn,
+            msisdn=msisdn,
+            usage_type=usage_type,
+            quantity=quantity,
+            now=runtime.clock.now(conn),
+            correlation_id=correlation_id,
+        )
+    if usage.status != USAGE_RECEIVED:
+        return TrafficResult(usage, None)
+    outcome = charge(usage)
+    with runtime.store.write() as conn:
+        usage = apply_charging_outcome(
+            conn, usage.id, outcome, now=runtime.clock.now(conn), correlation_id=correlation_id
+        )
+    return TrafficResult(usage, outcome)
+
+
+# --- reference data ----------------------------------------------------------------------------
+
+
+def seed_reference_data(runtime: Runtime, conn: Connection, seed: int) -> None:
+    """The MVNE platform as the network's client; only added when missing."""
+    known = conn.execute(select(partners.c.id).where(partners.c.id == MVNE_PLATFORM)).first()
+    if known is not None:
+        return
+    create_partner(
+        conn,
+        secret_key=runtime.settings.secret_key,
+        partner_id=MVNE_PLATFORM,
+        role=ROLE,
+        name="MVNE platform",
+        agreement={"capabilities": list(CLIENT_CAPABILITIES)},
+        granted=list(CLIENT_CAPABILITIES),
+        now=runtime.clock.now(conn),
+        api_key=peer_api_key(runtime.settings, MVNE_PLATFORM),
+    )

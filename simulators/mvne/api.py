@@ -1,0 +1,327 @@
+"""The MVNE's HTTP surface: contract operations translated to model calls."""
+
+from __future__ import annotations
+
+from simulators.core import idempotency
+from simulators.core.clock import parse_iso
+from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
+from simulators.core.outbox import hub_view, webhook_secret
+
+from . import events, model, steps
+from .views import (
+    bucket_view,
+    offering_view,
+    order_view,
+    product_view,
+    sim_view,
+    topup_view,
+    usage_view,
+)
+
+api = RoleApi("mvne")
+
+
+# --- catalog -----------------------------------------------------------------------------
+
+
+@api.operation("listProductOfferings")
+def list_product_offerings(ctx: RequestContext) -> Reply:
+    offset, limit = paging(ctx)
+    partner = ctx.partner
+    assert partner is not None
+    actions = model.allowed_actions(partner)
+    found = model.partner_offerings(ctx.conn, partner)
+    views = [offering_view(row, ctx.base_url, markets, actions) for row, markets in found]
+    return list_reply(len(views), views[offset : offset + limit])
+
+
+@api.operation("getProductOffering")
+def get_product_offering(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    row, markets = model.get_partner_offering(ctx.conn, ctx.partner, ctx.params["id"])
+    return Reply(offering_view(row, ctx.base_url, markets, model.allowed_actions(ctx.partner)))
+
+
+# --- SIM inventory -------------------------------------------------------------------------
+
+
+@api.operation("listSims")
+def list_sims(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    offset, limit = paging(ctx)
+    total, rows = model.list_sims(
+        ctx.conn, ctx.partner, ctx.params.get("resourceStatus"), offset, limit
+    )
+    return list_reply(total, [sim_view(row, ctx.base_url) for row in rows])
+
+
+@api.operation("getSim")
+def get_sim(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    return Reply(sim_view(model.get_sim(ctx.conn, ctx.partner, ctx.params["iccid"]), ctx.base_url))
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+@api.operation("createProductOrder", idempotent_on="externalId")
+def create_product_order(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    now = ctx.now()
+    order, is_new = model.create_order(
+        ctx.conn,
+        partner=ctx.partner,
+        body=ctx.body,
+        fingerprint=idempotency.fingerprint("POST", "productOrder", ctx.body),
+        correlation_id=ctx.correlation_id,
+        now=now,
+    )
+    if is_new:
+        events.order_event(
+            ctx.runtime, ctx.conn, order, "ProductOrderCreateEvent", ctx.correlation_id, now
+        )
+        steps.schedule(
+            ctx.runtime,
+            ctx.conn,
+            "mvne.activation.submit",
+            {"order_id": order.id},
+            now,
+            ctx.correlation_id,
+        )
+    return created(order_view(order, ctx.base_url))
+
+
+@api.operation("listProductOrders")
+def list_product_orders(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    offset, limit = paging(ctx)
+    total, rows = model.list_orders(
+        ctx.conn,
+        ctx.partner,
+        state=ctx.params.get("state"),
+        external_id=ctx.params.get("externalId"),
+        offset=offset,
+        limit=limit,
+    )
+    return list_reply(total, [order_view(row, ctx.base_url) for row in rows])
+
+
+@api.operation("getProductOrder")
+def get_product_order(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    return Reply(order_view(model.get_order(ctx.conn, ctx.partner, ctx.params["id"]), ctx.base_url))
+
+
+# --- event hubs -----------------------------------------------------------------------------
+
+
+def _register(ctx: RequestContext, api_name: str, path: str) -> Reply:
+    row = ctx.runtime.outbox.subscribe(
+        ctx.conn,
+        role="mvne",
+        api=api_name,
+        partner_id=ctx.partner_id,
+        callback=ctx.body["callback"],
+        query=ctx.body.get("query"),
+        now=ctx.now(),
+        allow_hosts=ctx.runtime.settings.callback_allow_hosts,
+    )
+    body = hub_view(row)
+    body["secret"] = webhook_secret(ctx.runtime.settings.secret_key, row.id)
+    return Reply(body, 201, {"Location": ctx.href(f"{path}/hub/{row.id}")})
+
+
+def _get_hub(ctx: RequestContext, api_name: str) -> Reply:
+    row = ctx.runtime.outbox.get_hub(
+        ctx.conn, role="mvne", api=api_name, partner_id=ctx.partner_id, hub_id=ctx.params["id"]
+    )
+    return Reply(hub_view(row))
+
+
+def _unregister(ctx: RequestContext, api_name: str) -> Reply:
+    ctx.runtime.outbox.unsubscribe(
+        ctx.conn, role="mvne", api=api_name, partner_id=ctx.partner_id, hub_id=ctx.params["id"]
+    )
+    return Reply(None, 204)
+
+
+@api.operation("registerOrderListener", write=True)
+def register_order_listener(ctx: RequestContext) -> Reply:
+    return _register(ctx, events.ORDER_API, "/tmf-api/productOrderingManagement/v4")
+
+
+@api.operation("getOrderListener")
+def get_order_listener(ctx: RequestContext) -> Reply:
+    return _get_hub(ctx, events.ORDER_API)
+
+
+@api.operation("unregisterOrderListener", write=True)
+def unregister_order_listener(ctx: RequestContext) -> Reply:
+    return _unregister(ctx, events.ORDER_API)
+
+
+@api.operation("registerProductListener", write=True)
+def register_product_listener(ctx: RequestContext) -> Reply:
+    return _register(ctx, events.PRODUCT_API, "/tmf-api/productInventoryManagement/v4")
+
+
+@api.operation("getProductListener")
+def get_product_listener(ctx: RequestContext) -> Reply:
+    return _get_hub(ctx, events.PRODUCT_API)
+
+
+@api.operation("unregisterProductListener", write=True)
+def unregister_product_listener(ctx: RequestContext) -> Reply:
+    return _unregister(ctx, events.PRODUCT_API)
+
+
+# --- subscriptions ----------------------------------------------------------------------------
+
+
+@api.operation("listProducts")
+def list_products(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    offset, limit = paging(ctx)
+    total, rows = model.list_products(
+        ctx.conn,
+        ctx.partner,
+        status=ctx.params.get("status"),
+        msisdn=ctx.params.get("msisdn"),
+        iccid=ctx.params.get("iccid"),
+        offset=offset,
+        limit=limit,
+    )
+    return list_reply(total, [product_view(row, ctx.base_url) for row in rows])
+
+
+@api.operation("getProduct")
+def get_product(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    return Reply(
+        product_view(model.get_product(ctx.conn, ctx.partner, ctx.params["id"]), ctx.base_url)
+    )
+
+
+@api.operation("updateProductStatus", write=True)
+def update_product_status(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    now = ctx.now()
+    product = model.get_product(ctx.conn, ctx.partner, ctx.params["id"])
+    row, changed = model.change_status(
+        ctx.conn,
+        product=product,
+        status=ctx.body["status"],
+        actor=f"partner:{ctx.partner.id}",
+        correlation_id=ctx.correlation_id,
+        now=now,
+    )
+    if changed:
+        events.product_event(
+            ctx.runtime, ctx.conn, row, "ProductStateChangeEvent", ctx.correlation_id, now
+        )
+        steps.schedule_network_sync(ctx.runtime, ctx.conn, row.id, ctx.correlation_id, now)
+    return Reply(product_view(row, ctx.base_url))
+
+
+# --- balance -----------------------------------------------------------------------------------
+
+
+@api.operation("listBuckets")
+def list_buckets(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    offset, limit = paging(ctx)
+    total, rows = model.list_buckets(
+        ctx.conn, ctx.partner, ctx.params.get("product.id"), offset, limit
+    )
+    return list_reply(total, [bucket_view(row, ctx.base_url) for row in rows])
+
+
+@api.operation("getBucket")
+def get_bucket(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    return Reply(
+        bucket_view(model.get_bucket(ctx.conn, ctx.partner, ctx.params["id"]), ctx.base_url)
+    )
+
+
+@api.operation("createTopup", write=True)
+def create_topup(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    now = ctx.now()
+    topup, product, unbarred = model.top_up(
+        ctx.conn, partner=ctx.partner, body=ctx.body, correlation_id=ctx.correlation_id, now=now
+    )
+    if unbarred:
+        events.product_event(
+            ctx.runtime,
+            ctx.conn,
+            product,
+            "ProductAttributeValueChangeEvent",
+            ctx.correlation_id,
+            now,
+        )
+        steps.schedule_network_sync(ctx.runtime, ctx.conn, product.id, ctx.correlation_id, now)
+    return created(topup_view(topup, ctx.base_url))
+
+
+@api.operation("listTopups")
+def list_topups(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    offset, limit = paging(ctx)
+    total, rows = model.list_topups(
+        ctx.conn, ctx.partner, ctx.params.get("product.id"), offset, limit
+    )
+    return list_reply(total, [topup_view(row, ctx.base_url) for row in rows])
+
+
+@api.operation("getTopup")
+def get_topup(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    return Reply(topup_view(model.get_topup(ctx.conn, ctx.partner, ctx.params["id"]), ctx.base_url))
+
+
+# --- usage -------------------------------------------------------------------------------------
+
+
+@api.operation("chargeUsage", idempotent_on="externalId")
+def charge_usage(ctx: RequestContext) -> Reply:
+    now = ctx.now()
+    usage, product, newly_barred = model.charge_usage(
+        ctx.conn,
+        body=ctx.body,
+        correlation_id=ctx.correlation_id,
+        now=now,
+        usage_date=parse_iso(ctx.body["usageDate"]),
+    )
+    if newly_barred:
+        events.product_event(
+            ctx.runtime,
+            ctx.conn,
+            product,
+            "ProductAttributeValueChangeEvent",
+            ctx.correlation_id,
+            now,
+        )
+        steps.schedule_network_sync(ctx.runtime, ctx.conn, product.id, ctx.correlation_id, now)
+    return created(usage_view(usage, ctx.base_url))
+
+
+@api.operation("listUsage")
+def list_usage(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    offset, limit = paging(ctx)
+    total, rows = model.list_usage(
+        ctx.conn,
+        ctx.partner,
+        product_id=ctx.params.get("product.id"),
+        usage_type=ctx.params.get("usageType"),
+        offset=offset,
+        limit=limit,
+    )
+    return list_reply(total, [usage_view(row, ctx.base_url) for row in rows])
+
+
+@api.operation("getUsage")
+def get_usage(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    return Reply(usage_view(model.get_usage(ctx.conn, ctx.partner, ctx.params["id"]), ctx.base_url))

@@ -1,0 +1,127 @@
+"""The MVNE's partner-visible refusals, each with a stable code."""
+
+from __future__ import annotations
+
+from simulators.core.problems import BadRequest, Conflict, DomainError, NotFound
+
+
+class InvalidIccid(BadRequest):
+    code = "INVALID_ICCID"
+    title = "The ICCID is not a valid E.118 number"
+
+
+class IccidUnmapped(DomainError):
+    code = "ICCID_UNMAPPED"
+    status = 422
+    title = "The ICCID is not in this partner's SIM pool"
+
+
+class DuplicateIccid(DomainError):
+    code = "DUPLICATE_ICCID_IN_ORDER"
+    status = 422
+    title = "The same ICCID appears twice in one order"
+
+
+class SimAlreadyActive(Conflict):
+    code = "SIM_ALREADY_ACTIVE"
+    title = "The SIM is already active"
+
+
+class SimNotAvailable(Conflict):
+    code = "SIM_NOT_AVAILABLE"
+    title = "The SIM is reserved by another order or no longer usable"
+
+
+class OfferingNotInAgreement(DomainError):
+    code = "OFFERING_NOT_IN_AGREEMENT"
+    status = 403
+    title = "The partner's agreement does not include this offering"
+
+
+class MarketNotInAgreement(DomainError):
+    code = "MARKET_NOT_IN_AGREEMENT"
+    status = 403
+    title = "The partner's agreement does not allow this offering in this market"
+
+
+class ExternalIdReused(DomainError):
+    code = "EXTERNAL_ID_REUSED"
+    status = 422
+    title = "This externalId already names a different order"
+
+
+class OrderNotFound(NotFound):
+    code = "ORDER_NOT_FOUND"
+    title = "No such order"
+
+
+class ProductNotFound(NotFound):
+    code = "PRODUCT_NOT_FOUND"
+    title = "No such subscription"
+
+
+class OfferingNotFound(NotFound):
+    code = "OFFERING_NOT_FOUND"
+    title = "No such offering in this partner's catalog"
+
+
+class SimNotFound(NotFound):
+    code = "SIM_NOT_FOUND"
+    title = "No such SIM in this partner's pool"
+
+
+class BucketNotFound(NotFound):
+    code = "BUCKET_NOT_FOUND"
+    title = "No such balance"
+
+
+class TopupNotFound(NotFound):
+    code = "TOPUP_NOT_FOUND"
+    title = "No such top-up"
+
+
+class UsageNotFound(NotFound):
+    code = "USAGE_NOT_FOUND"
+    title = "No such usage record"
+
+
+class SubscriberNotFound(NotFound):
+    code = "IDENTIFIER_NOT_FOUND"
+    title = "No live subscription has this MSISDN"
+
+
+class InvalidTransition(Conflict):
+    code = "INVALID_TRANSITION"
+    title = "The subscription cannot move to that status from its current one"
+
+
+class ProductTerminated(Conflict):
+    code = "PRODUCT_TERMINATED"
+    title = "The subscription is terminated"
+
+
+class CurrencyMismatch(DomainError):
+    code = "CURRENCY_MISMATCH"
+    status = 422
+    title = "The amount's currency is not the balance's currency"
+
+
+class InvalidAmount(BadRequest):
+    code = "INVALID_AMOUNT"
+    title = "The amount must be positive with at most two decimals"
+
+
+class PartnerExists(Conflict):
+    code = "PARTNER_EXISTS"
+    title = "A partner with this id already exists"
+
+
+class PartnerTerminated(Conflict):
+    code = "PARTNER_TERMINATED"
+    title = "The partner is terminated"
+
+
+class MsisdnRangeExhausted(DomainError):
+    code = "MSISDN_RANGE_EXHAUSTED"
+    status = 409
+    title = "No free number is left in the market's fictitious range"

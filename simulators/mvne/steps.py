@@ -1,0 +1,447 @@
+"""The MVNE's asynchronous side: provisioning each change on the host network.
+
+Each step calls the MNO only through its published contract at the configured
+base URL, outside any transaction, and records the outcome in its own
+transaction. Network orders carry an `externalId` derived from the MVNE's
+own ids, so a retried step never provisions twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import requests
+from sqlalchemy import Connection, select
+
+from simulators.core.admin import current_seed
+from simulators.core.runtime import PeerCallFailed, Runtime
+from simulators.core.tasks import Reschedule, Task
+from simulators.core.tenancy import MVNE_PLATFORM, peer_api_key
+
+from . import errors, events, model
+from .views import desired_barring
+
+SERVICE_ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
+SERVICES = "/tmf-api/serviceInventory/v4/service"
+POLL_EVERY_S = 1.0
+NETWORK_PENDING = ("acknowledged", "inProgress", "held", "pending")
+
+# Partner-safe reasons: what the partner sees never names a vendor internal.
+PENDING_VERIFICATION = (
+    "ACTIVATION_PENDING_VERIFICATION",
+    "The network has not confirmed the activation; retry the order later",
+    True,
+)
+NETWORK_REJECTED = ("NETWORK_REJECTED", "The network refused the activation", False)
+PROVISIONING_FAILED = (
+    "NETWORK_PROVISIONING_FAILED",
+    "The network could not provision this line",
+    True,
+)
+
+
+class NetworkUnavailable(Exception):
+    """The MNO did not answer, or answered 5xx/429: worth retrying."""
+
+
+def _call_mno(
+    runtime: Runtime,
+    method: str,
+    path: str,
+    correlation_id: str | None,
+    body: Any = None,
+    **params: Any,
+) -> requests.Response:
+    try:
+        response = runtime.call_peer(
+            caller="mvne",
+            peer="mno",
+            method=method,
+            path=path,
+            api_key=peer_api_key(runtime.settings, MVNE_PLATFORM),
+            correlation_id=correlation_id,
+            json_body=body,
+            params=params or None,
+        )
+    except PeerCallFailed as exc:
+        raise NetworkUnavailable(str(exc)) from exc
+    if response.status_code >= 500 or response.status_code == 429:
+        raise NetworkUnavailable(f"MNO answered {response.status_code}")
+    return response
+
+
+def _reason(code: str, reason: str, retryable: bool) -> dict[str, Any]:
+    return {"code": code, "reason": reason, "retryable": retryable}
+
+
+def schedule(
+    runtime: Runtime,
+    conn: Connection,
+    kind: str,
+    payload: dict[str, Any],
+    due: float,
+    cid: str | None,
+) -> None:
+    runtime.tasks.schedule(
+        conn,
+        role="mvne",
+        kind=kind,
+        payload=payload,
+        due_at=due,
+        correlation_id=cid,
+        max_attempts=8,
+    )
+
+
+def schedule_network_sync(
+    runtime: Runtime, conn: Connection, product_id: str, cid: str | None, now: float
+) -> None:
+    """Make the network converge on the subscription's desired barring (or deletion)."""
+    schedule(
+        runtime,
+        conn,
+        "mvne.network.submit",
+        {"product_id": product_id, "change_id": uuid.uuid4().hex[:12]},
+        now,
+        cid,
+    )
+
+
+# --- activation --------------------------------------------------
+
+
+def fail_order(
+    runtime: Runtime,
+    conn: Connection,
+    order: Any,
+    reason: tuple[str, str, bool],
+    cid: str | None,
+    now: float,
+) -> None:
+    items = [dict(item, state="failed") for item in order.items]
+    model.release_sims(conn, [item["iccid"] for item in items], now)
+    row = model.set_order_state(
+        conn,
+        order.id,
+        state="failed",
+        items=items,
+        now=now,
+        actor="system",
+        correlation_id=cid,
+        reason=_reason(*reason),
+    )
+    events.order_event(runtime, conn, row, "ProductOrderStateChangeEvent", cid, now)
+
+
+def submit_activation(runtime: Runtime, task: Task) -> None:
+    cid = task.correlation_id
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        order = model.load_order(conn, task.payload["order_id"])
+        if order.state not in ("acknowledged", "inProgress") or order.network_order_id:
+            return
+        if order.state == "acknowledged":
+            seed = current_seed(conn, runtime.settings.faker_seed)
+            items = []
+            try:
+                for item in order.items:
+                    sim = conn.execute(
+                        select(model.sim_table).where(model.sim_table.c.iccid == item["iccid"])
+                    ).one()
+                    msisdn = model.allocate_msisdn(conn, item["market"], seed)
+                    items.append(dict(item, imsi=sim.imsi, msisdn=msisdn, state="inProgress"))
+            except errors.MsisdnRangeExhausted:
+                fail_order(
+                    runtime,
+                    conn,
+                    order,
+                    ("NUMBER_RANGE_EXHAUSTED", "No number is free in this market", False),
+                    cid,
+                    now,
+                )
+                return
+            order = model.set_order_state(
+                conn,
+                order.id,
+                state="inProgress",
+                items=items,
+                now=now,
+                actor="system",
+                correlation_id=cid,
+            )
+            events.order_event(runtime, conn, order, "ProductOrderStateChangeEvent", cid, now)
+    body = {
+        "externalId": order.id,
+        "description": f"Activation for partner order {order.external_id}",
+        "serviceOrderItem": [
+            {
+                "id": item["id"],
+                "action": "add",
+                "service": {
+                    "serviceCharacteristic": [
+                        {"name": "IMSI", "value": item["imsi"]},
+                        {"name": "MSISDN", "value": item["msisdn"]},
+                        {"name": "ICCID", "value": item["iccid"]},
+                    ]
+                },
+            }
+            for item in order.items
+        ],
+    }
+    try:
+        response = _call_mno(runtime, "POST", SERVICE_ORDERS, cid, body)
+    except NetworkUnavailable:
+        if not task.last_attempt:
+            raise
+        with runtime.store.write() as conn:
+            fail_order(
+                runtime,
+                conn,
+                model.load_order(conn, order.id),
+                PENDING_VERIFICATION,
+                cid,
+                runtime.clock.now(conn),
+            )
+        return
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        order = model.load_order(conn, order.id)
+        if response.status_code >= 400:
+            fail_order(runtime, conn, order, NETWORK_REJECTED, cid, now)
+            return
+        network_order_id = response.json()["id"]
+        conn.execute(
+            model.order_table.update()
+            .where(model.order_table.c.id == order.id)
+            .values(network_order_id=network_order_id, updated_at=now)
+        )
+        schedule(
+            runtime, conn, "mvne.activation.poll", {"order_id": order.id}, now + POLL_EVERY_S, cid
+        )
+
+
+def _service_id(
+    runtime: Runtime, network_item: dict[str, Any], imsi: str, cid: str | None
+) -> str | None:
+    service = network_item.get("service") or {}
+    if service.get("id"):
+        return str(service["id"])
+    response = _call_mno(runtime, "GET", SERVICES, cid, imsi=imsi)
+    found = response.json() if response.status_code == 200 else []
+    return str(found[0]["id"]) if found else None
+
+
+def poll_activation(runtime: Runtime, task: Task) -> None:
+    cid = task.correlation_id
+    with runtime.store.read() as conn:
+        order = model.load_order(conn, task.payload["order_id"])
+    if not order.network_order_id or order.state not in ("inProgress", "cancelled"):
+        return
+    try:
+        response = _call_mno(runtime, "GET", f"{SERVICE_ORDERS}/{order.network_order_id}", cid)
+        network_order = response.json() if response.status_code == 200 else None
+        if network_order is not None and network_order["state"] in NETWORK_PENDING:
+            raise Reschedule(POLL_EVERY_S, f"network order {network_order['state']}")
+        by_item = {item["id"]: item for item in (network_order or {}).get("serviceOrderItem", [])}
+        service_ids = {
+            item["id"]: _service_id(runtime, by_item[item["id"]], item["imsi"], cid)
+            for item in order.items
+            if by_item.get(item["id"], {}).get("state") == "completed"
+        }
+    except NetworkUnavailable:
+        if not task.last_attempt:
+            raise
+        with runtime.store.write() as conn:
+            fail_order(
+                runtime,
+                conn,
+                model.load_order(conn, order.id),
+                PENDING_VERIFICATION,
+                cid,
+                runtime.clock.now(conn),
+            )
+        return
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        order = model.load_order(conn, order.id)
+        if network_order is None:
+            fail_order(runtime, conn, order, NETWORK_REJECTED, cid, now)
+            return
+        if order.state == "cancelled":
+            _undo_cancelled(runtime, conn, order, service_ids, cid, now)
+            return
+        items = []
+        for item in order.items:
+            service_id = service_ids.get(item["id"])
+            if item["id"] in service_ids:
+                product = model.create_product(
+                    conn,
+                    order=order,
+                    item=item,
+                    network_service_id=service_id,
+                    now=now,
+                    correlation_id=cid,
+                )
+                events.product_event(runtime, conn, product, "ProductCreateEvent", cid, now)
+                items.append(dict(item, state="completed", product_id=product.id))
+            else:
+                model.release_sims(conn, [item["iccid"]], now)
+                code, reason, _ = PROVISIONING_FAILED
+                items.append(dict(item, state="failed", reason={"code": code, "reason": reason}))
+        done = sum(item["state"] == "completed" for item in items)
+        state = "completed" if done == len(items) else "failed" if done == 0 else "partial"
+        row = model.set_order_state(
+            conn,
+            order.id,
+            state=state,
+            items=items,
+            now=now,
+            actor="system",
+            correlation_id=cid,
+            reason=_reason(*PROVISIONING_FAILED) if state == "failed" else None,
+        )
+        events.order_event(runtime, conn, row, "ProductOrderStateChangeEvent", cid, now)
+
+
+def _undo_cancelled(
+    runtime: Runtime,
+    conn: Connection,
+    order: Any,
+    service_ids: dict[str, str | None],
+    cid: str | None,
+    now: float,
+) -> None:
+    """The partner was terminated while the network provisioned: delete what it built."""
+    for item_id, service_id in service_ids.items():
+        if service_id:
+            schedule(
+                runtime,
+                conn,
+                "mvne.network.delete",
+                {"service_id": service_id, "ref": f"{order.id}-{item_id}"},
+                now,
+                cid,
+            )
+
+
+# --- barring, suspension, termination ----------------------------
+
+
+def submit_network_change(runtime: Runtime, task: Task) -> None:
+    cid = task.correlation_id
+    with runtime.store.read() as conn:
+        product = model.load_product(conn, task.payload["product_id"])
+    if not product.network_service_id:
+        return
+    if product.status == "terminated":
+        item = {"id": "1", "action": "delete", "service": {"id": product.network_service_id}}
+        target = "deleted"
+    else:
+        target = desired_barring(product.status, product.balance_barred)
+        if target == product.network_barring:
+            return
+        item = {
+            "id": "1",
+            "action": "modify",
+            "service": {
+                "id": product.network_service_id,
+                "serviceCharacteristic": [{"name": "barring", "value": target}],
+            },
+        }
+    body = {"externalId": f"{product.id}-{task.payload['change_id']}", "serviceOrderItem": [item]}
+    try:
+        response = _call_mno(runtime, "POST", SERVICE_ORDERS, cid, body)
+    except NetworkUnavailable:
+        if not task.last_attempt:
+            raise
+        _mark_network_unknown(runtime, product.id, cid, "network did not answer")
+        return
+    if response.status_code >= 400:
+        _mark_network_unknown(runtime, product.id, cid, f"network refused ({response.status_code})")
+        return
+    with runtime.store.write() as conn:
+        schedule(
+            runtime,
+            conn,
+            "mvne.network.poll",
+            {"product_id": product.id, "network_order_id": response.json()["id"], "target": target},
+            runtime.clock.now(conn) + POLL_EVERY_S,
+            cid,
+        )
+
+
+def poll_network_change(runtime: Runtime, task: Task) -> None:
+    cid = task.correlation_id
+    try:
+        response = _call_mno(
+            runtime, "GET", f"{SERVICE_ORDERS}/{task.payload['network_order_id']}", cid
+        )
+    except NetworkUnavailable:
+        if not task.last_attempt:
+            raise
+        _mark_network_unknown(runtime, task.payload["product_id"], cid, "network did not confirm")
+        return
+    state = response.json().get("state") if response.status_code == 200 else "failed"
+    if state in NETWORK_PENDING:
+        raise Reschedule(POLL_EVERY_S, f"network order {state}")
+    if state != "completed":
+        _mark_network_unknown(runtime, task.payload["product_id"], cid, f"network order {state}")
+        return
+    target = task.payload["target"]
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        product = model.load_product(conn, task.payload["product_id"])
+        applied = "all" if target == "deleted" else target
+        conn.execute(
+            model.product_table.update()
+            .where(model.product_table.c.id == product.id)
+            .values(network_barring=applied, updated_at=now)
+        )
+        product = model.load_product(conn, product.id)
+        events.product_event(runtime, conn, product, "ProductAttributeValueChangeEvent", cid, now)
+        if (
+            product.status != "terminated"
+            and desired_barring(product.status, product.balance_barred) != applied
+        ):
+            schedule_network_sync(runtime, conn, product.id, cid, now)
+
+
+def _mark_network_unknown(runtime: Runtime, product_id: str, cid: str | None, why: str) -> None:
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        product = model.load_product(conn, product_id)
+        conn.execute(
+            model.product_table.update()
+            .where(model.product_table.c.id == product_id)
+            .values(network_barring="unknown", updated_at=now)
+        )
+        model._audit(
+            conn,
+            now=now,
+            actor="system",
+            partner_id=product.partner_id,
+            action="product.networkSyncFailed",
+            entity_type="product",
+            entity_id=product_id,
+            correlation_id=cid,
+            details={"why": why},
+        )
+
+
+def delete_network_service(runtime: Runtime, task: Task) -> None:
+    body = {
+        "externalId": f"undo-{task.payload['ref']}",
+        "serviceOrderItem": [
+            {"id": "1", "action": "delete", "service": {"id": task.payload["service_id"]}}
+        ],
+    }
+    _call_mno(runtime, "POST", SERVICE_ORDERS, task.correlation_id, body)
+
+
+def register(runtime: Runtime) -> None:
+    runtime.tasks.register("mvne.activation.submit", submit_activation)
+    runtime.tasks.register("mvne.activation.poll", poll_activation)
+    runtime.tasks.register("mvne.network.submit", submit_network_change)
+    runtime.tasks.register("mvne.network.poll", poll_network_change)
+    runtime.tasks.register("mvne.network.delete", delete_network_service)

@@ -1,0 +1,58 @@
+"""Composes the fakes into one WSGI app: each role under its prefix, admin under /__admin."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from flask_swagger_ui import get_swaggerui_blueprint
+
+from . import mno, mvne
+from .core.admin import admin_api, admin_authenticator, seed_all
+from .core.config import Settings
+from .core.http import install_error_handlers
+from .core.runtime import Runtime
+
+# Order matters: a role's seeder may rely on the ones before it.
+ROLES: dict[str, ModuleType] = {"mno": mno, "mvne": mvne}
+
+
+def _serve_contract(app: Flask, name: str, prefix: str, api: Any) -> None:
+    contract = api.contract()
+
+    def openapi() -> Response:
+        return jsonify(contract.public_document(prefix))
+
+    app.add_url_rule(f"{prefix}/openapi.json", f"{name}_openapi", openapi, methods=["GET"])
+    app.register_blueprint(
+        get_swaggerui_blueprint(
+            f"{prefix}/docs",
+            f"{prefix}/openapi.json",
+            config={"app_name": f"Handoff {name.upper()} contract"},
+            blueprint_name=f"{name}_docs",
+        )
+    )
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
+    """Build the stack; seed reference data into an empty store."""
+    runtime = runtime or Runtime(settings)
+    app = Flask("handoff")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["handoff"] = runtime
+    install_error_handlers(app, runtime)
+    for name, module in ROLES.items():
+        module.install(runtime)
+        app.register_blueprint(module.api.blueprint(runtime))
+        _serve_contract(app, name, f"/{name}", module.api)
+    app.register_blueprint(admin_api.blueprint(runtime, admin_authenticator, prefix="/__admin"))
+    _serve_contract(app, "admin", "/__admin", admin_api)
+    with runtime.store.write() as conn:
+        seed_all(runtime, conn)
+    return app
+
+
+def runtime_of(app: Flask) -> Runtime:
+    runtime: Runtime = app.extensions["handoff"]
+    return runtime
