@@ -19,7 +19,8 @@ from .core.config import Settings, settings_from_env
 from .core.tenancy import list_partners
 from .stack import ROLES, create_app, runtime_of
 
-console = Console()
+# Piped output (logs, CI) gets a wide console so API keys and URLs are never cut.
+console = Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _env_for(settings: Settings) -> dict[str, str]:
@@ -251,3 +252,7 @@ def contracts() -> None:
 
     for path in sorted(Path(CONTRACTS_DIR).glob("*.yaml")):
         console.print(str(path))
+
+
+if __name__ == "__main__":
+    main()

@@ -21,7 +21,8 @@ class MissingServiceCharacteristic(BadRequest):
     title = "A service characteristic the action needs is missing"
 
 
-class DuplicateOrderItemId(BadRequest):
+class DuplicateOrderItemId(Unprocessable):
+    # 422, not 400: the contract cannot express unique item ids, so the body is schema-valid.
     code = "DUPLICATE_ORDER_ITEM_ID"
     title = "Two items of the order carry the same id"
 

@@ -259,13 +259,13 @@ def test_an_external_id_reused_for_another_order_is_refused(
     [
         pytest.param(
             add_order(1, ICCID=iccid_for("44", "10", 1)[:-1] + "0"),
-            "INVALID_SERVICE_CHARACTERISTIC",
+            "INVALID_REQUEST",
             "serviceOrderItem[0].service.serviceCharacteristic[2].value",
             id="iccid-check-digit",
         ),
         pytest.param(
             add_order(1, IMSI="000010000000001"),
-            "INVALID_SERVICE_CHARACTERISTIC",
+            "INVALID_REQUEST",
             "serviceOrderItem[0].service.serviceCharacteristic[0].value",
             id="imsi-unassigned-mcc",
         ),
@@ -274,6 +274,61 @@ def test_an_external_id_reused_for_another_order_is_refused(
             "INVALID_REQUEST",
             "serviceOrderItem[0].service.serviceCharacteristic[0].value",
             id="imsi-not-digits",
+        ),
+        pytest.param(
+            {
+                "externalId": "x",
+                "serviceOrderItem": [
+                    {
+                        "id": "1",
+                        "action": "add",
+                        "service": {
+                            "serviceCharacteristic": [
+                                {"name": "IMSI", "value": imsi_for(1)},
+                                {"name": "MSISDN", "value": uk_fictitious_msisdn(1)},
+                            ]
+                        },
+                    }
+                ],
+            },
+            "INVALID_REQUEST",
+            "serviceOrderItem[0].service.serviceCharacteristic",
+            id="add-without-iccid",
+        ),
+        pytest.param(
+            {
+                "externalId": "x",
+                "serviceOrderItem": [
+                    {
+                        **add_order(1)["serviceOrderItem"][0],
+                        "service": {
+                            "id": "svc-mine",
+                            **add_order(1)["serviceOrderItem"][0]["service"],
+                        },
+                    }
+                ],
+            },
+            "INVALID_REQUEST",
+            "serviceOrderItem[0].service.id",
+            id="add-naming-its-service",
+        ),
+        pytest.param(
+            {
+                "externalId": "x",
+                "serviceOrderItem": [
+                    {
+                        "id": "1",
+                        "action": "modify",
+                        "service": {
+                            "id": "svc-1",
+                            "serviceCharacteristic": [{"name": "IMSI", "value": imsi_for(1)}],
+                        },
+                    }
+                ],
+            },
+            "INVALID_REQUEST",
+            "serviceOrderItem[0].service.serviceCharacteristic[0].name",
+            id="modify-anything-but-barring",
         ),
         pytest.param(
             {"serviceOrderItem": add_order(1)["serviceOrderItem"]},
@@ -323,6 +378,19 @@ def test_an_order_naming_an_unknown_service_is_422(
     problem = conforms(response, "mno", "createServiceOrder")
     assert (response.status_code, problem["code"]) == (422, "UNKNOWN_SERVICE")
     assert problem["field"] == "serviceOrderItem[0].service.id"
+
+
+def test_two_items_with_one_id_are_422(client: FlaskClient, mno_headers: dict[str, str]) -> None:
+    body = {
+        "externalId": "x",
+        "serviceOrderItem": add_order(1)["serviceOrderItem"] + add_order(2)["serviceOrderItem"],
+    }
+
+    response = client.post(ORDERS, json=body, headers=mno_headers)
+
+    problem = conforms(response, "mno", "createServiceOrder")
+    assert (response.status_code, problem["code"]) == (422, "DUPLICATE_ORDER_ITEM_ID")
+    assert problem["field"] == "serviceOrderItem[1].id"
 
 
 def test_a_body_that_is_not_json_is_refused(

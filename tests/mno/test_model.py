@@ -215,6 +215,7 @@ def test_two_items_with_one_id_are_refused(runtime: Runtime) -> None:
     with pytest.raises(errors.DuplicateOrderItemId) as refused:
         order(runtime, [add(1, "a"), add(2, "a")])
 
+    assert refused.value.status == 422
     assert refused.value.members["field"] == "serviceOrderItem[1].id"
 
 

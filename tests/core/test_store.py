@@ -1,0 +1,211 @@
+"""The store: WAL on SQLite, all-or-nothing writes, reset per role, state that survives a restart."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Table, func, select
+
+from conftest import ORDERS, PRODUCTS, SIMS, T0, activate, first_sims, order_body
+from simulators.core.admin import stack_state
+from simulators.core.audit import audit_table
+from simulators.core.config import Settings
+from simulators.core.outbox import outbox_table
+from simulators.core.runtime import Runtime
+from simulators.core.store import Store
+from simulators.core.tenancy import partners
+from simulators.mvne import events
+from simulators.mvne.model import order_table, sim_table
+from simulators.stack import create_app, runtime_of
+
+
+def count(store: Store, table: Table) -> int:
+    with store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def rows_per_table(store: Store, role: str) -> dict[str, int]:
+    return {table.name: count(store, table) for table in store.tables(role)}
+
+
+def probe_value(store: Store) -> str | None:
+    with store.read() as conn:
+        return conn.execute(
+            select(stack_state.c.value).where(stack_state.c.key == "probe")
+        ).scalar()
+
+
+# --- SQLite journal mode --------------------------------------------------------------
+
+
+def test_sqlite_store_file_is_in_wal_mode(runtime: Runtime) -> None:
+    if not runtime.store.is_sqlite:
+        pytest.skip("WAL is a SQLite journal mode; PostgreSQL has its own")
+    database = runtime.store.url.database
+    assert database
+    # WAL is persistent: any other process opening the file sees it, not only our pool.
+    with sqlite3.connect(database) as outsider:
+        assert outsider.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with runtime.store.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+# --- transactions ---------------------------------------------------------------------
+
+
+def test_a_write_that_raises_leaves_nothing(runtime: Runtime) -> None:
+    store = runtime.store
+    with pytest.raises(RuntimeError, match="crash mid-write"):
+        with store.write() as conn:
+            conn.execute(stack_state.insert().values(key="probe", value="written"))
+            conn.execute(
+                partners.update().where(partners.c.id == "mvno-alpha").values(name="Renamed")
+            )
+            raise RuntimeError("crash mid-write")
+    assert probe_value(store) is None
+    with store.read() as conn:
+        name = conn.execute(select(partners.c.name).where(partners.c.id == "mvno-alpha")).scalar()
+    assert name == "Alpha Mobile"
+
+
+def test_a_write_that_completes_is_visible_to_a_new_connection(runtime: Runtime) -> None:
+    with runtime.store.write() as conn:
+        conn.execute(stack_state.insert().values(key="probe", value="written"))
+    other = Store(runtime.settings.db_url)
+    try:
+        assert probe_value(other) == "written"
+    finally:
+        other.dispose()
+
+
+def test_a_request_that_fails_after_writing_leaves_no_trace(
+    client: FlaskClient,
+    runtime: Runtime,
+    alpha: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The order row, the SIM reservation and the audit record are written before the
+    event is queued; a crash while queueing must undo all of them."""
+
+    def crash(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("outbox unavailable")
+
+    monkeypatch.setattr(events, "order_event", crash)
+    iccid = first_sims(client, alpha)[0]
+    response = client.post(
+        ORDERS,
+        json=order_body(iccid),
+        headers={**alpha, "X-Correlation-ID": "crash-1"},
+    )
+    assert response.status_code == 500
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "INTERNAL"
+    assert count(runtime.store, order_table) == 0
+    with runtime.store.read() as conn:
+        status = conn.execute(select(sim_table.c.status).where(sim_table.c.iccid == iccid)).scalar()
+        audited = conn.execute(
+            select(func.count())
+            .select_from(audit_table)
+            .where(audit_table.c.correlation_id == "crash-1")
+        ).scalar_one()
+    assert status == "available"
+    assert audited == 0
+    assert count(runtime.store, outbox_table) == 0
+    # The same order goes through once the fault is gone: nothing half-done blocks it.
+    monkeypatch.undo()
+    retried = client.post(ORDERS, json=order_body(iccid), headers=alpha)
+    assert retried.status_code == 201, retried.get_data(as_text=True)
+    assert "Idempotent-Replayed" not in retried.headers
+
+
+# --- reset per role -------------------------------------------------------------------
+
+
+def test_reset_of_one_role_clears_only_its_tables(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str]
+) -> None:
+    activate(client, runtime, alpha)
+    store = runtime.store
+    mno_before = rows_per_table(store, "mno")
+    core_before = rows_per_table(store, "core")
+    assert rows_per_table(store, "mvne")["mvne_product_order"] == 1
+    assert mno_before["mno_service"] == 1
+
+    store.reset("mvne")
+
+    assert set(rows_per_table(store, "mvne").values()) == {0}
+    assert rows_per_table(store, "mno") == mno_before
+    assert rows_per_table(store, "core") == core_before
+    # Partners are core state: the partner still authenticates, its MVNE data is gone.
+    answer = client.get(SIMS, headers=alpha)
+    assert answer.status_code == 200
+    assert answer.get_json() == []
+
+
+def test_reset_of_the_mno_leaves_the_mvne_alone(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str]
+) -> None:
+    product = activate(client, runtime, alpha)
+    mvne_before = rows_per_table(runtime.store, "mvne")
+
+    runtime.store.reset("mno")
+
+    assert set(rows_per_table(runtime.store, "mno").values()) == {0}
+    assert rows_per_table(runtime.store, "mvne") == mvne_before
+    assert client.get(f"{PRODUCTS}/{product['id']}", headers=alpha).status_code == 200
+
+
+def test_reset_without_role_clears_every_table(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str]
+) -> None:
+    activate(client, runtime, alpha)
+    runtime.journal.flush()
+    runtime.store.reset()
+    assert {table.name: count(runtime.store, table) for table in runtime.store.tables()} == {
+        table.name: 0 for table in runtime.store.tables()
+    }
+
+
+# --- restart --------------------------------------------------------------------------
+
+
+def test_a_restarted_stack_sees_everything_the_first_one_stored(
+    client: FlaskClient, runtime: Runtime, settings: Settings, alpha: dict[str, str]
+) -> None:
+    product = activate(client, runtime, alpha)
+    order_id = product["productOrder"]["id"]
+    order = client.get(f"{ORDERS}/{order_id}", headers=alpha).get_json()
+    runtime.journal.flush()
+
+    restarted_app = create_app(settings)
+    restarted = runtime_of(restarted_app)
+    try:
+        assert restarted is not runtime
+        again = restarted_app.test_client()
+        assert again.get(f"{ORDERS}/{order_id}", headers=alpha).get_json() == order
+        assert again.get(f"{PRODUCTS}/{product['id']}", headers=alpha).get_json() == product
+        # The simulated clock lives in the store too: a restart does not jump back to wall time.
+        assert restarted.clock.now() == T0 + 5
+        assert restarted.clock.describe()["frozen"] is True
+        # Starting on a seeded store adds nothing: still one order, same SIM pool.
+        assert count(restarted.store, order_table) == 1
+        assert count(restarted.store, sim_table) == count(runtime.store, sim_table)
+    finally:
+        restarted.store.dispose()
+
+
+def test_a_new_runtime_on_the_same_settings_shares_the_store(
+    runtime: Runtime, settings: Settings
+) -> None:
+    other = Runtime(settings)
+    try:
+        with other.store.write() as conn:
+            conn.execute(stack_state.insert().values(key="probe", value="from-other"))
+        other.clock.advance(60)
+        assert probe_value(runtime.store) == "from-other"
+        assert runtime.clock.now() == T0 + 60
+    finally:
+        other.store.dispose()

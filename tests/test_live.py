@@ -1,0 +1,185 @@
+"""The stack as users run it: `handoff up` under gunicorn, two workers, stopped and restarted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import SECRET, api_key, order_body
+
+pytestmark = pytest.mark.live
+
+MVNE = "/mvne/tmf-api"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Receiver(ThreadingHTTPServer):
+    """A partner's webhook endpoint on loopback."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[tuple[dict[str, str], dict]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(handler) -> None:  # noqa: N805 - http.server's convention
+                length = int(handler.headers.get("Content-Length", 0))
+                body = json.loads(handler.rfile.read(length))
+                self.deliveries.append((dict(handler.headers), body))
+                handler.send_response(204)
+                handler.end_headers()
+
+            def log_message(handler, *args: object) -> None:  # noqa: N805
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class Stack:
+    def __init__(self, settings, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(
+            os.environ,
+            HANDOFF_DB=settings.db_url,
+            HANDOFF_SECRET_KEY=SECRET,
+            HANDOFF_STATE_DIR=str(tmp),
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "simulators.cli",
+            "up",
+            "--workers",
+            "2",
+            "--port",
+            str(self.port),
+        ]
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/__admin/health", timeout=1).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise AssertionError("handoff up did not start:\n" + self.stop())
+
+    def stop(self) -> str:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        output, _ = self.process.communicate(timeout=30)
+        return output.decode()
+
+
+@pytest.fixture
+def stack(settings, runtime, tmp_path) -> Iterator[Stack]:
+    runtime.clock.set(time.time(), frozen=False)  # live processes run on wall time
+    runtime.store.dispose()
+    live = Stack(settings, tmp_path)
+    yield live
+    if live.process and live.process.poll() is None:
+        live.stop()
+
+
+def wait_for(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError("timed out")
+
+
+def test_two_workers_one_order_signed_callbacks_and_state_kept_across_restart(stack):
+    alpha = {"X-API-Key": api_key("mvno-alpha")}
+    receiver = Receiver()
+    stack.start()
+    hub = requests.post(
+        f"{stack.url}{MVNE}/productOrderingManagement/v4/hub",
+        json={"callback": f"http://127.0.0.1:{receiver.server_address[1]}/hooks"},
+        headers=alpha,
+        timeout=5,
+    )
+    assert hub.status_code == 201
+    sims = requests.get(
+        f"{stack.url}{MVNE}/resourceInventoryManagement/v4/resource?limit=1",
+        headers=alpha,
+        timeout=5,
+    )
+    body = order_body(sims.json()[0]["iccid"], "live-1")
+
+    def submit(_: int) -> requests.Response:
+        return requests.post(
+            f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder",
+            json=body,
+            headers=alpha,
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(submit, range(20)))
+    assert {answer.status_code for answer in answers} == {201}
+    order_ids = {answer.json()["id"] for answer in answers}
+    assert len(order_ids) == 1
+    order_url = f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder/{order_ids.pop()}"
+
+    def completed():
+        order = requests.get(order_url, headers=alpha, timeout=5).json()
+        return order if order["state"] == "completed" else None
+
+    order = wait_for(completed)
+    wait_for(lambda: len(receiver.deliveries) >= 3)
+    time.sleep(1)  # nothing more may arrive: each event exactly once
+    ids = [headers["webhook-id"] for headers, _ in receiver.deliveries]
+    assert len(ids) == len(set(ids)) == 3
+    assert [body["event"]["productOrder"]["state"] for _, body in receiver.deliveries] == [
+        "acknowledged",
+        "inProgress",
+        "completed",
+    ]
+    product_id = order["productOrderItem"][0]["product"]["id"]
+    product_url = f"{stack.url}{MVNE}/productInventoryManagement/v4/product/{product_id}"
+    before = requests.get(product_url, headers=alpha, timeout=5).json()
+    orders_before = requests.get(
+        f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder", headers=alpha, timeout=5
+    ).json()
+
+    output = stack.stop()
+    assert "Partner API keys" in output and api_key("mvno-alpha") in output
+    stack.start()
+    assert requests.get(product_url, headers=alpha, timeout=5).json() == before
+    assert (
+        requests.get(
+            f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder", headers=alpha, timeout=5
+        ).json()
+        == orders_before
+    )
+    balance = requests.get(
+        f"{stack.url}{MVNE}/prepayBalanceManagement/v4/bucket/{before['id']}",
+        headers=alpha,
+        timeout=5,
+    )
+    assert balance.json()["remainingValue"] == {"amount": 5.0, "units": "GBP"}
