@@ -201,7 +201,7 @@ class Contract:
             body = self._resolve(spec["requestBody"])
             body_required = bool(body.get("required", False))
             media_types = tuple(body.get("content", {}))
-            first = next(iter(body.get("content", {}).values()), {})
+            first: dict[str, Any] = next(iter(body.get("content", {}).values()), {})
             body_validator = self._validator(first.get("schema", {}))
         security = spec.get("security", self.document.get("security", []))
         successes = sorted(int(code) for code in spec.get("responses", {}) if code.startswith("2"))

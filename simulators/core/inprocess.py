@@ -92,8 +92,10 @@ class CallbackReceiver:
         mock.add_callback("POST", pattern, callback=self._receive)
 
     def _receive(self, request: PreparedRequest) -> tuple[int, dict[str, str], bytes]:
-        body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
-        self.received.append(ReceivedCallback(request.url or "", dict(request.headers), body))
+        raw = request.body
+        body = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else b""
+        headers = {name: str(value) for name, value in request.headers.items()}
+        self.received.append(ReceivedCallback(request.url or "", headers, body))
         status = self.statuses.pop(0) if self.statuses else self.default_status
         return status, {}, b""
 

@@ -85,7 +85,7 @@ def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: i
     query = select(table).where(due).order_by(table.c.due_at, table.c.id).limit(limit)
     if not store.is_sqlite:
         query = query.with_for_update(skip_locked=True)
-    rows = conn.execute(query).all()
+    rows = list(conn.execute(query).all())
     if rows:
         conn.execute(
             table.update()

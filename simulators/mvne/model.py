@@ -9,6 +9,7 @@ lifecycle steps (`steps.py`), never inside a partner's request.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -349,7 +350,7 @@ def pool_summary(conn: Connection, partner_id: str) -> dict[str, Any]:
 
 def list_sims(
     conn: Connection, partner: Partner, status: str | None, offset: int, limit: int
-) -> tuple[int, list[Any]]:
+) -> tuple[int, Sequence[Any]]:
     conditions = [sim_table.c.partner_id == partner.id]
     if status:
         conditions.append(sim_table.c.status == status)
@@ -568,7 +569,7 @@ def list_orders(
     external_id: str | None,
     offset: int,
     limit: int,
-) -> tuple[int, list[Any]]:
+) -> tuple[int, Sequence[Any]]:
     conditions = [order_table.c.partner_id == partner.id]
     if state:
         conditions.append(order_table.c.state == state)
@@ -726,7 +727,7 @@ def list_products(
     iccid: str | None,
     offset: int,
     limit: int,
-) -> tuple[int, list[Any]]:
+) -> tuple[int, Sequence[Any]]:
     conditions = [product_table.c.partner_id == partner.id]
     if status:
         conditions.append(product_table.c.status == status)
@@ -841,7 +842,7 @@ def to_minor(amount: Any) -> int:
 
 def cheapest_rate(conn: Connection, offering_id: str) -> int:
     row = conn.execute(select(offering_table).where(offering_table.c.id == offering_id)).one()
-    return min(row.data_rate_minor, row.voice_rate_minor, row.sms_rate_minor)
+    return int(min(row.data_rate_minor, row.voice_rate_minor, row.sms_rate_minor))
 
 
 def top_up(
@@ -925,7 +926,7 @@ def get_topup(conn: Connection, partner: Partner, topup_id: str) -> Any:
 
 def list_topups(
     conn: Connection, partner: Partner, product_id: str | None, offset: int, limit: int
-) -> tuple[int, list[Any]]:
+) -> tuple[int, Sequence[Any]]:
     conditions = [topup_table.c.partner_id == partner.id]
     if product_id:
         conditions.append(topup_table.c.product_id == product_id)
@@ -1079,7 +1080,7 @@ def list_usage(
     usage_type: str | None,
     offset: int,
     limit: int,
-) -> tuple[int, list[Any]]:
+) -> tuple[int, Sequence[Any]]:
     conditions = [usage_table.c.partner_id == partner.id]
     if product_id:
         conditions.append(usage_table.c.product_id == product_id)
@@ -1100,7 +1101,7 @@ def list_usage(
 
 def list_buckets(
     conn: Connection, partner: Partner, product_id: str | None, offset: int, limit: int
-) -> tuple[int, list[Any]]:
+) -> tuple[int, Sequence[Any]]:
     return (
         list_products(
             conn, partner, status=None, msisdn=None, iccid=None, offset=offset, limit=limit
@@ -1110,7 +1111,7 @@ def list_buckets(
     )
 
 
-def _single_bucket(conn: Connection, partner: Partner, product_id: str) -> tuple[int, list[Any]]:
+def _single_bucket(conn: Connection, partner: Partner, product_id: str) -> tuple[int, Sequence[Any]]:
     row = conn.execute(
         select(product_table).where(
             product_table.c.id == product_id, product_table.c.partner_id == partner.id

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from werkzeug.test import EnvironBuilder
+from flask import Flask, Response
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from conftest import ORDERS, SIMS, api_key, conforms, first_sims, order_body
 from simulators.core.runtime import Runtime
+from simulators.mvne import model as mvne_model
 from simulators.mvne.model import order_table, sim_table
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
@@ -224,7 +226,7 @@ def test_a_body_of_exactly_one_mebibyte_is_read(
 
 
 def test_a_large_body_is_refused_without_a_content_length(
-    client: FlaskClient, runtime: Runtime, alpha: dict[str, str]
+    app: Flask, client: FlaskClient, runtime: Runtime, alpha: dict[str, str]
 ) -> None:
     """A chunked upload has no Content-Length to check up front; the read is still bounded."""
     iccid = first_sims(client, alpha)[0]
@@ -239,10 +241,11 @@ def test_a_large_body_is_refused_without_a_content_length(
     )
     environ = builder.get_environ()
     del environ["CONTENT_LENGTH"]
-    # What a WSGI server sets once it has de-chunked the body.
+    # What a WSGI server (gunicorn) sets once it has de-chunked the body; the test client
+    # would rebuild the environ without it, so the app is called directly.
     environ["wsgi.input_terminated"] = True
-    response = client.open(environ)
-    assert response.request.content_length is None
+    app_iter, status, headers = run_wsgi_app(app, environ, buffered=True)
+    response = Response(b"".join(app_iter), status=status, headers=headers)
     assert_problem(response, 413, "PAYLOAD_TOO_LARGE")
     assert order_count(runtime) == 0
 
@@ -360,3 +363,19 @@ def test_an_iccid_with_a_bad_check_digit_is_refused_by_the_contract(
     response = client.post(ORDERS, json=order_body(wrong), headers=alpha)
     problem = assert_problem(response, 400, "INVALID_REQUEST")
     assert problem["field"] == "productOrderItem[0].product.productCharacteristic[0].value"
+
+
+def test_an_unexpected_failure_is_a_500_problem_that_names_the_correlation_id(
+    client: FlaskClient, alpha: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 500 is always a bug in a fake; the partner reports it with the correlation ID."""
+
+    def crash(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a bug inside the fake")
+
+    monkeypatch.setattr(mvne_model, "list_sims", crash)
+    response = client.get(SIMS, headers={**alpha, "X-Correlation-ID": "corr-bug"})
+    body = assert_problem(response, 500, "INTERNAL")
+    assert "a bug inside the fake" not in response.get_data(as_text=True)
+    assert body["correlationId"] == "corr-bug"
+    assert response.headers.get("X-Correlation-ID") == "corr-bug"
