@@ -125,7 +125,7 @@ def profile(label: str, fn: Callable[[int], None], n: int, html_dir: Path | None
     except ImportError:
         Profiler = None  # type: ignore[assignment,misc]  # noqa: N806
     if Profiler is not None:
-        profiler = Profiler(interval=0.0002)
+        profiler = Profiler(interval=0.001)
         profiler.start()
         started = time.perf_counter()
         fn(n)

@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ GET_RATIO_TARGET = 0.60
 POST_RATIO_TARGET = 0.35
 P99_TARGET_MS = 25.0
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 # --- results ---------------------------------------------------------------------------
@@ -324,23 +324,47 @@ def activate_one(base: str, api_key: str, iccid: str, timeout_s: float = 60.0) -
     raise RuntimeError(f"seed activation {order_id} did not complete in {timeout_s:.0f}s")
 
 
-def prepare(base: str, pool_size: int, iccid_count: int) -> Prepared:
+def prepare(base: str, pool_size: int) -> Prepared:
     t0 = time.perf_counter()
     api_key = onboard(base, pool_size)
     t1 = time.perf_counter()
     first = list_available(base, api_key, 0, 1)
     product_id = activate_one(base, api_key, first[0])
     t2 = time.perf_counter()
-    # The seed SIM is no longer available, so offset 0 is where the fresh ones begin.
-    iccids = list_available(base, api_key, 0, iccid_count)
-    t3 = time.perf_counter()
-    if first[0] in iccids:
-        raise RuntimeError("the seed activation's SIM is still listed as available")
     console.print(
-        f"  onboarded {pool_size} SIMs in {t1 - t0:.1f}s, seed subscription {product_id} "
-        f"in {t2 - t1:.1f}s, listed {len(iccids)} ICCIDs in {t3 - t2:.1f}s"
+        f"  onboarded {pool_size} SIMs in {t1 - t0:.1f}s, "
+        f"seed subscription {product_id} in {t2 - t1:.1f}s"
     )
-    return Prepared(api_key, product_id, iccids)
+    return Prepared(api_key, product_id, [])
+
+
+def fresh_iccids(base: str, api_key: str, count: int, used: list[str]) -> list[str]:
+    """`count` available ICCIDs no earlier load was given.
+
+    The API lists available SIMs in ICCID order; SIMs handed to an earlier load
+    come first (those it reserved are no longer listed, any an order released
+    are again), so list past them and drop every one of them.
+    """
+    started = time.perf_counter()
+    exclude = set(used)
+    listed = list_available(base, api_key, 0, count + len(exclude))
+    found = [iccid for iccid in listed if iccid not in exclude][:count]
+    console.print(
+        f"  listed {len(listed)} available ICCIDs in {time.perf_counter() - started:.1f}s"
+    )
+    return found
+
+
+def journal_total(base: str, role: str) -> int | None:
+    try:
+        response = requests.get(
+            f"{base}/__admin/journal",
+            params={"role": role, "direction": "inbound", "limit": 1},
+            timeout=60,
+        )
+        return int(response.headers["X-Total-Count"])
+    except (requests.RequestException, KeyError, ValueError):
+        return None
 
 
 def count_orders(base: str, api_key: str) -> int | None:
@@ -367,7 +391,9 @@ class Load:
     iccids: list[str] = field(default_factory=list)
 
 
-def run_wrk(load: Load, connections: int, threads: int, duration: float, workdir: Path) -> LoadResult:
+def run_wrk(
+    load: Load, connections: int, threads: int, duration: float, workdir: Path
+) -> LoadResult:
     threads = max(1, min(threads, connections))
     args = [load.mode]
     if load.mode in ("get", "post"):
@@ -494,7 +520,18 @@ def run_python(load: Load, connections: int, processes: int, duration: float) ->
     workers = [
         ctx.Process(
             target=_py_worker,
-            args=(host, port, path, load.mode, load.api_key, chunk, f"{tag}-{p}", start_at, stop_at, out),
+            args=(
+                host,
+                port,
+                path,
+                load.mode,
+                load.api_key,
+                chunk,
+                f"{tag}-{p}",
+                start_at,
+                stop_at,
+                out,
+            ),
         )
         for p, chunk in enumerate(per_process)
     ]
@@ -545,48 +582,74 @@ class Loader:
         return run_python(load, self.args.connections, self.args.threads, duration)
 
     def measure(self, load: Load) -> LoadResult:
-        """Warm up (not counted), then the measured run."""
+        """A warm-up (not counted; fills the workers' caches and pools), then the measured run."""
         warm_requests = 0
         if self.args.warmup > 0:
-            warm = Load(load.name, load.url, load.mode, load.api_key, load.iccids)
-            if load.mode == "post":
-                share = self.warmup_share(len(load.iccids))
-                warm.iccids, load.iccids = load.iccids[:share], load.iccids[share:]
-            warm_result = self.run(warm, self.args.warmup)
-            warm_requests = warm_result.requests
+            warm_requests = self.run(load, self.args.warmup).requests
         result = self.run(load, self.args.duration)
         result.extra["warmup_requests"] = warm_requests
         return result
-
-    def warmup_share(self, total: int) -> int:
-        return int(total * self.args.warmup / (self.args.warmup + self.args.duration))
 
 
 # --- one server --------------------------------------------------------------------------
 
 
-def bench_server(server: str, args: argparse.Namespace, loader: Loader, workdir: Path) -> dict[str, LoadResult]:
+def bench_server(
+    server: str, args: argparse.Namespace, loader: Loader, workdir: Path
+) -> dict[str, LoadResult]:
     results: dict[str, LoadResult] = {}
     console.rule(f"[bold]{server}[/bold], {args.workers} workers, {args.connections} connections")
-    iccid_count = min(args.pool_size - 1, args.iccids or math.ceil(args.max_post_rate * (args.warmup + args.duration)))
+    # Bare Flask before and after the stack: the spread shows how steady the machine was.
+    with bare_server(server, args.workers, workdir) as base:
+        results["bare_before"] = loader.measure(
+            Load("bare Flask (before)", f"{base}{BARE_PATH}", "bare")
+        )
+        show(results["bare_before"])
     with handoff_stack(server, args.workers, workdir) as base:
         console.print(f"  stack up on {base}")
-        prepared = prepare(base, args.pool_size, iccid_count)
-        get = Load("GET subscription", f"{base}{PRODUCTS}/{prepared.product_id}", "get", prepared.api_key)
+        prepared = prepare(base, args.pool_size)
+        key = prepared.api_key
+        get = Load("GET subscription", f"{base}{PRODUCTS}/{prepared.product_id}", "get", key)
         results["get"] = loader.measure(get)
         show(results["get"])
-        before = count_orders(base, prepared.api_key)
-        post = Load("POST activation", f"{base}{ORDERS}", "post", prepared.api_key, prepared.iccids)
-        results["post"] = loader.measure(post)
-        after = count_orders(base, prepared.api_key)
-        if before is not None and after is not None:
-            results["post"].extra["orders_created"] = after - before
-        results["post"].extra["iccids_listed"] = len(prepared.iccids)
+
+        url = f"{base}{ORDERS}"
+        orders_before = count_orders(base, key)
+        used: list[str] = []
+        rate = args.max_post_rate
+        warm_requests = 0
+        if args.warmup > 0:
+            warm_count = min(args.pool_size - 1, math.ceil(args.max_post_rate * args.warmup))
+            used = fresh_iccids(base, key, warm_count, [])
+            warm = loader.run(Load("POST warm-up", url, "post", key, used), args.warmup)
+            warm_requests = warm.requests
+            rate = max(warm.rps, 1.0)
+        # Size the measured run's ICCIDs on the warm-up rate, with room to spare.
+        need = min(
+            args.pool_size - 1 - len(used),
+            args.iccids or math.ceil(rate * args.duration * 2 + 500),
+        )
+        iccids = fresh_iccids(base, key, need, used)
+        mno_before = journal_total(base, "mno")
+        results["post"] = loader.run(
+            Load("POST activation", url, "post", key, iccids), args.duration
+        )
+        mno_after = journal_total(base, "mno")
+        orders_after = count_orders(base, key)
+        extra = results["post"].extra
+        extra["warmup_requests"] = warm_requests
+        extra["iccids_given"] = len(iccids)
+        if orders_before is not None and orders_after is not None:
+            extra["orders_created"] = orders_after - orders_before
+        if mno_before is not None and mno_after is not None:
+            # Lifecycle steps of the dispatcher call the MNO on the same workers.
+            extra["mno_requests_during_post"] = mno_after - mno_before
         show(results["post"])
     with bare_server(server, args.workers, workdir) as base:
-        bare = Load("bare Flask", f"{base}{BARE_PATH}", "bare")
-        results["bare"] = loader.measure(bare)
-        show(results["bare"])
+        results["bare_after"] = loader.measure(
+            Load("bare Flask (after)", f"{base}{BARE_PATH}", "bare")
+        )
+        show(results["bare_after"])
     return results
 
 
@@ -605,11 +668,18 @@ def show(result: LoadResult) -> None:
 # --- report -----------------------------------------------------------------------------
 
 
+def bare_rps(results: dict[str, LoadResult]) -> float:
+    return (results["bare_before"].rps + results["bare_after"].rps) / 2 or math.nan
+
+
 def verdicts(results: dict[str, LoadResult]) -> dict[str, Any]:
-    bare = results["bare"].rps or math.nan
+    bare = bare_rps(results)
     get_ratio = results["get"].rps / bare
     post_ratio = results["post"].rps / bare
+    before, after = results["bare_before"].rps, results["bare_after"].rps
     return {
+        "bare_rps": bare,
+        "bare_drift": abs(after - before) / bare,
         "get_ratio": get_ratio,
         "post_ratio": post_ratio,
         "get_ratio_pass": get_ratio >= GET_RATIO_TARGET,
@@ -626,12 +696,15 @@ def mark(ok: bool) -> str:
     return "[green]PASS[/green]" if ok else "[red]FAIL[/red]"
 
 
-def report(all_results: dict[str, dict[str, LoadResult]], args: argparse.Namespace, loader: Loader) -> list[dict[str, Any]]:
+def report(
+    all_results: dict[str, dict[str, LoadResult]], args: argparse.Namespace, loader: Loader
+) -> list[dict[str, Any]]:
     table = Table(
         title=(
             f"Handoff vs bare Flask: {args.workers} workers, {args.connections} connections, "
-            f"{args.duration:g}s per load ({loader.kind}), {os.cpu_count()} CPUs"
-        )
+            f"{args.duration:g}s per load, {loader.kind}, {os.cpu_count()} CPUs"
+        ),
+        caption="x bare = req/s over the mean of the two bare Flask runs of the same server",
     )
     for column, justify in (
         ("server", "left"),
@@ -641,21 +714,33 @@ def report(all_results: dict[str, dict[str, LoadResult]], args: argparse.Namespa
         ("p99 ms", "right"),
         ("errors", "right"),
         ("x bare", "right"),
-        (f"req/s target", "left"),
+        ("req/s target", "left"),
         (f"p99 <= {P99_TARGET_MS:g} ms", "left"),
     ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     lines: list[dict[str, Any]] = []
     for server, results in all_results.items():
         verdict = verdicts(results)
-        bare = results["bare"]
-        rows = [
-            ("get", verdict["get_ratio"], f">= {GET_RATIO_TARGET:.2f}x", verdict["get_ratio_pass"], verdict["get_p99_pass"]),
-            ("post", verdict["post_ratio"], f">= {POST_RATIO_TARGET:.2f}x", verdict["post_ratio_pass"], verdict["post_p99_pass"]),
-            ("bare", 1.0, "(reference)", None, None),
+        bare = verdict["bare_rps"]
+        rows: list[tuple[str, str, bool | None, bool | None]] = [
+            ("bare_before", "(reference)", None, None),
+            (
+                "get",
+                f">= {GET_RATIO_TARGET:.2f}x",
+                verdict["get_ratio_pass"],
+                verdict["get_p99_pass"],
+            ),
+            (
+                "post",
+                f">= {POST_RATIO_TARGET:.2f}x",
+                verdict["post_ratio_pass"],
+                verdict["post_p99_pass"],
+            ),
+            ("bare_after", "(reference)", None, None),
         ]
-        for key, ratio, target, ratio_ok, p99_ok in rows:
+        for key, target, ratio_ok, p99_ok in rows:
             result = results[key]
+            ratio = result.rps / bare
             problems = result.errors + result.non_2xx
             table.add_row(
                 server,
@@ -668,28 +753,29 @@ def report(all_results: dict[str, dict[str, LoadResult]], args: argparse.Namespa
                 target + ("" if ratio_ok is None else " " + mark(ratio_ok)),
                 "" if p99_ok is None else mark(p99_ok),
             )
-            line = {
-                "kind": "load",
-                "server": server,
-                "target": key,
-                "name": result.target,
-                "workers": args.workers,
-                "connections": args.connections,
-                "duration_s": round(result.duration_s, 3),
-                "requests": result.requests,
-                "rps": round(result.rps, 1),
-                "p50_ms": round(result.p50_ms, 2),
-                "p90_ms": round(result.p90_ms, 2),
-                "p99_ms": round(result.p99_ms, 2),
-                "max_ms": round(result.max_ms, 2),
-                "errors": result.errors,
-                "non_2xx": result.non_2xx,
-                "ratio_to_bare": round(ratio, 3),
-                "loadgen": result.loadgen,
-                "exhausted": result.exhausted,
-                **result.extra,
-            }
-            lines.append(line)
+            lines.append(
+                {
+                    "kind": "load",
+                    "server": server,
+                    "target": key,
+                    "name": result.target,
+                    "workers": args.workers,
+                    "connections": args.connections,
+                    "duration_s": round(result.duration_s, 3),
+                    "requests": result.requests,
+                    "rps": round(result.rps, 1),
+                    "p50_ms": round(result.p50_ms, 2),
+                    "p90_ms": round(result.p90_ms, 2),
+                    "p99_ms": round(result.p99_ms, 2),
+                    "max_ms": round(result.max_ms, 2),
+                    "errors": result.errors,
+                    "non_2xx": result.non_2xx,
+                    "ratio_to_bare": round(ratio, 3),
+                    "loadgen": result.loadgen,
+                    "exhausted": result.exhausted,
+                    **result.extra,
+                }
+            )
         table.add_section()
         lines.append(
             {
@@ -697,9 +783,14 @@ def report(all_results: dict[str, dict[str, LoadResult]], args: argparse.Namespa
                 "server": server,
                 "workers": args.workers,
                 "connections": args.connections,
-                "bare_rps": round(bare.rps, 1),
+                "bare_rps": round(bare, 1),
+                "bare_drift": round(verdict["bare_drift"], 3),
+                "get_rps": round(results["get"].rps, 1),
+                "post_rps": round(results["post"].rps, 1),
                 "get_ratio": round(verdict["get_ratio"], 3),
                 "post_ratio": round(verdict["post_ratio"], 3),
+                "get_p99_ms": round(results["get"].p99_ms, 2),
+                "post_p99_ms": round(results["post"].p99_ms, 2),
                 "targets": {
                     "get_ratio_ge_0_60": verdict["get_ratio_pass"],
                     "post_ratio_ge_0_35": verdict["post_ratio_pass"],
@@ -714,6 +805,17 @@ def report(all_results: dict[str, dict[str, LoadResult]], args: argparse.Namespa
             }
         )
     console.print(table)
+    for server, results in all_results.items():
+        verdict = verdicts(results)
+        if verdict["bare_drift"] > 0.15:
+            console.print(
+                f"[yellow]{server}: bare Flask moved {verdict['bare_drift']:.0%} between its two "
+                "runs; the machine was not steady (other load?), ratios are approximate.[/yellow]"
+            )
+        if not verdict["valid"]:
+            console.print(
+                f"[red]{server}: errors, non-2xx answers or ICCIDs ran out; see above.[/red]"
+            )
     return lines
 
 
@@ -730,12 +832,16 @@ def versions() -> dict[str, str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--server", choices=["gunicorn", "granian", "both"], default="both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured load")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of uncounted load before each")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of uncounted load before each"
+    )
     parser.add_argument(
         "--threads", type=int, default=2,
         help="wrk threads (or load processes for --loadgen python)",
@@ -744,11 +850,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pool-size", type=int, default=100_000, help="bench partner's SIM pool")
     parser.add_argument(
         "--iccids", type=int, default=0,
-        help="ICCIDs to list for the POST load (default: --max-post-rate x (warmup + duration))",
+        help="ICCIDs for the measured POST load (default: 2 x warm-up rate x duration + 500)",
     )  # fmt: skip
     parser.add_argument(
         "--max-post-rate", type=float, default=2500.0,
-        help="highest POST req/s expected; sizes the ICCID list",
+        help="highest POST req/s expected; sizes the warm-up's ICCID list",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON lines here")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (stores, logs)")

@@ -240,7 +240,6 @@ class RoleApi:
         def view(**path_args: str) -> Response:
             g.handoff_role = role
             g.operation_id = operation.operation_id
-            g.correlation_id = resolve_correlation_id()
             open_tx = runtime.store.write if write else runtime.store.read
             try:
                 with open_tx() as conn:
@@ -293,7 +292,8 @@ class RoleApi:
         params, errors = operation.coerce_and_validate_params(
             path_args, request.args.to_dict(flat=False), headers
         )
-        if body is not None:
+        if g.get("raw_body"):
+            # A JSON `null` is a body too, and must match the schema like any other.
             errors += operation.validate_body(body)
         if errors:
             raise BadRequest(
@@ -387,11 +387,19 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
         return json_response(body, 500)
 
     @app.before_request
-    def _start_timer() -> None:
+    def _start() -> None:
         g.handoff_started = time.perf_counter()
+        try:
+            g.correlation_id = resolve_correlation_id()
+        except InvalidCorrelationId:
+            # The refusal itself still carries an ID the caller can quote.
+            g.correlation_id = str(uuid.uuid4())
+            raise
 
     @app.after_request
     def _journal(response: Response) -> Response:
+        if g.get("correlation_id"):
+            response.headers["X-Correlation-ID"] = g.correlation_id
         role = getattr(g, "handoff_role", None)
         if role is None or role == "admin":
             return response

@@ -39,7 +39,8 @@ class MountedStack:
 def mount(mock: responses.RequestsMock, app: Flask, base_url: str) -> MountedStack:
     """Answer every request under `base_url` from the WSGI app."""
     client = app.test_client()
-    lock = threading.Lock()
+    # Reentrant: a request served here may call a peer that is served here too.
+    lock = threading.RLock()
     mounted = MountedStack()
 
     def forward(request: PreparedRequest) -> tuple[int, dict[str, str], bytes]:
@@ -49,7 +50,8 @@ def mount(mock: responses.RequestsMock, app: Flask, base_url: str) -> MountedSta
             return status, {"Content-Type": "text/plain"}, b"outage"
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         body = request.body.encode() if isinstance(request.body, str) else request.body
-        with lock:
+        # A fresh app context: the nested request must not see the outer request's `g`.
+        with lock, app.app_context():
             answer = client.open(
                 path,
                 method=request.method or "GET",

@@ -6,6 +6,7 @@ from typing import Any
 
 from simulators.core.clock import isoformat
 from simulators.core.http import Reply, RequestContext, RoleApi
+from simulators.core.problems import BadRequest
 
 from . import errors, model
 
@@ -129,6 +130,9 @@ def _list_reply(items: list[dict[str, Any]], total: int) -> Reply:
 
 @api.operation("createServiceOrder", write=True, idempotent_on="externalId")
 def create_service_order(ctx: RequestContext) -> Reply:
+    if not isinstance(ctx.body, dict):
+        # A JSON `null` body parses to None, which the core pipeline does not validate.
+        raise BadRequest("The body must be a JSON object", field="(body)")
     order, _created = model.create_service_order(
         ctx.conn,
         ctx.runtime.tasks,

@@ -8,8 +8,7 @@ negative modes. The fakes must answer every case as their contract says.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hypothesis
@@ -19,12 +18,14 @@ import schemathesis
 from conftest import BASE_URL, api_key
 from flask import Flask
 from hypothesis import strategies as st
-from sqlalchemy import select
-
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
 from schemathesis.generation.meta import TestPhase
 from schemathesis.specs.openapi import unregister_string_format
+from sqlalchemy import select
 
-from simulators.core.identifiers import iccid_with_check_digit
+from simulators.core.contract import load_contract
+from simulators.core.identifiers import MSISDN_PATTERN, TEST_MCC, iccid_with_check_digit
 from simulators.core.runtime import Runtime
 from simulators.mvne.model import sim_table
 
@@ -73,9 +74,13 @@ CONTRACTS = {
         "/mvne/openapi.json",
         {"partnerKey": api_key(PARTNER), "networkKey": api_key("mno-network")},
     ),
-    # Loopback callers need no admin token; the WSGI client calls from 127.0.0.1.
+    # Loopback callers need no admin token (see LOOPBACK).
     "admin": ("/__admin/openapi.json", {}),
 }
+# werkzeug's bare test client leaves REMOTE_ADDR unset, which the control plane refuses with
+# 403; like Flask's test client, schemathesis' calls come from loopback. Kept on the retries
+# and probes its checks send, unlike a `session`.
+LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -87,55 +92,110 @@ def hypothesis_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def iccids(runtime: Runtime) -> Iterator[None]:
-    """`format: iccid`: E.118 ICCIDs with a valid Luhn digit, some from the partner's pool."""
+def custom_formats(runtime: Runtime) -> Iterator[None]:
+    """Strategies for the contracts' custom formats, valid by the identifier rules.
+
+    `iccid`: E.118 ICCIDs with a Luhn check digit, half of them from the partner's SIM pool
+    so that some orders go through. `imsi`: E.212, the test MCC 001 or one not starting 0.
+    """
     with runtime.store.read() as conn:
-        pool = conn.execute(
-            select(sim_table.c.iccid)
-            .where(sim_table.c.partner_id == PARTNER)
-            .order_by(sim_table.c.iccid)
-        ).scalars().all()
+        pool = (
+            conn.execute(
+                select(sim_table.c.iccid)
+                .where(sim_table.c.partner_id == PARTNER)
+                .order_by(sim_table.c.iccid)
+            )
+            .scalars()
+            .all()
+        )
     assert pool, f"{PARTNER} has no seeded SIM pool"
     anywhere = st.from_regex(r"89[0-9]{16,17}", fullmatch=True).map(iccid_with_check_digit)
-    schemathesis.openapi.format("iccid", st.one_of(st.sampled_from(pool), anywhere))
+    mcc = st.one_of(st.just(TEST_MCC), st.integers(100, 999).map(str))
+    formats = {
+        "iccid": st.one_of(st.sampled_from(pool), anywhere),
+        "imsi": st.tuples(mcc, st.from_regex(r"[0-9]{3,12}", fullmatch=True)).map("".join),
+        "msisdn": st.from_regex(MSISDN_PATTERN, fullmatch=True),
+    }
+    for name, strategy in formats.items():
+        schemathesis.openapi.format(name, strategy)
     yield
-    unregister_string_format("iccid")
+    for name in formats:
+        unregister_string_format(name)
 
 
-ICCID_SHAPE = re.compile(r"89[0-9]{17,18}")
+# The contracts' own formats (simulators.core.contract.FORMAT_CHECKER) and how a value of the
+# right shape is brought inside one: the Luhn digit of an ICCID, the MCC of an IMSI.
+FORMAT_REPAIRS: dict[str, Callable[[str], str]] = {
+    "iccid": lambda value: iccid_with_check_digit(value[:-1]),
+    "imsi": lambda value: TEST_MCC + value[3:],
+}
 
 
-def _luhn_fixed(value: Any) -> Any:
-    """Every ICCID-shaped string in `value` with its Luhn check digit set right."""
-    if isinstance(value, str) and ICCID_SHAPE.fullmatch(value):
-        return iccid_with_check_digit(value[:-1])
-    if isinstance(value, dict):
-        return {key: _luhn_fixed(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_luhn_fixed(item) for item in value]
+def _format_errors(validator: Draft202012Validator, value: Any) -> list[ValidationError]:
+    return [
+        error
+        for error in validator.iter_errors(value)
+        if error.validator == "format" and error.validator_value in FORMAT_REPAIRS
+    ]
+
+
+def _repaired(validator: Draft202012Validator, value: Any) -> Any:
+    """`value` with every string a custom format refuses brought inside that format."""
+    for _ in range(20):
+        errors = _format_errors(validator, value)
+        if not errors:
+            return value
+        error = errors[0]
+        fixed = FORMAT_REPAIRS[error.validator_value](error.instance)
+        if not error.absolute_path:
+            value = fixed
+            continue
+        *parents, last = error.absolute_path
+        container = value
+        for step in parents:
+            container = container[step]
+        container[last] = fixed
     return value
 
 
-def map_case(_context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
-    """Positive coverage cases carry ICCIDs that `format: iccid` admits.
+def custom_formats_in_coverage(role: str) -> Callable[..., schemathesis.Case]:
+    """A `map_case` hook: positive coverage cases hold values the custom formats admit.
 
-    The coverage phase draws a string with both `pattern` and a custom `format` from the
-    pattern alone (it checks only the standard formats), so its "valid" ICCIDs fail the Luhn
-    digit the contract asks for. Fuzzing draws them from the registered strategy instead.
+    The coverage phase draws a string that has both a `pattern` and a custom `format` from
+    the pattern alone (it checks only the standard formats), so its "valid" ICCIDs and
+    IMSIs can break the Luhn digit or MCC rule the contract asks for and the fake enforces.
+    Fuzzing draws them from the strategies registered below instead. Only format
+    violations are repaired, judged by the contract's own validators.
     """
-    meta = case.meta
-    if meta is not None and meta.phase.name == TestPhase.COVERAGE and meta.generation.mode.is_positive:
-        case.path_parameters = _luhn_fixed(case.path_parameters)
-        case.query = _luhn_fixed(case.query)
-        case.body = _luhn_fixed(case.body)
-    return case
+    contract = load_contract(role)
+
+    def map_case(_context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+        meta = case.meta
+        if meta is None or meta.phase.name != TestPhase.COVERAGE:
+            return case
+        if not meta.generation.mode.is_positive:
+            return case
+        operation = contract.operations[case.operation.definition.raw["operationId"]]
+        for parameter in operation.parameters:
+            container = {"path": case.path_parameters, "query": case.query}.get(parameter.location)
+            if container and isinstance(container.get(parameter.name), str):
+                container[parameter.name] = _repaired(
+                    parameter.validator, container[parameter.name]
+                )
+        if operation.body_validator is not None and isinstance(case.body, dict | list):
+            case.body = _repaired(operation.body_validator, case.body)
+        return case
+
+    return map_case
 
 
 @pytest.fixture(params=sorted(CONTRACTS))
-def contract(request: pytest.FixtureRequest, app: Flask, iccids: None) -> schemathesis.BaseSchema:
+def contract(
+    request: pytest.FixtureRequest, app: Flask, custom_formats: None
+) -> schemathesis.BaseSchema:
     location, credentials = CONTRACTS[request.param]
     loaded = schemathesis.openapi.from_wsgi(location, app, config=_config(credentials))
-    loaded.hook(map_case)
+    loaded.hook(custom_formats_in_coverage(request.param))
     return loaded
 
 
@@ -146,5 +206,5 @@ schema = schemathesis.pytest.from_fixture("contract")
 def test_contract(case: schemathesis.Case, network: responses.RequestsMock) -> None:
     # The fakes' peer calls and callbacks go through `network`; schemathesis reaches the
     # app directly over WSGI, so every call `responses` saw was made by a fake.
-    case.call_and_validate()
+    case.call_and_validate(environ_base=LOOPBACK)
     assert all(call.request.url.startswith(BASE_URL) for call in network.calls)

@@ -6,8 +6,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from conftest import T0
+
 from simulators.core.clock import Clock, isoformat, parse_iso
 from simulators.core.runtime import Runtime
 from simulators.core.store import Store
@@ -104,9 +104,7 @@ def test_advance_moves_a_thawed_clock_by_the_offset(runtime: Runtime) -> None:
     runtime.clock.set(T0, frozen=False)
     moved = runtime.clock.advance(3600)
     assert T0 + 3600 <= moved < T0 + 3605
-    assert runtime.clock.describe()["offsetSeconds"] == pytest.approx(
-        moved - time.time(), abs=1.0
-    )
+    assert runtime.clock.describe()["offsetSeconds"] == pytest.approx(moved - time.time(), abs=1.0)
 
 
 def test_every_worker_reads_the_same_clock_through_the_store(runtime: Runtime) -> None:

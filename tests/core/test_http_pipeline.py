@@ -9,12 +9,12 @@ import re
 from typing import Any
 
 import pytest
+from conftest import ORDERS, SIMS, api_key, conforms, first_sims, order_body
+from flask import Flask, Response
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from flask import Flask, Response
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from conftest import ORDERS, SIMS, api_key, conforms, first_sims, order_body
 from simulators.core.runtime import Runtime
 from simulators.mvne import model as mvne_model
 from simulators.mvne.model import order_table, sim_table
@@ -76,9 +76,7 @@ def test_a_traceparent_trace_id_becomes_the_correlation_id(
     assert response.headers["X-Correlation-ID"] == TRACE_ID
 
 
-def test_x_correlation_id_wins_over_traceparent(
-    client: FlaskClient, alpha: dict[str, str]
-) -> None:
+def test_x_correlation_id_wins_over_traceparent(client: FlaskClient, alpha: dict[str, str]) -> None:
     response = client.get(
         SIMS, headers={**alpha, "traceparent": TRACEPARENT, "X-Correlation-ID": "mine"}
     )
@@ -104,7 +102,12 @@ def test_without_any_id_each_request_gets_its_own(
 
 @pytest.mark.parametrize(
     "value",
-    ["has space", "a" * 300, "semi;colon-ok-but-quote\"-not", "emoji-\u2603".encode().decode("latin-1")],
+    [
+        "has space",
+        "a" * 300,
+        'semi;colon-ok-but-quote"-not',
+        "emoji-\u2603".encode().decode("latin-1"),
+    ],
 )
 def test_an_invalid_correlation_id_is_400(
     client: FlaskClient, alpha: dict[str, str], value: str
@@ -148,7 +151,9 @@ def test_the_correlation_id_is_echoed_when_no_route_matches(
 
 def test_malformed_json_is_400(client: FlaskClient, alpha: dict[str, str]) -> None:
     response = client.post(
-        ORDERS, data='{"externalId": "ext-1",', headers={**alpha, "Content-Type": "application/json"}
+        ORDERS,
+        data='{"externalId": "ext-1",',
+        headers={**alpha, "Content-Type": "application/json"},
     )
     conforms(response, "mvne", "createProductOrder")
     assert_problem(response, 400, "MALFORMED_JSON")
@@ -158,7 +163,9 @@ def test_a_body_that_is_not_utf8_is_malformed_json(
     client: FlaskClient, alpha: dict[str, str]
 ) -> None:
     response = client.post(
-        ORDERS, data=b'{"externalId": "\xff\xfe"}', headers={**alpha, "Content-Type": "application/json"}
+        ORDERS,
+        data=b'{"externalId": "\xff\xfe"}',
+        headers={**alpha, "Content-Type": "application/json"},
     )
     assert_problem(response, 400, "MALFORMED_JSON")
 
@@ -182,9 +189,7 @@ def test_a_body_that_is_not_json_is_415(
     assert order_count(runtime) == 0
 
 
-def test_a_json_suffix_media_type_is_accepted(
-    client: FlaskClient, alpha: dict[str, str]
-) -> None:
+def test_a_json_suffix_media_type_is_accepted(client: FlaskClient, alpha: dict[str, str]) -> None:
     iccid = first_sims(client, alpha)[0]
     response = client.post(
         ORDERS,
@@ -209,9 +214,7 @@ def test_a_body_over_one_mebibyte_is_413_and_nothing_is_stored(
     assert status == "available"
 
 
-def test_a_body_of_exactly_one_mebibyte_is_read(
-    client: FlaskClient, alpha: dict[str, str]
-) -> None:
+def test_a_body_of_exactly_one_mebibyte_is_read(client: FlaskClient, alpha: dict[str, str]) -> None:
     """The bound is inclusive: a 1 MiB body gets past the size check to the contract check."""
     iccid = first_sims(client, alpha)[0]
     body = order_body(iccid)

@@ -9,11 +9,11 @@ import socket
 from typing import Any
 
 import pytest
+from conftest import ORDERS, PARTNER_HOOKS, conforms, first_sims, order_body
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from standardwebhooks import Webhook
 
-from conftest import ORDERS, PARTNER_HOOKS, conforms, first_sims, order_body
 from simulators.core.config import Settings
 from simulators.core.inprocess import CallbackReceiver, ReceivedCallback
 from simulators.core.outbox import CallbackRefused, check_callback_url, hub_table

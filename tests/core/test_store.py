@@ -1,4 +1,4 @@
-"""The store: WAL on SQLite, all-or-nothing writes, reset per role, state that survives a restart."""
+"""The store: WAL on SQLite, all-or-nothing writes, reset per role, state kept over restarts."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import sqlite3
 from typing import Any
 
 import pytest
+from conftest import ORDERS, PRODUCTS, SIMS, T0, activate, first_sims, order_body
 from flask.testing import FlaskClient
 from sqlalchemy import Table, func, select
 
-from conftest import ORDERS, PRODUCTS, SIMS, T0, activate, first_sims, order_body
 from simulators.core.admin import stack_state
 from simulators.core.audit import audit_table
 from simulators.core.config import Settings

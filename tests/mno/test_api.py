@@ -407,6 +407,9 @@ def test_a_body_that_is_not_json_is_refused(
     assert wrong_type.status_code == 415
     assert conforms(malformed, "mno", "createServiceOrder")["code"] == "MALFORMED_JSON"
     assert malformed.status_code == 400
+    null = client.post(ORDERS, data="null", content_type="application/json", headers=mno_headers)
+    assert null.status_code == 400
+    assert conforms(null, "mno", "createServiceOrder")["field"] == "(body)"
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "hk_mvne-platform_wrong"}])
