@@ -117,7 +117,8 @@ class Runtime:
         target = self.clock.now() + seconds
         self.settle()
         for _ in range(max_events):
-            dues = [due for due in (self.tasks.next_due(), self.outbox.next_due()) if due is not None]
+            upcoming = (self.tasks.next_due(), self.outbox.next_due())
+            dues = [due for due in upcoming if due is not None]
             if not dues or min(dues) > target:
                 break
             if min(dues) > self.clock.now():

@@ -1102,16 +1102,11 @@ def list_usage(
 def list_buckets(
     conn: Connection, partner: Partner, product_id: str | None, offset: int, limit: int
 ) -> tuple[int, Sequence[Any]]:
-    return (
-        list_products(
+    """One monetary bucket per subscription; the bucket id is the subscription id."""
+    if not product_id:
+        return list_products(
             conn, partner, status=None, msisdn=None, iccid=None, offset=offset, limit=limit
         )
-        if not product_id
-        else _single_bucket(conn, partner, product_id)
-    )
-
-
-def _single_bucket(conn: Connection, partner: Partner, product_id: str) -> tuple[int, Sequence[Any]]:
     row = conn.execute(
         select(product_table).where(
             product_table.c.id == product_id, product_table.c.partner_id == partner.id
