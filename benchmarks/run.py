@@ -307,20 +307,18 @@ def activate_one(base: str, api_key: str, iccid: str, timeout_s: float = 60.0) -
     if response.status_code != 201:
         raise RuntimeError(f"activation answered {response.status_code}: {response.text[:500]}")
     order_id = response.json()["id"]
+    # `handoff up` runs the dispatcher that drives the order (the MNO provisions it
+    # after ~2 simulated seconds), so poll. POST /__admin/settle would run the steps
+    # inside a server worker, and their HTTP call to the MNO needs a second free
+    # worker: with --workers 1 each such call waits for the peer timeout.
     started = time.monotonic()
-    advanced = False
     while time.monotonic() - started < timeout_s:
-        requests.post(f"{base}/__admin/settle", timeout=60)
         order = requests.get(f"{base}{ORDERS}/{order_id}", headers=headers, timeout=30).json()
         if order["state"] == "completed":
             return str(order["productOrderItem"][0]["product"]["id"])
         if order["state"] not in ("acknowledged", "inProgress"):
             raise RuntimeError(f"seed activation ended {order['state']}: {order}")
-        if not advanced and time.monotonic() - started > 5:
-            # The MNO provisions after a simulated delay; move the clock past it.
-            requests.post(f"{base}/__admin/clock/advance", json={"seconds": 10}, timeout=60)
-            advanced = True
-        time.sleep(0.25)
+        time.sleep(0.2)
     raise RuntimeError(f"seed activation {order_id} did not complete in {timeout_s:.0f}s")
 
 

@@ -9,6 +9,7 @@ import pytest
 from conftest import ORDERS, PRODUCTS, SIMS, T0, activate, first_sims, order_body
 from flask.testing import FlaskClient
 from sqlalchemy import Table, func, select
+from sqlalchemy.exc import IntegrityError
 
 from simulators.core.admin import stack_state
 from simulators.core.audit import audit_table
@@ -69,6 +70,16 @@ def test_a_write_that_raises_leaves_nothing(runtime: Runtime) -> None:
     with store.read() as conn:
         name = conn.execute(select(partners.c.name).where(partners.c.id == "mvno-alpha")).scalar()
     assert name == "Alpha Mobile"
+
+
+def test_a_write_the_database_refuses_half_way_leaves_nothing(runtime: Runtime) -> None:
+    store = runtime.store
+    with pytest.raises(IntegrityError):
+        with store.write() as conn:
+            conn.execute(stack_state.insert().values(key="probe", value="written"))
+            # The seed row exists after every reset: a second one breaks the primary key.
+            conn.execute(stack_state.insert().values(key="seed", value="1"))
+    assert probe_value(store) is None
 
 
 def test_a_write_that_completes_is_visible_to_a_new_connection(runtime: Runtime) -> None:
@@ -187,7 +198,8 @@ def test_a_restarted_stack_sees_everything_the_first_one_stored(
         again = restarted_app.test_client()
         assert again.get(f"{ORDERS}/{order_id}", headers=alpha).get_json() == order
         assert again.get(f"{PRODUCTS}/{product['id']}", headers=alpha).get_json() == product
-        # The simulated clock lives in the store too: a restart does not jump back to wall time.
+        # The simulated clock lives in the store too (`activate` advanced it 5 s): a restart
+        # does not jump back to wall time.
         assert restarted.clock.now() == T0 + 5
         assert restarted.clock.describe()["frozen"] is True
         # Starting on a seeded store adds nothing: still one order, same SIM pool.

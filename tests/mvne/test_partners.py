@@ -97,7 +97,8 @@ def test_termination_cancels_in_flight_orders_and_terminates_subscriptions(
     # This one reaches the network before the partner is terminated...
     at_network = client.post(ORDERS, json=order_body(sent, "at-network"), headers=alpha).get_json()
     settle(runtime)
-    assert client.get(f"{ORDERS}/{at_network['id']}", headers=alpha).get_json()["state"] == "inProgress"
+    state = client.get(f"{ORDERS}/{at_network['id']}", headers=alpha).get_json()["state"]
+    assert state == "inProgress"
     # ...this one is still waiting for its first step.
     queued = client.post(ORDERS, json=order_body(waiting, "queued"), headers=alpha).get_json()
 
