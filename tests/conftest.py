@@ -42,8 +42,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def app(settings: Settings) -> Flask:
-    return create_app(settings)
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    yield app
+    runtime = runtime_of(app)
+    runtime.journal.flush()
+    runtime.store.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +57,7 @@ def runtime(app: Flask) -> Runtime:
 
 @pytest.fixture(autouse=True)
 def fresh_state(runtime: Runtime) -> Iterator[None]:
-    reset_state(runtime, None)
+    reset_state(runtime, None, seed=runtime.settings.faker_seed)
     runtime.clock.set(T0, frozen=True)
     yield
     runtime.journal.flush()

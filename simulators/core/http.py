@@ -320,6 +320,7 @@ class RoleApi:
             raise BadRequest("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
         scope = {"role": self.role, "partner_id": partner.id, "key": key}
         fingerprint = idempotency.fingerprint(operation.method, request.path, body)
+        idempotency.hold(conn, runtime.store, **scope)
         now = ctx.now()
         stored = idempotency.lookup(
             conn,

@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Float, Integer, String, and_, delete, select
+from sqlalchemy import JSON, Column, Connection, Float, Integer, String, and_, delete, select, text
 
 from .problems import IdempotencyKeyReused
-from .store import CORE_ROLE, role_table
+from .store import CORE_ROLE, Store, role_table
 
 idempotency_table = role_table(
     CORE_ROLE,
@@ -44,6 +44,21 @@ class StoredAnswer:
 def fingerprint(method: str, path: str, body: Any) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def hold(conn: Connection, store: Store, *, role: str, partner_id: str, key: str) -> None:
+    """Serialise twins of one key until this transaction ends.
+
+    SQLite writers are already serialised by BEGIN IMMEDIATE; on PostgreSQL (READ
+    COMMITTED) concurrent twins would all miss the key and race on the domain rows,
+    so they queue on a transaction-scoped advisory lock and the later ones replay.
+    """
+    if store.is_sqlite:
+        return
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:scope, 0))"),
+        {"scope": f"idempotency|{role}|{partner_id}|{key}"},
+    )
 
 
 def lookup(
