@@ -21,6 +21,7 @@ from .outbox import hub_table, outbox_table
 from .problems import PermissionDenied
 from .store import CORE_ROLE, role_table
 from .tasks import task_table
+from .tenancy import forget_partners
 
 admin_api = RoleApi("admin")
 
@@ -75,6 +76,7 @@ def seed_all(runtime: Any, conn: Connection, roles: list[str] | None = None) -> 
 
 
 def reset_state(runtime: Any, role: str | None, seed: int | None = None) -> tuple[list[str], int]:
+    forget_partners()
     store = runtime.store
     with store.write() as conn:
         keep_seed = current_seed(conn, runtime.settings.faker_seed) if seed is None else seed

@@ -28,6 +28,8 @@ audit_table = role_table(
     Column("details", JSON, nullable=True),
 )
 
+_INSERT = audit_table.insert()
+
 
 def record(
     conn: Connection,
@@ -43,17 +45,18 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     conn.execute(
-        audit_table.insert().values(
-            at=at,
-            role=role,
-            actor=actor,
-            partner_id=partner_id,
-            action=action,
-            entity_type=entity_type,
-            entity_id=entity_id,
-            correlation_id=correlation_id,
-            details=details,
-        )
+        _INSERT,
+        {
+            "at": at,
+            "role": role,
+            "actor": actor,
+            "partner_id": partner_id,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "correlation_id": correlation_id,
+            "details": details,
+        },
     )
 
 

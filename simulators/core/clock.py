@@ -23,6 +23,11 @@ clock_table = role_table(
 )
 
 
+_STATE = select(clock_table.c.offset_s, clock_table.c.frozen, clock_table.c.frozen_at).where(
+    clock_table.c.id == 1
+)
+
+
 def to_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
@@ -43,11 +48,7 @@ class Clock:
         self.store = store
 
     def _state(self, conn: Connection) -> tuple[float, bool, float | None]:
-        row = conn.execute(
-            select(clock_table.c.offset_s, clock_table.c.frozen, clock_table.c.frozen_at).where(
-                clock_table.c.id == 1
-            )
-        ).first()
+        row = conn.execute(_STATE).first()
         if row is None:
             return 0.0, False, None
         return float(row.offset_s), bool(row.frozen), row.frozen_at

@@ -66,6 +66,7 @@ class RequestContext:
     body: Any
     conn: Connection
     base_url: str
+    _now: float | None = None
 
     @property
     def partner_id(self) -> str:
@@ -73,7 +74,10 @@ class RequestContext:
         return self.partner.id
 
     def now(self) -> float:
-        return self.runtime.clock.now(self.conn)
+        """The simulated time of this request, read once."""
+        if self._now is None:
+            self._now = self.runtime.clock.now(self.conn)
+        return self._now
 
     def href(self, path: str) -> str:
         return f"{self.base_url}{path}"

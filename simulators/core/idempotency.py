@@ -15,7 +15,19 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Float, Integer, String, and_, delete, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    delete,
+    select,
+    text,
+)
 
 from .problems import IdempotencyKeyReused
 from .store import CORE_ROLE, Store, role_table
@@ -32,6 +44,14 @@ idempotency_table = role_table(
     Column("headers", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+
+_LOOKUP = select(idempotency_table).where(
+    idempotency_table.c.role == bindparam("role"),
+    idempotency_table.c.partner_id == bindparam("partner_id"),
+    idempotency_table.c.key == bindparam("key"),
+)
+_INSERT = idempotency_table.insert()
 
 
 @dataclass(frozen=True)
@@ -72,13 +92,7 @@ def lookup(
     retention_s: float,
 ) -> StoredAnswer | None:
     """The first answer for this key, None if the key is new (or expired)."""
-    row = conn.execute(
-        select(idempotency_table).where(
-            idempotency_table.c.role == role,
-            idempotency_table.c.partner_id == partner_id,
-            idempotency_table.c.key == key,
-        )
-    ).first()
+    row = conn.execute(_LOOKUP, {"role": role, "partner_id": partner_id, "key": key}).first()
     if row is None:
         return None
     if row.created_at < now - retention_s:
@@ -110,14 +124,15 @@ def remember(
     now: float,
 ) -> None:
     conn.execute(
-        idempotency_table.insert().values(
-            role=role,
-            partner_id=partner_id,
-            key=key,
-            fingerprint=request_fingerprint,
-            status=answer.status,
-            body=answer.body,
-            headers=answer.headers,
-            created_at=now,
-        )
+        _INSERT,
+        {
+            "role": role,
+            "partner_id": partner_id,
+            "key": key,
+            "fingerprint": request_fingerprint,
+            "status": answer.status,
+            "body": answer.body,
+            "headers": answer.headers,
+            "created_at": now,
+        },
     )

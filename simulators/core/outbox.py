@@ -21,7 +21,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import JSON, Column, Connection, Float, Integer, String, Text, func, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    func,
+    select,
+)
 from standardwebhooks import Webhook
 
 from .clock import isoformat
@@ -70,6 +81,12 @@ outbox_table = role_table(
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("delivered_at", Float, nullable=True),
+)
+
+_HUBS_OF = select(hub_table).where(
+    hub_table.c.role == bindparam("role"),
+    hub_table.c.api == bindparam("api"),
+    hub_table.c.partner_id == bindparam("partner_id"),
 )
 
 _FORBIDDEN_NETWORKS = [
@@ -217,13 +234,7 @@ class Outbox:
         now: float,
     ) -> int:
         """Queue one signed delivery per matching subscription, in the caller's transaction."""
-        hubs = conn.execute(
-            select(hub_table).where(
-                hub_table.c.role == role,
-                hub_table.c.api == api,
-                hub_table.c.partner_id == partner_id,
-            )
-        ).all()
+        hubs = conn.execute(_HUBS_OF, {"role": role, "api": api, "partner_id": partner_id}).all()
         queued = 0
         for hub in hubs:
             wanted = _event_filter(hub.query)

@@ -58,8 +58,10 @@ class Store:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            writing = conn.get_execution_options().get("handoff_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+            options = conn.get_execution_options()
+            if options.get("handoff_read"):
+                return  # autocommit reads: WAL gives each statement the last committed state
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("handoff_write") else "BEGIN")
 
         return engine
 
@@ -73,8 +75,13 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A consistent read-only view."""
+        """Read-only access; on SQLite without a transaction around it (cheaper, and
+        each statement still sees only committed data)."""
         with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(handoff_read=True)
+                yield conn
+                return
             with conn.begin():
                 yield conn
 

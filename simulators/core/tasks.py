@@ -49,6 +49,9 @@ task_table = role_table(
 )
 
 
+_INSERT = task_table.insert()
+
+
 @dataclass(frozen=True)
 class Task:
     id: int
@@ -126,17 +129,18 @@ class Tasks:
         max_attempts: int = 6,
     ) -> None:
         conn.execute(
-            task_table.insert().values(
-                role=role,
-                kind=kind,
-                payload=payload,
-                correlation_id=correlation_id,
-                due_at=due_at,
-                status=PENDING,
-                attempts=0,
-                max_attempts=max_attempts,
-                created_at=due_at,
-            )
+            _INSERT,
+            {
+                "role": role,
+                "kind": kind,
+                "payload": payload,
+                "correlation_id": correlation_id,
+                "due_at": due_at,
+                "status": PENDING,
+                "attempts": 0,
+                "max_attempts": max_attempts,
+                "created_at": due_at,
+            },
         )
 
     def run_due(self, runtime: Runtime, limit: int = 50) -> int:

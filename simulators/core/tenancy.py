@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Float, ForeignKey, String, select
+from sqlalchemy import JSON, Column, Connection, Float, ForeignKey, String, bindparam, select
 
 from .problems import DomainError, NotFound, PermissionDenied, Unauthenticated
 from .store import CORE_ROLE, role_table
@@ -88,12 +90,28 @@ def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
+_CAPABILITIES_OF = select(capabilities.c.capability, capabilities.c.status).where(
+    capabilities.c.partner_id == bindparam("partner_id")
+)
+_PARTNER_BY_KEY = select(partners).where(
+    partners.c.key_hash == bindparam("key_hash"), partners.c.role == bindparam("role")
+)
+
+# Authenticated partners by (role, key hash). A change made in this process clears it at
+# once; other workers see a change within CACHE_TTL_S, as with an API gateway's key cache.
+CACHE_TTL_S = 1.0
+_cache: dict[tuple[str, str], tuple[float, Partner]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_partners() -> None:
+    """Drop every cached partner: call after any change to partners or capabilities."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def _load(conn: Connection, row: Any) -> Partner:
-    caps = conn.execute(
-        select(capabilities.c.capability, capabilities.c.status).where(
-            capabilities.c.partner_id == row.id
-        )
-    ).all()
+    caps = conn.execute(_CAPABILITIES_OF, {"partner_id": row.id}).all()
     return Partner(
         id=row.id,
         role=row.role,
@@ -108,12 +126,18 @@ def authenticate(conn: Connection, role: str, api_key: str | None) -> Partner:
     """The partner behind an API key on this role's API, or 401."""
     if not api_key:
         raise Unauthenticated("Send the partner API key in the X-API-Key header")
-    row = conn.execute(
-        select(partners).where(partners.c.key_hash == hash_key(api_key), partners.c.role == role)
-    ).first()
-    if row is None:
-        raise Unauthenticated("The API key is not known to this API")
-    partner = _load(conn, row)
+    key = (role, hash_key(api_key))
+    now = time.monotonic()
+    cached = _cache.get(key)
+    if cached is not None and cached[0] > now:
+        partner = cached[1]
+    else:
+        row = conn.execute(_PARTNER_BY_KEY, {"key_hash": key[1], "role": role}).first()
+        if row is None:
+            raise Unauthenticated("The API key is not known to this API")
+        partner = _load(conn, row)
+        with _cache_lock:
+            _cache[key] = (now + CACHE_TTL_S, partner)
     if partner.status != PARTNER_ACTIVE:
         raise PartnerInactive(f"Partner {partner.id} is {partner.status}")
     return partner
@@ -156,6 +180,7 @@ def create_partner(
     api_key: str | None = None,
 ) -> str:
     """Store a partner and its capabilities; return its API key (shown once)."""
+    forget_partners()
     key = api_key or derive_api_key(secret_key, partner_id)
     conn.execute(
         partners.insert().values(
@@ -185,6 +210,7 @@ def set_capability(
     conn: Connection, partner_id: str, capability: str, status: str, now: float
 ) -> None:
     """Grant or suspend one capability without touching the others."""
+    forget_partners()
     updated = conn.execute(
         capabilities.update()
         .where(capabilities.c.partner_id == partner_id, capabilities.c.capability == capability)
@@ -199,6 +225,7 @@ def set_capability(
 
 
 def set_partner_status(conn: Connection, partner_id: str, status: str, now: float) -> None:
+    forget_partners()
     values: dict[str, Any] = {"status": status}
     if status == PARTNER_TERMINATED:
         values["terminated_at"] = now

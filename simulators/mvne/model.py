@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     func,
     select,
 )
@@ -168,6 +169,33 @@ msisdn_counter_table = role_table(
     Column("market", String(2), primary_key=True),
     Column("assigned", Integer, nullable=False),
 )
+
+# Statements on the request path, built once: constructing an expression per call cost
+# more than executing it.
+_ORDER_BY_EXTERNAL_ID = select(order_table).where(
+    order_table.c.partner_id == bindparam("partner_id"),
+    order_table.c.external_id == bindparam("external_id"),
+)
+_ORDER_BY_ID = select(order_table).where(order_table.c.id == bindparam("order_id"))
+_ALL_OFFERINGS = select(offering_table)
+_PARTNER_SIM = select(sim_table).where(
+    sim_table.c.iccid == bindparam("iccid"), sim_table.c.partner_id == bindparam("partner_id")
+)
+_RESERVE_SIM = (
+    sim_table.update()
+    .where(sim_table.c.iccid == bindparam("sim_iccid"), sim_table.c.status == "available")
+    .values(status="reserved", updated_at=bindparam("now"))
+)
+_INSERT_ORDER = order_table.insert()
+_PRODUCT_BY_ID = select(product_table).where(product_table.c.id == bindparam("product_id"))
+_PARTNER_PRODUCT = select(product_table).where(
+    product_table.c.id == bindparam("product_id"),
+    product_table.c.partner_id == bindparam("partner_id"),
+)
+_PARTNER_ORDER = select(order_table).where(
+    order_table.c.id == bindparam("order_id"), order_table.c.partner_id == bindparam("partner_id")
+)
+
 
 # --- reference data ---------------------------------------------------------------
 
@@ -443,9 +471,7 @@ def create_order(
 ) -> tuple[Any, bool]:
     """Accept an activation order all-or-nothing; return (order row, created)."""
     existing = conn.execute(
-        select(order_table).where(
-            order_table.c.partner_id == partner.id, order_table.c.external_id == body["externalId"]
-        )
+        _ORDER_BY_EXTERNAL_ID, {"partner_id": partner.id, "external_id": body["externalId"]}
     ).first()
     if existing is not None:
         if existing.fingerprint != fingerprint:
@@ -456,7 +482,7 @@ def create_order(
     require_capability(partner, "ACTIVATE_SIM")
     granted_offerings = set(partner.agreement.get("offerings", []))
     granted_markets = set(partner.agreement.get("markets", []))
-    offerings = {row.id: row for row in conn.execute(select(offering_table)).all()}
+    offerings = {row.id: row for row in conn.execute(_ALL_OFFERINGS).all()}
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, item in enumerate(body["productOrderItem"]):
@@ -493,11 +519,7 @@ def create_order(
     if len({item["id"] for item in items}) != len(items):
         raise errors.DuplicateIccid("Order item ids must be unique", field="productOrderItem")
     for index, item in enumerate(items):
-        sim = conn.execute(
-            select(sim_table).where(
-                sim_table.c.iccid == item["iccid"], sim_table.c.partner_id == partner.id
-            )
-        ).first()
+        sim = conn.execute(_PARTNER_SIM, {"iccid": item["iccid"], "partner_id": partner.id}).first()
         if sim is None:
             raise errors.IccidUnmapped(
                 f"ICCID {item['iccid']} is not mapped to this partner",
@@ -510,16 +532,13 @@ def create_order(
     order_id = new_id()
     for item in items:
         # Conditional update: two orders racing for one SIM cannot both reserve it.
-        reserved = conn.execute(
-            sim_table.update()
-            .where(sim_table.c.iccid == item["iccid"], sim_table.c.status == "available")
-            .values(status="reserved", updated_at=now)
-        )
+        reserved = conn.execute(_RESERVE_SIM, {"sim_iccid": item["iccid"], "now": now})
         if reserved.rowcount != 1:
             raise errors.SimNotAvailable(f"SIM {item['iccid']} was just reserved by another order")
         item["state"] = "acknowledged"
     conn.execute(
-        order_table.insert().values(
+        _INSERT_ORDER,
+        dict(
             id=order_id,
             partner_id=partner.id,
             external_id=body["externalId"],
@@ -530,7 +549,7 @@ def create_order(
             correlation_id=correlation_id,
             order_date=now,
             updated_at=now,
-        )
+        ),
     )
     _audit(
         conn,
@@ -547,15 +566,11 @@ def create_order(
 
 
 def load_order(conn: Connection, order_id: str) -> Any:
-    return conn.execute(select(order_table).where(order_table.c.id == order_id)).one()
+    return conn.execute(_ORDER_BY_ID, {"order_id": order_id}).one()
 
 
 def get_order(conn: Connection, partner: Partner, order_id: str) -> Any:
-    row = conn.execute(
-        select(order_table).where(
-            order_table.c.id == order_id, order_table.c.partner_id == partner.id
-        )
-    ).first()
+    row = conn.execute(_PARTNER_ORDER, {"order_id": order_id, "partner_id": partner.id}).first()
     if row is None:
         raise errors.OrderNotFound(f"No order {order_id}")
     return row
@@ -704,14 +719,12 @@ def create_product(
 
 
 def load_product(conn: Connection, product_id: str) -> Any:
-    return conn.execute(select(product_table).where(product_table.c.id == product_id)).one()
+    return conn.execute(_PRODUCT_BY_ID, {"product_id": product_id}).one()
 
 
 def get_product(conn: Connection, partner: Partner, product_id: str) -> Any:
     row = conn.execute(
-        select(product_table).where(
-            product_table.c.id == product_id, product_table.c.partner_id == partner.id
-        )
+        _PARTNER_PRODUCT, {"product_id": product_id, "partner_id": partner.id}
     ).first()
     if row is None:
         raise errors.ProductNotFound(f"No subscription {product_id}")
