@@ -314,6 +314,46 @@ def python_calls(fn: Callable[[int], None], n: int) -> float:
     return pstats.Stats(prof).total_calls / n  # type: ignore[attr-defined]
 
 
+def write_lock_hold(bench: Bench, n: int) -> None:
+    """How long each POST holds SQLite's write lock (BEGIN IMMEDIATE .. COMMIT).
+
+    One writer at a time across every worker: when the lock is held for nearly the
+    whole request, POST throughput cannot pass 1 / hold time, whatever the workers.
+    """
+    from sqlalchemy import event
+
+    engine = bench.runtime.store.engine
+    holds: list[float] = []
+    opened: dict[int, float] = {}
+
+    def on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("handoff_write", False):
+            opened[id(conn)] = time.perf_counter()
+
+    def on_end(conn: Any) -> None:
+        started = opened.pop(id(conn), None)
+        if started is not None:
+            holds.append(time.perf_counter() - started)
+
+    event.listen(engine, "begin", on_begin)
+    event.listen(engine, "commit", on_end)
+    event.listen(engine, "rollback", on_end)
+    try:
+        started = time.perf_counter()
+        bench.post(n)
+        wall = time.perf_counter() - started
+    finally:
+        event.remove(engine, "begin", on_begin)
+        event.remove(engine, "commit", on_end)
+        event.remove(engine, "rollback", on_end)
+    held = sum(holds)
+    print(
+        f"\nPOST write lock: {len(holds) / n:.2f} write transactions/request, held "
+        f"{held * 1000 / n:.2f} ms of {wall * 1000 / n:.2f} ms per request ({held / wall:.0%}); "
+        f"ceiling for any number of workers ~{n / held:.0f} POST/s on this machine"
+    )
+
+
 def bare_reference(n: int) -> float:
     from bare_flask import app
 
@@ -325,6 +365,48 @@ def bare_reference(n: int) -> float:
 
     run(200)
     return best(run, n)
+
+
+def db_references(workdir: Path, n: int) -> dict[str, float]:
+    """Floors for a DB-backed endpoint: bare Flask plus one primary-key SELECT, raw
+    sqlite3 vs SQLAlchemy Core as Handoff uses it (connect + BEGIN + execute + COMMIT)."""
+    import sqlite3
+
+    from flask import Flask, jsonify
+    from sqlalchemy import Column, MetaData, String, Table, create_engine, select
+
+    path = workdir / "reference.db"
+    raw = sqlite3.connect(path, check_same_thread=False)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("CREATE TABLE item (id TEXT PRIMARY KEY, name TEXT)")
+    raw.executemany("INSERT INTO item VALUES (?, ?)", [(f"id{i}", f"n{i}") for i in range(1000)])
+    raw.commit()
+    engine = create_engine(f"sqlite:///{path}")
+    item = Table("item", MetaData(), Column("id", String, primary_key=True), Column("name", String))
+    app = Flask("reference")
+
+    @app.get("/raw/<item_id>")
+    def by_raw(item_id: str) -> Any:
+        row = raw.execute("SELECT id, name FROM item WHERE id = ?", (item_id,)).fetchone()
+        return jsonify(id=row[0], name=row[1])
+
+    @app.get("/core/<item_id>")
+    def by_core(item_id: str) -> Any:
+        with engine.connect() as conn, conn.begin():
+            row = conn.execute(select(item).where(item.c.id == item_id)).one()
+        return jsonify(id=row.id, name=row.name)
+
+    client = app.test_client()
+    found = {}
+    for name in ("raw", "core"):
+
+        def run(k: int, name: str = name) -> None:
+            for i in range(k):
+                client.get(f"/{name}/id{i % 1000}")
+
+        run(200)
+        found[name] = best(run, n)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
             f"GET subscription {get_ms:.3f} ms ({bare_ms / get_ms:.2f}x bare), "
             f"POST activation {post_ms:.3f} ms ({bare_ms / post_ms:.2f}x bare)"
         )
+        refs = db_references(Path(tmp), args.get)
+        print(
+            f"references: bare Flask + 1 PK SELECT via sqlite3 {refs['raw']:.3f} ms, "
+            f"via SQLAlchemy Core (connect, BEGIN, SELECT, COMMIT) {refs['core']:.3f} ms"
+        )
+        write_lock_hold(bench, args.post)
         if not args.no_profile:
             profile("GET subscription", bench.get, args.get, args.html)
             profile("POST activation", bench.post, args.post, args.html)

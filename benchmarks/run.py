@@ -53,7 +53,6 @@ from rich.console import Console
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 WRK_SCRIPT = HERE / "wrk" / "handoff.lua"
 
 MVNE = "/mvne/tmf-api"
@@ -100,11 +99,27 @@ class LoadResult:
     non_2xx: int
     loadgen: str
     exhausted: bool = False
+    server_cpu_s: float | None = None  # CPU the server's processes used during the load
+    server_wait_s: float | None = None  # time they were runnable but had no CPU
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rps(self) -> float:
         return self.requests / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def starved(self) -> float:
+        """Share of the server's runnable time spent waiting for a CPU."""
+        if self.server_cpu_s is None or self.server_wait_s is None:
+            return math.nan
+        busy = self.server_cpu_s + self.server_wait_s
+        return self.server_wait_s / busy if busy else math.nan
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        if self.server_cpu_s is None or not self.requests:
+            return math.nan
+        return self.server_cpu_s * 1000 / self.requests
 
 
 # --- processes --------------------------------------------------------------------------
@@ -154,6 +169,53 @@ def log_tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_tree(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    if root not in parents:
+        return set()
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return tree
+
+
+def tree_cpu(root: int) -> tuple[float, float] | None:
+    """(CPU seconds used, seconds spent runnable but waiting for a CPU) of a process tree.
+
+    Linux /proc only. Throughput swings with whatever else the machine runs; the
+    CPU the server's own processes spend per request is a much steadier measure
+    of its cost, and the run-queue wait says how starved of CPU it was.
+    """
+    cpu = wait = 0.0
+    pids = _process_tree(root)
+    if not pids:
+        return None
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            cpu += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                wait += int((task / "schedstat").read_text().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+    return cpu, wait
+
+
 def handoff_command() -> list[str]:
     """The `handoff` console script of this interpreter's environment."""
     script = Path(sys.executable).with_name("handoff")
@@ -166,7 +228,7 @@ def handoff_command() -> list[str]:
 
 
 @contextmanager
-def handoff_stack(server: str, workers: int, workdir: Path) -> Iterator[str]:
+def handoff_stack(server: str, workers: int, workdir: Path) -> Iterator[tuple[str, int]]:
     port = free_port()
     state_dir = workdir / f"state-{server}"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -188,13 +250,13 @@ def handoff_stack(server: str, workers: int, workdir: Path) -> Iterator[str]:
             wait_http(f"{base}/__admin/health", process, timeout_s=90)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n--- {log_path} ---\n{log_tail(log_path)}") from None
-        yield base
+        yield base, process.pid
     finally:
         stop_process(process)
 
 
 @contextmanager
-def bare_server(server: str, workers: int, workdir: Path) -> Iterator[str]:
+def bare_server(server: str, workers: int, workdir: Path) -> Iterator[tuple[str, int]]:
     """benchmarks/bare_flask.py under the exact command `handoff up` uses for the stack."""
     from simulators.cli import _server_command
     from simulators.core.config import Settings
@@ -219,7 +281,7 @@ def bare_server(server: str, workers: int, workdir: Path) -> Iterator[str]:
             wait_http(f"{base}{BARE_PATH}", process)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n--- {log_path} ---\n{log_tail(log_path)}") from None
-        yield base
+        yield base, process.pid
     finally:
         stop_process(process)
 
@@ -231,7 +293,6 @@ def bare_server(server: str, workers: int, workdir: Path) -> Iterator[str]:
 class Prepared:
     api_key: str
     product_id: str
-    iccids: list[str]
 
 
 def onboard(base: str, pool_size: int) -> str:
@@ -333,7 +394,7 @@ def prepare(base: str, pool_size: int) -> Prepared:
         f"  onboarded {pool_size} SIMs in {t1 - t0:.1f}s, "
         f"seed subscription {product_id} in {t2 - t1:.1f}s"
     )
-    return Prepared(api_key, product_id, [])
+    return Prepared(api_key, product_id)
 
 
 def fresh_iccids(base: str, api_key: str, count: int, used: list[str]) -> list[str]:
@@ -574,10 +635,19 @@ class Loader:
             raise SystemExit("wrk is not installed (apt-get install -y wrk), use --loadgen python")
         self.kind = wanted
 
+    server_pid: int | None = None
+
     def run(self, load: Load, duration: float) -> LoadResult:
+        before = tree_cpu(self.server_pid) if self.server_pid else None
         if self.kind == "wrk":
-            return run_wrk(load, self.args.connections, self.args.threads, duration, self.workdir)
-        return run_python(load, self.args.connections, self.args.threads, duration)
+            result = run_wrk(load, self.args.connections, self.args.threads, duration, self.workdir)
+        else:
+            result = run_python(load, self.args.connections, self.args.threads, duration)
+        after = tree_cpu(self.server_pid) if self.server_pid else None
+        if before is not None and after is not None:
+            result.server_cpu_s = after[0] - before[0]
+            result.server_wait_s = after[1] - before[1]
+        return result
 
     def measure(self, load: Load) -> LoadResult:
         """A warm-up (not counted; fills the workers' caches and pools), then the measured run."""
@@ -598,12 +668,12 @@ def bench_server(
     results: dict[str, LoadResult] = {}
     console.rule(f"[bold]{server}[/bold], {args.workers} workers, {args.connections} connections")
     # Bare Flask before and after the stack: the spread shows how steady the machine was.
-    with bare_server(server, args.workers, workdir) as base:
+    with bare_server(server, args.workers, workdir) as (base, loader.server_pid):
         results["bare_before"] = loader.measure(
             Load("bare Flask (before)", f"{base}{BARE_PATH}", "bare")
         )
         show(results["bare_before"])
-    with handoff_stack(server, args.workers, workdir) as base:
+    with handoff_stack(server, args.workers, workdir) as (base, loader.server_pid):
         console.print(f"  stack up on {base}")
         prepared = prepare(base, args.pool_size)
         key = prepared.api_key
@@ -643,7 +713,7 @@ def bench_server(
             # Lifecycle steps of the dispatcher call the MNO on the same workers.
             extra["mno_requests_during_post"] = mno_after - mno_before
         show(results["post"])
-    with bare_server(server, args.workers, workdir) as base:
+    with bare_server(server, args.workers, workdir) as (base, loader.server_pid):
         results["bare_after"] = loader.measure(
             Load("bare Flask (after)", f"{base}{BARE_PATH}", "bare")
         )
@@ -658,8 +728,9 @@ def show(result: LoadResult) -> None:
     if result.exhausted:
         note += "  [red]ran out of ICCIDs: raise --iccids / --max-post-rate[/red]"
     console.print(
-        f"  {result.target:<17} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
-        f"p99 {result.p99_ms:6.1f} ms{note}"
+        f"  {result.target:<20} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
+        f"p99 {result.p99_ms:6.1f} ms  server CPU {result.cpu_ms_per_request:5.2f} ms/req, "
+        f"waited for a CPU {result.starved:4.0%}{note}"
     )
 
 
@@ -670,13 +741,23 @@ def bare_rps(results: dict[str, LoadResult]) -> float:
     return (results["bare_before"].rps + results["bare_after"].rps) / 2 or math.nan
 
 
+def bare_cpu(results: dict[str, LoadResult]) -> float:
+    return (
+        results["bare_before"].cpu_ms_per_request + results["bare_after"].cpu_ms_per_request
+    ) / 2
+
+
 def verdicts(results: dict[str, LoadResult]) -> dict[str, Any]:
     bare = bare_rps(results)
     get_ratio = results["get"].rps / bare
     post_ratio = results["post"].rps / bare
     before, after = results["bare_before"].rps, results["bare_after"].rps
+    cpu = bare_cpu(results)
     return {
         "bare_rps": bare,
+        "bare_cpu": cpu,
+        "get_cpu_ratio": cpu / results["get"].cpu_ms_per_request,
+        "post_cpu_ratio": cpu / results["post"].cpu_ms_per_request,
         "bare_drift": abs(after - before) / bare,
         "get_ratio": get_ratio,
         "post_ratio": post_ratio,
@@ -702,7 +783,11 @@ def report(
             f"Handoff vs bare Flask: {args.workers} workers, {args.connections} connections, "
             f"{args.duration:g}s per load, {loader.kind}, {os.cpu_count()} CPUs"
         ),
-        caption="x bare = req/s over the mean of the two bare Flask runs of the same server",
+        caption=(
+            "x bare = req/s over the mean of the two bare Flask runs of the same server; "
+            "CPU ms/req = CPU of the server's processes per request (steadier on a busy box); "
+            "CPU x bare = bare CPU ms/req over this one's"
+        ),
     )
     for column, justify in (
         ("server", "left"),
@@ -712,6 +797,8 @@ def report(
         ("p99 ms", "right"),
         ("errors", "right"),
         ("x bare", "right"),
+        ("CPU ms/req", "right"),
+        ("CPU x bare", "right"),
         ("req/s target", "left"),
         (f"p99 <= {P99_TARGET_MS:g} ms", "left"),
     ):
@@ -739,6 +826,7 @@ def report(
         for key, target, ratio_ok, p99_ok in rows:
             result = results[key]
             ratio = result.rps / bare
+            cpu_ratio = verdict["bare_cpu"] / result.cpu_ms_per_request
             problems = result.errors + result.non_2xx
             table.add_row(
                 server,
@@ -748,6 +836,8 @@ def report(
                 f"{result.p99_ms:.1f}",
                 f"[red]{problems}[/red]" if problems else "0",
                 f"{ratio:.2f}",
+                f"{result.cpu_ms_per_request:.2f}",
+                f"{cpu_ratio:.2f}",
                 target + ("" if ratio_ok is None else " " + mark(ratio_ok)),
                 "" if p99_ok is None else mark(p99_ok),
             )
@@ -769,6 +859,9 @@ def report(
                     "errors": result.errors,
                     "non_2xx": result.non_2xx,
                     "ratio_to_bare": round(ratio, 3),
+                    "server_cpu_ms_per_request": round(result.cpu_ms_per_request, 3),
+                    "cpu_ratio_to_bare": round(cpu_ratio, 3),
+                    "server_cpu_wait_share": round(result.starved, 3),
                     "loadgen": result.loadgen,
                     "exhausted": result.exhausted,
                     **result.extra,
@@ -787,6 +880,8 @@ def report(
                 "post_rps": round(results["post"].rps, 1),
                 "get_ratio": round(verdict["get_ratio"], 3),
                 "post_ratio": round(verdict["post_ratio"], 3),
+                "get_cpu_ratio": round(verdict["get_cpu_ratio"], 3),
+                "post_cpu_ratio": round(verdict["post_cpu_ratio"], 3),
                 "get_p99_ms": round(results["get"].p99_ms, 2),
                 "post_p99_ms": round(results["post"].p99_ms, 2),
                 "targets": {
@@ -809,6 +904,13 @@ def report(
             console.print(
                 f"[yellow]{server}: bare Flask moved {verdict['bare_drift']:.0%} between its two "
                 "runs; the machine was not steady (other load?), ratios are approximate.[/yellow]"
+            )
+        starved = max(r.starved for r in results.values())
+        if starved > 0.25:
+            console.print(
+                f"[yellow]{server}: the server's processes waited for a CPU up to {starved:.0%} "
+                "of their runnable time (load generator and other processes share the CPUs); "
+                "req/s understate capacity, CPU ms/req are the steadier figures.[/yellow]"
             )
         if not verdict["valid"]:
             console.print(

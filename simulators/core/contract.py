@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import jsonschema_rs
 import yaml
@@ -22,6 +22,11 @@ from .config import CONTRACTS_DIR
 from .identifiers import is_valid_iccid, is_valid_imsi, is_valid_msisdn
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+class HeaderLookup(Protocol):
+    def get(self, key: str, /) -> str | None: ...
+
 
 # The standard formats plus the telecom identifiers the contracts name as formats
 # (`format: iccid` checks the E.118 Luhn digit, which no pattern can express).
@@ -86,8 +91,10 @@ class Operation:
     success_status: int = 200
 
     def coerce_and_validate_params(
-        self, path_args: dict[str, str], query: dict[str, list[str]], headers: dict[str, str]
+        self, path_args: dict[str, str], query: dict[str, list[str]], headers: HeaderLookup
     ) -> tuple[dict[str, Any], list[FieldError]]:
+        """Coerce and check path, query and header parameters; `headers` is looked up
+        case-insensitively by the names the contract declares."""
         values: dict[str, Any] = {}
         errors: list[FieldError] = []
         for param in self.parameters:
@@ -97,7 +104,7 @@ class Operation:
                 raw_list = query.get(param.name)
                 raw = raw_list[-1] if raw_list else None
             elif param.location == "header":
-                raw = headers.get(param.name.lower())
+                raw = headers.get(param.name)
             else:
                 continue
             label = f"{param.location} parameter '{param.name}'"

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi import unregister_string_format
 from sqlalchemy import select
 
 from simulators.core.admin import reset_state
-from simulators.core.contract import load_contract
+from simulators.core.contract import FORMAT_CHECKER, HTTP_METHODS, load_contract
 from simulators.core.identifiers import MSISDN_PATTERN, TEST_MCC, iccid_with_check_digit
 from simulators.core.inprocess import CallbackReceiver
 from simulators.core.runtime import Runtime
@@ -38,7 +38,7 @@ from simulators.mvne.model import REFERENCE_PARTNERS, known_offerings, sim_table
 
 # Reproducible in CI: a fixed seed, derandomized generation, no example database.
 SEED = 20260302
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 60
 STATEFUL_SCENARIOS = 15
 STATEFUL_STEPS = 8
 # The reference partner whose key, agreement and SIM pool drive the MVNE partner API.
@@ -121,7 +121,10 @@ def _format_error(validator: Draft202012Validator, value: Any) -> ValidationErro
 
 def _repaired(validator: Draft202012Validator, value: Any) -> Any:
     """`value` with every string a custom format refuses brought inside that format."""
-    while (error := _format_error(validator, value)) is not None:
+    for _ in range(100):
+        error = _format_error(validator, value)
+        if error is None:
+            break
         fixed = FORMAT_REPAIRS[error.validator_value](error.instance)
         if not error.absolute_path:
             return fixed
@@ -133,6 +136,48 @@ def _repaired(validator: Draft202012Validator, value: Any) -> Any:
     return value
 
 
+Checks = tuple[list[tuple[str, str, Draft202012Validator]], Draft202012Validator | None]
+
+
+def _contract_checks(role: str) -> dict[str, Checks]:
+    """Per operationId: a validator for each path and query parameter, and one for the body,
+    compiled from the contract with the formats the fakes check."""
+    document = load_contract(role).document
+    components = document.get("components", {})
+
+    def resolve(node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            pointer = node["$ref"].removeprefix("#/").split("/")
+            node = document
+            for part in pointer:
+                node = node[part]
+        return node
+
+    def checker(schema: dict[str, Any]) -> Draft202012Validator:
+        return Draft202012Validator(
+            {**schema, "components": components}, format_checker=FORMAT_CHECKER
+        )
+
+    checks: dict[str, Checks] = {}
+    for item in document["paths"].values():
+        for method, spec in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            declared = [*item.get("parameters", []), *spec.get("parameters", [])]
+            parameters = [resolve(raw) for raw in declared]
+            content = resolve(spec.get("requestBody", {})).get("content", {})
+            body = next(iter(content.values()), {}).get("schema")
+            checks[spec["operationId"]] = (
+                [
+                    (parameter["in"], parameter["name"], checker(parameter.get("schema", {})))
+                    for parameter in parameters
+                    if parameter["in"] in ("path", "query")
+                ],
+                checker(body) if body is not None else None,
+            )
+    return checks
+
+
 def custom_formats_in_coverage(role: str) -> Callable[..., schemathesis.Case]:
     """A `map_case` hook: positive coverage cases hold values the custom formats admit.
 
@@ -142,7 +187,7 @@ def custom_formats_in_coverage(role: str) -> Callable[..., schemathesis.Case]:
     Fuzzing draws them from the strategies above. Only custom-format violations are
     repaired, as the contract's own validators judge them.
     """
-    contract = load_contract(role)
+    checks = _contract_checks(role)
 
     def map_case(_context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
         meta = case.meta
@@ -150,16 +195,47 @@ def custom_formats_in_coverage(role: str) -> Callable[..., schemathesis.Case]:
             return case
         if not meta.generation.mode.is_positive:
             return case
-        operation = contract.operations[case.operation.definition.raw["operationId"]]
-        for parameter in operation.parameters:
-            values = {"path": case.path_parameters, "query": case.query}.get(parameter.location)
-            if values and isinstance(values.get(parameter.name), str):
-                values[parameter.name] = _repaired(parameter.validator, values[parameter.name])
-        if operation.body_validator is not None and isinstance(case.body, dict | list):
-            case.body = _repaired(operation.body_validator, case.body)
+        parameters, body = checks[case.operation.definition.raw["operationId"]]
+        for location, name, validator in parameters:
+            values = {"path": case.path_parameters, "query": case.query}[location]
+            if values and isinstance(values.get(name), str):
+                values[name] = _repaired(validator, values[name])
+        if body is not None and isinstance(case.body, dict | list):
+            case.body = _repaired(body, case.body)
         return case
 
     return map_case
+
+
+def filter_case(_context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
+    """Drop positive cases with a null path parameter.
+
+    schemathesis (4.32) follows inferred links whose expression matches several values (the
+    `partnerId` of every audit record or journal entry, say) and may pick a null among them
+    (an admin action has no partner); it sends it as the text "None" and calls the case
+    positive. A path parameter can never be null, so no contract admits such a request.
+    """
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive:
+        return True
+    return not any(value is None for value in (case.path_parameters or {}).values())
+
+
+def distinct_offerings(
+    _context: schemathesis.HookContext, case: schemathesis.Case
+) -> schemathesis.Case:
+    """A `map_case` hook: the offerings of an onboarding stay distinct (`uniqueItems`).
+
+    schemathesis fills `agreement.offerings[*]` from the dictionary item by item (see
+    `_references`), so a positive case could name an offering twice.
+    """
+    meta = case.meta
+    agreement = case.body.get("agreement") if isinstance(case.body, dict) else None
+    if meta is not None and meta.generation.mode.is_positive and isinstance(agreement, dict):
+        offerings = agreement.get("offerings")
+        if isinstance(offerings, list):
+            agreement["offerings"] = list(dict.fromkeys(offerings))
+    return case
 
 
 # --- data the generated requests can refer to -----------------------------------------------
@@ -359,6 +435,8 @@ def contract(
     loaded.app = app
     loaded.location = location
     loaded.hook(custom_formats_in_coverage(role))
+    loaded.hook(filter_case)
+    loaded.hook("map_case")(distinct_offerings)
     return loaded
 
 
