@@ -49,6 +49,10 @@ CORRELATION_PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
+class RawJson(str):
+    """A body already serialised (e.g. a stored answer being replayed)."""
+
+
 @dataclass
 class Reply:
     body: Any = None
@@ -69,11 +73,21 @@ class RequestContext:
     conn: Connection
     base_url: str
     _now: float | None = None
+    _fingerprint: str | None = None
 
     @property
     def partner_id(self) -> str:
         assert self.partner is not None, "handler of an unsecured operation asked for a partner"
         return self.partner.id
+
+    @property
+    def fingerprint(self) -> str:
+        """What identifies this request's content for idempotency, computed once."""
+        if self._fingerprint is None:
+            self._fingerprint = idempotency.fingerprint(
+                self.operation.method, request.path, self.body
+            )
+        return self._fingerprint
 
     def now(self) -> float:
         """The simulated time of this request, read once."""
@@ -101,7 +115,7 @@ def _json_default(value: Any) -> Any:
 
 def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
     media = PROBLEM_JSON if status >= 400 else "application/json"
-    text = "" if body is None else to_json(body)
+    text = "" if body is None else body if isinstance(body, RawJson) else to_json(body)
     response = Response(text if status != 204 else None, status=status, mimetype=media)
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -341,7 +355,7 @@ class RoleApi:
         if not 1 <= len(key) <= 255:
             raise BadRequest("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
         scope = {"role": self.role, "partner_id": partner.id, "key": key}
-        fingerprint = idempotency.fingerprint(operation.method, request.path, body)
+        fingerprint = ctx.fingerprint
         idempotency.hold(conn, runtime.store, **scope)
         now = ctx.now()
         stored = idempotency.lookup(
@@ -352,14 +366,13 @@ class RoleApi:
             retention_s=runtime.settings.idempotency_retention_s,
         )
         if stored is not None:
-            return Reply(
-                stored.body, stored.status, {**stored.headers, "Idempotent-Replayed": "true"}
-            )
+            replayed = None if stored.body is None else RawJson(stored.body)
+            return Reply(replayed, stored.status, {**stored.headers, "Idempotent-Replayed": "true"})
         reply = handler(ctx)
         if 200 <= reply.status < 300:
-            answer = idempotency.StoredAnswer(
-                reply.status, json.loads(to_json(reply.body)), reply.headers
-            )
+            if reply.body is not None:
+                reply.body = RawJson(to_json(reply.body))
+            answer = idempotency.StoredAnswer(reply.status, reply.body, reply.headers)
             idempotency.remember(
                 conn, **scope, request_fingerprint=fingerprint, answer=answer, now=now
             )

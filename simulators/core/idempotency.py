@@ -22,6 +22,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    Text,
     and_,
     bindparam,
     delete,
@@ -40,7 +41,8 @@ idempotency_table = role_table(
     Column("key", String(255), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("status", Integer, nullable=False),
-    Column("body", JSON, nullable=True),
+    # The answer exactly as first sent, so a replay is byte for byte the same.
+    Column("body", Text, nullable=True),
     Column("headers", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
 )

@@ -7,6 +7,7 @@ lock at BEGIN so two workers never deadlock upgrading a read lock.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy.engine import make_url
 metadata = MetaData()
 
 CORE_ROLE = "core"
+ThreadRef = weakref.ref[threading.Thread]
 
 
 def role_table(role: str, name: str, *columns: Any, **kwargs: Any) -> Table:
@@ -34,7 +36,8 @@ class Store:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = self._create_engine()
-        self._local = threading.local()
+        self._kept_by_thread: dict[tuple[int, str], tuple[ThreadRef, Connection]] = {}
+        self._kept_lock = threading.Lock()
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -45,6 +48,9 @@ class Store:
         engine = create_engine(
             self.url,
             connect_args={"timeout": 30, "check_same_thread": False},
+            # Each thread keeps a reader and a writer (see `_kept`): never make one wait.
+            pool_size=8,
+            max_overflow=-1,
         )
 
         @event.listens_for(engine, "connect")
@@ -67,28 +73,56 @@ class Store:
 
         return engine
 
+    def _kept(self, kind: str) -> Connection:
+        """This thread's long-lived SQLite connection of one kind ("reader" or "writer").
+
+        Connecting and closing around every statement cost as much as the statement;
+        connections of threads that have ended are closed on the next call.
+        """
+        ident = threading.get_ident()
+        with self._kept_lock:
+            kept = self._kept_by_thread.get((ident, kind))
+            if kept is not None and kept[0]() is threading.current_thread() and not kept[1].closed:
+                return kept[1]
+            for key, (thread, conn) in list(self._kept_by_thread.items()):
+                alive = thread()
+                if alive is None or not alive.is_alive():
+                    del self._kept_by_thread[key]
+                    conn.close()
+        conn = self.engine.connect()
+        conn.execution_options(**{"handoff_write" if kind == "writer" else "handoff_read": True})
+        with self._kept_lock:
+            self._kept_by_thread[(ident, kind)] = (weakref.ref(threading.current_thread()), conn)
+        return conn
+
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that will write: all or nothing."""
-        with self.engine.connect() as conn:
-            conn.execution_options(handoff_write=True)
-            with conn.begin():
-                yield conn
+        writer = self._kept("writer") if self.is_sqlite else None
+        if writer is None or writer.in_transaction():
+            # PostgreSQL, or a write nested inside another on this thread.
+            with self.engine.connect() as conn:
+                conn.execution_options(handoff_write=True)
+                with conn.begin():
+                    yield conn
+            return
+        try:
+            with writer.begin():
+                yield writer
+        except BaseException:
+            if writer.invalidated:
+                writer.close()
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """Read-only access. On SQLite each thread keeps one reading connection with no
-        transaction around its statements: each still sees only committed data (WAL),
-        and a GET costs one statement instead of connect, BEGIN, SELECT, COMMIT, close."""
+        """Read-only access. On SQLite without a transaction around the statements: each
+        still sees only committed data (WAL), and a GET costs one statement."""
         if not self.is_sqlite:
             with self.engine.connect() as pooled, pooled.begin():
                 yield pooled
             return
-        reader: Connection | None = getattr(self._local, "reader", None)
-        if reader is None or reader.closed:
-            reader = self.engine.connect()
-            reader.execution_options(handoff_read=True)
-            self._local.reader = reader
+        reader = self._kept("reader")
         try:
             yield reader
         except BaseException:
@@ -112,7 +146,8 @@ class Store:
             return conn.execute(text("SELECT 1")).scalar() == 1
 
     def dispose(self) -> None:
-        reader = getattr(self._local, "reader", None)
-        if reader is not None:
-            reader.close()
+        with self._kept_lock:
+            kept, self._kept_by_thread = list(self._kept_by_thread.values()), {}
+        for _thread, conn in kept:
+            conn.close()
         self.engine.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from simulators.core import idempotency
 from simulators.core.clock import parse_iso
 from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
 from simulators.core.outbox import hub_view, webhook_secret
@@ -72,7 +71,7 @@ def create_product_order(ctx: RequestContext) -> Reply:
         ctx.conn,
         partner=ctx.partner,
         body=ctx.body,
-        fingerprint=idempotency.fingerprint("POST", "productOrder", ctx.body),
+        fingerprint=ctx.fingerprint,
         correlation_id=ctx.correlation_id,
         now=now,
     )

@@ -183,7 +183,11 @@ _PARTNER_SIM = select(sim_table).where(
 )
 _RESERVE_SIM = (
     sim_table.update()
-    .where(sim_table.c.iccid == bindparam("sim_iccid"), sim_table.c.status == "available")
+    .where(
+        sim_table.c.iccid == bindparam("sim_iccid"),
+        sim_table.c.partner_id == bindparam("sim_partner"),
+        sim_table.c.status == "available",
+    )
     .values(status="reserved", updated_at=bindparam("now"))
 )
 _INSERT_ORDER = order_table.insert()
@@ -460,6 +464,18 @@ def _iccid_of(item: dict[str, Any], index: int) -> str:
     )
 
 
+def _refuse_sim(conn: Connection, partner: Partner, iccid: str, index: int) -> None:
+    sim = conn.execute(_PARTNER_SIM, {"iccid": iccid, "partner_id": partner.id}).first()
+    if sim is None:
+        raise errors.IccidUnmapped(
+            f"ICCID {iccid} is not mapped to this partner",
+            field=f"productOrderItem[{index}].product.productCharacteristic",
+        )
+    if sim.status == "active":
+        raise errors.SimAlreadyActive(f"SIM {iccid} is already active")
+    raise errors.SimNotAvailable(f"SIM {iccid} is {sim.status}")
+
+
 def create_order(
     conn: Connection,
     *,
@@ -519,23 +535,13 @@ def create_order(
     if len({item["id"] for item in items}) != len(items):
         raise errors.DuplicateIccid("Order item ids must be unique", field="productOrderItem")
     for index, item in enumerate(items):
-        sim = conn.execute(_PARTNER_SIM, {"iccid": item["iccid"], "partner_id": partner.id}).first()
-        if sim is None:
-            raise errors.IccidUnmapped(
-                f"ICCID {item['iccid']} is not mapped to this partner",
-                field=f"productOrderItem[{index}].product.productCharacteristic",
-            )
-        if sim.status == "active":
-            raise errors.SimAlreadyActive(f"SIM {item['iccid']} is already active")
-        if sim.status != "available":
-            raise errors.SimNotAvailable(f"SIM {item['iccid']} is {sim.status}")
-    order_id = new_id()
-    for item in items:
-        # Conditional update: two orders racing for one SIM cannot both reserve it.
-        reserved = conn.execute(_RESERVE_SIM, {"sim_iccid": item["iccid"], "now": now})
-        if reserved.rowcount != 1:
-            raise errors.SimNotAvailable(f"SIM {item['iccid']} was just reserved by another order")
+        # Reserve first, ask why only when it fails: one statement on the usual path. A
+        # refusal raises, and the transaction takes back the items already reserved.
+        params = {"sim_iccid": item["iccid"], "sim_partner": partner.id, "now": now}
+        if conn.execute(_RESERVE_SIM, params).rowcount != 1:
+            _refuse_sim(conn, partner, item["iccid"], index)
         item["state"] = "acknowledged"
+    order_id = new_id()
     conn.execute(
         _INSERT_ORDER,
         dict(

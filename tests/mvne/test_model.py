@@ -69,11 +69,13 @@ def test_order_acceptance_is_all_or_nothing(conn):
             },
         }
     )
-    with pytest.raises(errors.IccidUnmapped):
+    # Acceptance is one transaction: a refused item takes back the ones reserved before it.
+    with pytest.raises(errors.IccidUnmapped), conn.begin_nested():
         model.create_order(
             conn, partner=partner, body=body, fingerprint="f", correlation_id="c", now=T0
         )
     assert good in available(conn, partner.id, 1000)
+    assert conn.execute(model.order_table.select()).first() is None
 
 
 def test_same_external_id_with_other_content_is_refused(conn):
