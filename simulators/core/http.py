@@ -203,9 +203,17 @@ def _read_body(operation: Operation) -> Any:
             f"send {', '.join(sorted(accepted))}"
         )
     try:
-        return json.loads(raw, parse_float=Decimal)
+        return json.loads(raw, parse_float=_json_number)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"The body is not valid JSON: {exc}") from None
+
+
+def _json_number(text: str) -> int | Decimal:
+    """Exact decimals; a number without a fraction (64.0) is the integer JSON Schema says it is."""
+    value = Decimal(text)
+    if value == value.to_integral_value() and value.adjusted() < 19:
+        return int(value)
+    return value
 
 
 class RoleApi:

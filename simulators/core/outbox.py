@@ -110,13 +110,14 @@ def check_callback_url(url: str, allow_hosts: tuple[str, ...]) -> None:
     Only allow-listed names and `localhost` are resolved, and even they may not
     land on link-local or metadata addresses; other names are refused unresolved.
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
+        scheme = parts.scheme
         host = (parts.hostname or "").lower()
         port = parts.port or 80
     except ValueError:
-        host, port = "", 0
-    if parts.scheme not in ("http", "https") or not host:
+        scheme, host, port = "", "", 0
+    if scheme not in ("http", "https") or not host:
         raise CallbackRefused("callback must be an absolute http(s) URL", field="callback")
     try:
         addresses = [ipaddress.ip_address(host)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulators.core.problems import BadRequest, Conflict, DomainError, NotFound
+from simulators.core.problems import BadRequest, Conflict, DomainError, NotFound, Unprocessable
 
 
 class InvalidIccid(BadRequest):
@@ -42,6 +42,12 @@ class MarketNotInAgreement(DomainError):
     code = "MARKET_NOT_IN_AGREEMENT"
     status = 403
     title = "The partner's agreement does not allow this offering in this market"
+
+
+class DuplicateOrderItemId(DomainError):
+    code = "DUPLICATE_ORDER_ITEM_ID"
+    status = 422
+    title = "Two items of one order share an id"
 
 
 class ExternalIdReused(DomainError):
@@ -106,7 +112,9 @@ class CurrencyMismatch(DomainError):
     title = "The amount's currency is not the balance's currency"
 
 
-class InvalidAmount(BadRequest):
+class InvalidAmount(Unprocessable):
+    # 422, not 400: how many decimals an amount may carry is its currency's (ISO 4217
+    # minor unit), which the contract's `number` cannot say.
     code = "INVALID_AMOUNT"
     title = "The amount must be positive with at most two decimals"
 

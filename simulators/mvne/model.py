@@ -533,7 +533,7 @@ def create_order(
             }
         )
     if len({item["id"] for item in items}) != len(items):
-        raise errors.DuplicateIccid("Order item ids must be unique", field="productOrderItem")
+        raise errors.DuplicateOrderItemId("Order item ids must be unique", field="productOrderItem")
     for index, item in enumerate(items):
         # Reserve first, ask why only when it fails: one statement on the usual path. A
         # refusal raises, and the transaction takes back the items already reserved.

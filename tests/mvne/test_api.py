@@ -509,7 +509,7 @@ def test_top_up_credits_exactly_and_unbars(client, runtime, alpha):
 def test_top_up_refusals(client, runtime, alpha):
     product = activate(client, runtime, alpha)
     cases = [
-        ({"amount": 10.001, "units": "GBP"}, 400, "INVALID_AMOUNT"),
+        ({"amount": 10.001, "units": "GBP"}, 422, "INVALID_AMOUNT"),
         ({"amount": 10, "units": "USD"}, 422, "CURRENCY_MISMATCH"),
         ({"amount": 0, "units": "GBP"}, 400, "INVALID_REQUEST"),
     ]
