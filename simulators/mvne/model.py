@@ -8,9 +8,11 @@ lifecycle steps (`steps.py`), never inside a partner's request.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from types import SimpleNamespace
 from typing import Any
 
 from faker import Faker
@@ -305,6 +307,21 @@ def seed_offerings(conn: Connection) -> None:
         conn.execute(offering_table.insert(), rows)
 
 
+_offerings: tuple[float, dict[str, Any]] = (0.0, {})
+OFFERINGS_TTL_S = 5.0
+
+
+def reference_offerings(conn: Connection) -> dict[str, Any]:
+    """The catalog by id; reference data, so each process rereads it only every few seconds."""
+    global _offerings
+    expires, cached = _offerings
+    if time.monotonic() < expires and cached:
+        return cached
+    cached = {row.id: row for row in conn.execute(_ALL_OFFERINGS).all()}
+    _offerings = (time.monotonic() + OFFERINGS_TTL_S, cached)
+    return cached
+
+
 def known_offerings(conn: Connection) -> set[str]:
     return set(conn.execute(select(offering_table.c.id)).scalars())
 
@@ -498,7 +515,7 @@ def create_order(
     require_capability(partner, "ACTIVATE_SIM")
     granted_offerings = set(partner.agreement.get("offerings", []))
     granted_markets = set(partner.agreement.get("markets", []))
-    offerings = {row.id: row for row in conn.execute(_ALL_OFFERINGS).all()}
+    offerings = reference_offerings(conn)
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     for index, item in enumerate(body["productOrderItem"]):
@@ -542,21 +559,22 @@ def create_order(
             _refuse_sim(conn, partner, item["iccid"], index)
         item["state"] = "acknowledged"
     order_id = new_id()
-    conn.execute(
-        _INSERT_ORDER,
-        dict(
-            id=order_id,
-            partner_id=partner.id,
-            external_id=body["externalId"],
-            fingerprint=fingerprint,
-            description=body.get("description"),
-            state="acknowledged",
-            items=items,
-            correlation_id=correlation_id,
-            order_date=now,
-            updated_at=now,
-        ),
+    order = dict(
+        id=order_id,
+        partner_id=partner.id,
+        external_id=body["externalId"],
+        fingerprint=fingerprint,
+        description=body.get("description"),
+        state="acknowledged",
+        items=items,
+        correlation_id=correlation_id,
+        order_date=now,
+        updated_at=now,
+        state_reason=None,
+        network_order_id=None,
+        completion_date=None,
     )
+    conn.execute(_INSERT_ORDER, order)
     _audit(
         conn,
         now=now,
@@ -568,7 +586,7 @@ def create_order(
         correlation_id=correlation_id,
         details={"externalId": body["externalId"], "iccids": [item["iccid"] for item in items]},
     )
-    return load_order(conn, order_id), True
+    return SimpleNamespace(**order), True
 
 
 def load_order(conn: Connection, order_id: str) -> Any:
