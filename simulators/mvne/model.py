@@ -8,6 +8,7 @@ lifecycle steps (`steps.py`), never inside a partner's request.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Sequence
@@ -430,12 +431,18 @@ def _range(market: str) -> tuple[int, Any]:
     return FICTITIOUS_UK_CAPACITY, uk_fictitious_msisdn
 
 
+@functools.cache
+def _range_start(seed: int, capacity: int) -> int:
+    """Where the seeded walk through a number range begins (a Faker is costly to build)."""
+    faker = Faker()
+    faker.seed_instance(seed)
+    return int(faker.random_int(0, capacity - 1))
+
+
 def allocate_msisdn(conn: Connection, market: str, seed: int) -> str:
     """Next free fictitious number; the seed fixes the (permuted) order of assignment."""
     capacity, number_at = _range(market)
-    faker = Faker()
-    faker.seed_instance(seed)
-    start = faker.random_int(0, capacity - 1)
+    start = _range_start(seed, capacity)
     step = next(s for s in (7, 11, 13, 17, 19, 23, 29, 31) if capacity % s != 0)
     assigned = conn.execute(
         select(msisdn_counter_table.c.assigned).where(msisdn_counter_table.c.market == market)
