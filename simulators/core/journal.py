@@ -70,6 +70,8 @@ class Journal:
         self._buffer: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._flusher: threading.Thread | None = None
+        # A flush waits for one already writing, so "flush, then query" sees everything.
+        self._flush_lock = threading.Lock()
 
     def record(self, **fields: Any) -> None:
         # One shape for every row, so a batch is a single executemany.
@@ -95,6 +97,11 @@ class Journal:
                 continue
 
     def flush(self) -> None:
+        """Write what is buffered; returns only once every entry recorded before it is stored."""
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []
         if not batch:
