@@ -180,7 +180,7 @@ def up(
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-        runtime.store.dispose()
+        runtime.close()
     console.print("Stopped; state kept in " + settings.db_url)
     if process.returncode not in (0, -signal.SIGTERM, None) and not stopping:
         sys.exit(process.returncode)

@@ -45,9 +45,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
-    runtime = runtime_of(app)
-    runtime.journal.flush()
-    runtime.store.dispose()
+    runtime_of(app).close()
 
 
 @pytest.fixture(scope="session")

@@ -57,4 +57,4 @@ def test_the_mvne_uses_whatever_mno_the_configuration_names(app, runtime, tmp_pa
     assert own_orders == []
     outbound = client.get("/__admin/journal?direction=outbound").get_json()
     assert outbound and all(e["url"].startswith("http://mno.vendor.test/mno/") for e in outbound)
-    our_runtime.store.dispose()
+    our_runtime.close()

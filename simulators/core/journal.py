@@ -72,6 +72,7 @@ class Journal:
         self._flusher: threading.Thread | None = None
         # A flush waits for one already writing, so "flush, then query" sees everything.
         self._flush_lock = threading.Lock()
+        self._closed = threading.Event()
 
     def record(self, **fields: Any) -> None:
         # One shape for every row, so a batch is a single executemany.
@@ -89,12 +90,18 @@ class Journal:
 
     def _flush_forever(self) -> None:
         """Other workers' entries become visible within FLUSH_EVERY_S."""
-        while True:
-            time.sleep(FLUSH_EVERY_S)
+        while not self._closed.wait(FLUSH_EVERY_S):
             try:
                 self.flush()
             except Exception:  # a busy store must not kill the flusher; next round retries
                 continue
+
+    def close(self) -> None:
+        """Stop the background flusher after a last flush."""
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=5)
+        self.flush()
 
     def flush(self) -> None:
         """Write what is buffered; returns only once every entry recorded before it is stored."""

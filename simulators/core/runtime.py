@@ -144,6 +144,12 @@ class Runtime:
         self._worker = threading.Thread(target=loop, name="handoff-dispatcher", daemon=True)
         self._worker.start()
 
+    def close(self) -> None:
+        """Stop background work, store the journal, release the store's connections."""
+        self.stop_background()
+        self.journal.close()
+        self.store.dispose()
+
     def stop_background(self) -> None:
         self._stop.set()
         if self._worker is not None:

@@ -121,7 +121,7 @@ def token_app(tmp_path: Path) -> Iterator[Flask]:
         )
     )
     yield app
-    runtime_of(app).store.dispose()
+    runtime_of(app).close()
 
 
 def test_the_admin_token_opens_the_control_plane_off_loopback(token_app: Flask) -> None:
@@ -469,7 +469,9 @@ class TestJournalRetention:
     def journal(self, tmp_path: Path) -> Iterator[Journal]:
         store = Store(f"sqlite:///{tmp_path / 'journal.db'}")
         store.create_all()
-        yield Journal(store, max_entries=self.MAX, max_age_s=3600)
+        journal = Journal(store, max_entries=self.MAX, max_age_s=3600)
+        yield journal
+        journal.close()
         store.dispose()
 
     @staticmethod

@@ -317,7 +317,7 @@ def test_a_pending_delivery_survives_a_restart(
         assert restarted.outbox.deliver_due(restarted) == 1
         restarted.journal.flush()
     finally:
-        restarted.store.dispose()
+        restarted.close()
 
     [received] = create_deliveries(hooks)
     assert received.headers["webhook-signature"] == expected_signature(hub["secret"], received)
@@ -341,7 +341,7 @@ def test_a_queued_delivery_is_checked_again_against_the_current_allow_list(
     try:
         restarted.outbox.deliver_due(restarted)
     finally:
-        restarted.store.dispose()
+        restarted.close()
 
     assert hooks.received == []
     row = only_delivery(runtime)

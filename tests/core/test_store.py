@@ -207,7 +207,7 @@ def test_a_restarted_stack_sees_everything_the_first_one_stored(
         assert count(restarted.store, order_table) == 1
         assert count(restarted.store, sim_table) == count(runtime.store, sim_table)
     finally:
-        restarted.store.dispose()
+        restarted.close()
 
 
 def test_a_new_runtime_on_the_same_settings_shares_the_store(
@@ -221,4 +221,4 @@ def test_a_new_runtime_on_the_same_settings_shares_the_store(
         assert probe_value(runtime.store) == "from-other"
         assert runtime.clock.now() == T0 + 60
     finally:
-        other.store.dispose()
+        other.close()
