@@ -7,12 +7,14 @@ secrets before they are kept.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
 from typing import Any
 
 from sqlalchemy import JSON, Column, Float, Integer, String, Text, delete, func, select
+from sqlalchemy.exc import OperationalError
 
 from .store import CORE_ROLE, Store, role_table
 
@@ -37,6 +39,8 @@ journal_table = role_table(
     Column("extra", JSON, nullable=True),
 )
 
+log = logging.getLogger("handoff.journal")
+
 _COLUMNS = [column.name for column in journal_table.columns if column.name != "id"]
 BODY_LIMIT = 4096
 FLUSH_EVERY_S = 0.25
@@ -58,7 +62,8 @@ def body_text(raw: bytes | str | None) -> str | None:
     if not raw:
         return None
     text = raw[: BODY_LIMIT + 1].decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    text = _SECRET_MEMBER.sub(r'"\1":"***"', text[: BODY_LIMIT + 1])
+    # PostgreSQL text cannot hold NUL: keep it visible as its JSON escape instead.
+    text = _SECRET_MEMBER.sub(r'"\1":"***"', text[: BODY_LIMIT + 1]).replace("\x00", "\\u0000")
     return text if len(text) <= BODY_LIMIT else text[:BODY_LIMIT] + "...(truncated)"
 
 
@@ -86,7 +91,10 @@ class Journal:
                 self._flusher = threading.Thread(target=self._flush_forever, daemon=True)
                 self._flusher.start()
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the journal must never fail the request it describes
+                log.warning("journal flush failed; entries kept for the next one", exc_info=True)
 
     def _flush_forever(self) -> None:
         """Other workers' entries become visible within FLUSH_EVERY_S."""
@@ -118,10 +126,13 @@ class Journal:
                 conn.execute(journal_table.insert(), batch)
                 # Two indexed deletes: cheap enough to keep the bound exact on every flush.
                 self._trim(conn)
-        except Exception:
-            with self._lock:  # keep the entries for the next flush
+        except OperationalError:
+            with self._lock:  # a busy or unreachable store: keep the entries for the next flush
                 self._buffer[:0] = batch[-self.max_entries :]
             raise
+        except Exception:
+            # Anything else would fail again on every flush: drop this batch, keep serving.
+            log.exception("journal batch of %d entries dropped", len(batch))
 
     def _trim(self, conn: Any) -> None:
         conn.execute(delete(journal_table).where(journal_table.c.at < time.time() - self.max_age_s))

@@ -49,7 +49,24 @@ class Store:
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
-            return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            engine = create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+            @event.listens_for(engine, "before_cursor_execute", retval=True)
+            def _no_nul(
+                _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, _many: bool
+            ) -> tuple[str, Any]:
+                # PostgreSQL text cannot hold U+0000. Bodies carrying it are refused upstream;
+                # an id or filter carrying it cannot match anything stored, so look up U+FFFD.
+                if isinstance(parameters, dict) and any(
+                    isinstance(v, str) and "\x00" in v for v in parameters.values()
+                ):
+                    parameters = {
+                        k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v
+                        for k, v in parameters.items()
+                    }
+                return statement, parameters
+
+            return engine
         database = self.url.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)

@@ -600,3 +600,14 @@ def test_event_filter_on_hub_query(client, runtime, alpha, hooks):
     )
     activate(client, runtime, alpha)
     assert {e["eventType"] for e in hooks.events()} == {"ProductOrderStateChangeEvent"}
+
+
+def test_nul_characters_are_refused_in_bodies_and_match_nothing_in_ids(client, alpha):
+    iccid = first_sims(client, alpha)[0]
+    response = client.post(ORDERS, json=order_body(iccid, "bad\u0000id"), headers=alpha)
+    assert response.status_code == 422
+    assert conforms(response, "mvne", "createProductOrder")["code"] == "UNSUPPORTED_CHARACTER"
+    assert client.get(ORDERS, headers=alpha).headers["X-Total-Count"] == "0"
+    missing = client.get(f"{ORDERS}/abc%00def", headers=alpha)
+    assert conforms(missing, "mvne", "getProductOrder")["code"] == "ORDER_NOT_FOUND"
+    assert client.get(f"{ORDERS}?externalId=x%00y", headers=alpha).get_json() == []
