@@ -52,6 +52,8 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from simulators.mvne.model import ALL_CAPABILITIES  # the capabilities an agreement can grant
+
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = HERE / "wrk" / "handoff.lua"
 
@@ -62,18 +64,6 @@ SIMS = f"{MVNE}/resourceInventoryManagement/v4/resource"
 BARE_PATH = "/ping"
 PAGE = 1000  # the contract's maximum page size
 
-# Capability enum of contracts/admin.yaml.
-ALL_CAPABILITIES = [
-    "SUBMIT_ORDER",
-    "ACTIVATE_SIM",
-    "MANAGE_SUBSCRIPTION",
-    "TOP_UP",
-    "QUERY_BALANCE",
-    "QUERY_USAGE",
-    "QUERY_INVENTORY",
-    "VIEW_CATALOG",
-    "MANAGE_EVENTS",
-]
 
 # Targets from the issue.
 GET_RATIO_TARGET = 0.60
