@@ -15,7 +15,7 @@ from flask import request
 from sqlalchemy import Column, Connection, String, delete, select
 
 from .clock import isoformat, parse_iso
-from .http import Reply, RequestContext, RoleApi
+from .http import Reply, RequestContext, RoleApi, paging
 from .idempotency import idempotency_table
 from .outbox import hub_table, outbox_table
 from .problems import PermissionDenied
@@ -81,21 +81,15 @@ def reset_state(runtime: Any, role: str | None, seed: int | None = None) -> tupl
     with store.write() as conn:
         keep_seed = current_seed(conn, runtime.settings.faker_seed) if seed is None else seed
         if role is None:
-            for table in reversed(store.tables()):
-                conn.execute(table.delete())
+            store.clear(conn)
             _save_seed(conn, keep_seed)
             seed_all(runtime, conn)
             return ["core", *runtime.seeders], keep_seed
-        for table in reversed(store.tables(role)):
-            conn.execute(table.delete())
+        store.clear(conn, role)
         for table in _ROLE_SCOPED_CORE_TABLES:
             conn.execute(table.delete().where(table.c.role == role))
         seed_all(runtime, conn, [role])
         return [role], keep_seed
-
-
-def _page(ctx: RequestContext) -> tuple[int, int]:
-    return int(ctx.params.get("offset", 0)), int(ctx.params.get("limit", 100))
 
 
 def _iso_or_none(value: float | None) -> str | None:
@@ -156,7 +150,7 @@ def settle(ctx: RequestContext) -> Reply:
 
 @admin_api.operation("listJournal")
 def list_journal(ctx: RequestContext) -> Reply:
-    offset, limit = _page(ctx)
+    offset, limit = paging(ctx)
     total, rows = ctx.runtime.journal.query(
         correlation_id=ctx.params.get("correlationId"),
         role=ctx.params.get("role"),
@@ -192,7 +186,7 @@ def list_journal(ctx: RequestContext) -> Reply:
 def list_audit(ctx: RequestContext) -> Reply:
     from . import audit
 
-    offset, limit = _page(ctx)
+    offset, limit = paging(ctx)
     total, rows = audit.query(
         ctx.conn,
         correlation_id=ctx.params.get("correlationId"),
@@ -239,7 +233,7 @@ def delivery_view(row: dict[str, Any]) -> dict[str, Any]:
 
 @admin_api.operation("listOutbox")
 def list_outbox(ctx: RequestContext) -> Reply:
-    offset, limit = _page(ctx)
+    offset, limit = paging(ctx)
     total, rows = ctx.runtime.outbox.list(
         status=ctx.params.get("status"),
         partner_id=ctx.params.get("partnerId"),

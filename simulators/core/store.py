@@ -190,11 +190,15 @@ class Store:
     def tables(self, role: str | None = None) -> list[Table]:
         return [t for t in metadata.sorted_tables if role is None or t.info.get("role") == role]
 
+    def clear(self, conn: Connection, role: str | None = None) -> None:
+        """Delete every row of one role's tables (or all), children first, in `conn`."""
+        for table in reversed(self.tables(role)):
+            conn.execute(table.delete())
+
     def reset(self, role: str | None = None) -> None:
-        """Delete every row of one role's tables (or all), children first."""
+        """`clear` in a transaction of its own."""
         with self.write() as conn:
-            for table in reversed(self.tables(role)):
-                conn.execute(table.delete())
+            self.clear(conn, role)
 
     def ping(self) -> bool:
         with self.read() as conn:

@@ -134,6 +134,13 @@ def fail_order(
     events.order_event(runtime, conn, row, "ProductOrderStateChangeEvent", cid, now)
 
 
+def _give_up(runtime: Runtime, order_id: str, cid: str | None) -> None:
+    """The network stayed silent through every attempt: whether it provisioned is unknown."""
+    with runtime.store.write() as conn:
+        order = model.load_order(conn, order_id)
+        fail_order(runtime, conn, order, PENDING_VERIFICATION, cid, runtime.clock.now(conn))
+
+
 def submit_activation(runtime: Runtime, task: Task) -> None:
     cid = task.correlation_id
     with runtime.store.write() as conn:
@@ -194,15 +201,7 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
     except NetworkUnavailable:
         if not task.last_attempt:
             raise
-        with runtime.store.write() as conn:
-            fail_order(
-                runtime,
-                conn,
-                model.load_order(conn, order.id),
-                PENDING_VERIFICATION,
-                cid,
-                runtime.clock.now(conn),
-            )
+        _give_up(runtime, order.id, cid)
         return
     with runtime.store.write() as conn:
         now = runtime.clock.now(conn)
@@ -252,15 +251,7 @@ def poll_activation(runtime: Runtime, task: Task) -> None:
     except NetworkUnavailable:
         if not task.last_attempt:
             raise
-        with runtime.store.write() as conn:
-            fail_order(
-                runtime,
-                conn,
-                model.load_order(conn, order.id),
-                PENDING_VERIFICATION,
-                cid,
-                runtime.clock.now(conn),
-            )
+        _give_up(runtime, order.id, cid)
         return
     with runtime.store.write() as conn:
         now = runtime.clock.now(conn)
