@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,10 +13,13 @@ from typing import Any
 
 import click
 import requests
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from .core.config import Settings, settings_from_env
+from .core.problems import DomainError
+from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
 from .core.tenancy import list_partners
 from .stack import ROLES, create_app, runtime_of
 
@@ -125,6 +129,12 @@ def main() -> None:
 )
 @click.option("--mno-url", default=None, help="Send the MVNE's network orders to this MNO instead.")
 @click.option("--seed", type=int, default=None, help="Faker seed of the reference data.")
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="Apply this scenario pack (scenarios/NAME.yaml) before serving; repeatable.",
+)
 def up(
     host: str | None,
     port: int | None,
@@ -133,6 +143,7 @@ def up(
     server: str,
     mno_url: str | None,
     seed: int | None,
+    scenarios: tuple[str, ...],
 ) -> None:
     """Serve the fakes on one port: /mno, /mvne and the control plane /__admin."""
     overrides: dict[str, Any] = {}
@@ -148,6 +159,12 @@ def up(
     settings = settings_from_env(**overrides)
     app = create_app(settings)
     runtime = runtime_of(app)
+    for name in scenarios:
+        try:
+            applied = apply_pack(runtime, find_pack(name, runtime.role_operations))
+        except DomainError as error:
+            raise click.ClickException(error.detail) from None
+        console.print(f"Scenario [bold]{name}[/bold]: {len(applied['faults'])} fault rules on")
     _print_stack(settings, _seeded_keys(app))
     if server == "dev":
         from werkzeug.serving import run_simple
@@ -243,6 +260,193 @@ def journal(url: str, correlation_id: str | None, limit: int) -> None:
             str(entry["status"]),
         )
     console.print(table)
+
+
+@main.group()
+def fault() -> None:
+    """Switch faults on and off in a running stack."""
+
+
+EFFECT_TYPES = [
+    "latency", "timeout", "reset", "empty", "malformed", "wrongContentType", "status", "data",
+    "duplicate", "outOfOrder", "replay", "delay", "badSignature", "missingSignature", "storm",
+    "noBackoff",
+]  # fmt: skip
+
+
+def _pairs_option(values: tuple[str, ...], what: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, sep, content = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{value!r}: use NAME=VALUE", param_hint=what)
+        pairs[name] = content
+    return pairs
+
+
+@fault.command("add")
+@URL_OPTION
+@click.option("--file", "rule_file", type=click.File(), help="A rule as YAML or JSON.")
+@click.option("--id", "rule_id", default=None)
+@click.option("--description", default=None)
+@click.option("--priority", type=int, default=None)
+@click.option("--role", default=None, help="mno, mvne or callbacks.")
+@click.option("--operation", default=None, help="operationId from the role's contract.")
+@click.option("--method", default=None)
+@click.option("--path", default=None, help="Glob on the request path, e.g. /mvne/*/productOrder*.")
+@click.option("--partner", default=None)
+@click.option("--event", default=None, help="Callback event type (callback effects).")
+@click.option("--field", "fields", multiple=True, help="NAME=VALUE a request field must hold.")
+@click.option("--header", "headers", multiple=True, help="NAME=VALUE a request header must hold.")
+@click.option("--effect", type=click.Choice(EFFECT_TYPES), default=None)
+@click.option("--set", "effect_values", multiple=True, help="Effect parameter NAME=VALUE (ms=200).")
+@click.option("--probability", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--first", "first_n", type=int, default=None, help="Only the first N matches.")
+@click.option("--every", "every_nth", type=int, default=None, help="Only every Nth match.")
+def fault_add(
+    url: str,
+    rule_file: Any,
+    rule_id: str | None,
+    description: str | None,
+    priority: int | None,
+    role: str | None,
+    operation: str | None,
+    method: str | None,
+    path: str | None,
+    partner: str | None,
+    event: str | None,
+    fields: tuple[str, ...],
+    headers: tuple[str, ...],
+    effect: str | None,
+    effect_values: tuple[str, ...],
+    probability: float | None,
+    seed: int | None,
+    first_n: int | None,
+    every_nth: int | None,
+) -> None:
+    """Switch one fault on: from --file, or from the options.
+
+    \b
+    handoff fault add --role mvne --operation createProductOrder \\
+        --effect status --set status=503 --set retryAfter=5 --probability 0.5 --seed 1
+    """
+    rule: dict[str, Any]
+    if rule_file is not None:
+        rule = yaml.safe_load(rule_file)
+    else:
+        if effect is None:
+            raise click.UsageError("give --effect (or --file)")
+        match: dict[str, Any] = {
+            key: value
+            for key, value in (
+                ("role", role),
+                ("operation", operation),
+                ("method", method),
+                ("path", path),
+                ("partner", partner),
+                ("event", event),
+            )
+            if value is not None
+        }
+        if fields:
+            match["fields"] = _pairs_option(fields, "--field")
+        if headers:
+            match["headers"] = _pairs_option(headers, "--header")
+        effect_spec: dict[str, Any] = {"type": effect}
+        for name, value in _pairs_option(effect_values, "--set").items():
+            effect_spec[name] = yaml.safe_load(value)  # numbers stay numbers
+        dosage = {
+            key: value
+            for key, value in (
+                ("probability", probability),
+                ("seed", seed),
+                ("firstN", first_n),
+                ("everyNth", every_nth),
+            )
+            if value is not None
+        }
+        rule = {"match": match, "effect": effect_spec}
+        if dosage:
+            rule["dosage"] = dosage
+        extras: tuple[tuple[str, Any], ...] = (
+            ("id", rule_id),
+            ("description", description),
+            ("priority", priority),
+        )
+        rule.update({key: value for key, value in extras if value is not None})
+    added = _admin(url, "POST", "/faults", rule)
+    console.print(f"Fault [bold]{added['id']}[/bold] on.")
+
+
+@fault.command("list")
+@URL_OPTION
+def fault_list(url: str) -> None:
+    """The faults in force, in the order they are tried."""
+    table = Table()
+    for column in ("id", "prio", "match", "effect", "dosage", "source", "matched", "fired"):
+        table.add_column(column)
+    for rule in _admin(url, "GET", "/faults"):
+        table.add_row(
+            rule["id"],
+            str(rule["priority"]),
+            json.dumps(rule.get("match") or {}, separators=(",", ":")),
+            json.dumps(rule["effect"], separators=(",", ":")),
+            json.dumps(rule.get("dosage") or {}, separators=(",", ":")),
+            rule["source"],
+            str(rule["matched"]),
+            str(rule["fired"]),
+        )
+    console.print(table)
+
+
+@fault.command("clear")
+@URL_OPTION
+@click.argument("rule_id", required=False)
+@click.option("--source", default=None, help="Only rules from this source (api, scenario:NAME).")
+def fault_clear(url: str, rule_id: str | None, source: str | None) -> None:
+    """Switch one fault (by id) or all of them off."""
+    if rule_id:
+        _admin(url, "DELETE", f"/faults/{rule_id}")
+        console.print(f"Fault {rule_id} off.")
+        return
+    query = f"?source={source}" if source else ""
+    removed = _admin(url, "DELETE", "/faults" + query)["removed"]
+    console.print(f"{removed} fault rules off.")
+
+
+@main.group()
+def scenario() -> None:
+    """Scenario packs: named failure points (scenarios/*.yaml)."""
+
+
+@scenario.command("list")
+def scenario_list() -> None:
+    """The packs this installation ships, checked."""
+    operations = {name: set(module.api.contract().operations) for name, module in ROLES.items()}
+    table = Table()
+    for column in ("name", "title", "handoff", "faults"):
+        table.add_column(column)
+    for path in pack_paths():
+        try:
+            summary = parse_pack(path, operations).summary()
+        except DomainError as error:
+            table.add_row(path.stem, f"[red]invalid: {error.detail}[/red]", "", "")
+            continue
+        table.add_row(summary["name"], summary["title"], summary["handoff"], str(summary["faults"]))
+    console.print(table)
+
+
+@scenario.command("apply")
+@URL_OPTION
+@click.argument("name")
+def scenario_apply(url: str, name: str) -> None:
+    """Apply a pack to a running stack, all or nothing (again: its rules are replaced)."""
+    applied = _admin(url, "POST", f"/scenarios/{name}")
+    console.print(
+        f"Scenario [bold]{name}[/bold]: {len(applied['faults'])} fault rules on "
+        f"({applied['replaced']} replaced)."
+    )
 
 
 @main.command("contracts")

@@ -9,8 +9,10 @@ from flask import Flask, Response, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from . import mno, mvne
+from .core import fault_admin  # noqa: F401 - registers the fault and scenario admin operations
 from .core.admin import admin_api, admin_authenticator, seed_all
 from .core.config import Settings
+from .core.fault_effects import TransportFaults
 from .core.http import install_error_handlers
 from .core.runtime import Runtime
 
@@ -44,12 +46,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     install_error_handlers(app, runtime)
     for name, module in ROLES.items():
         module.install(runtime)
+        runtime.role_operations[name] = set(module.api.contract().operations)
         app.register_blueprint(module.api.blueprint(runtime))
         _serve_contract(app, name, f"/{name}", module.api)
     app.register_blueprint(admin_api.blueprint(runtime, admin_authenticator, prefix="/__admin"))
     _serve_contract(app, "admin", "/__admin", admin_api)
     with runtime.store.write() as conn:
         seed_all(runtime, conn)
+    app.wsgi_app = TransportFaults(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 

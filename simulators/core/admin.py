@@ -81,15 +81,23 @@ def reset_state(runtime: Any, role: str | None, seed: int | None = None) -> tupl
     with store.write() as conn:
         keep_seed = current_seed(conn, runtime.settings.faker_seed) if seed is None else seed
         if role is None:
-            store.clear(conn)
+            store.clear(conn)  # fault rules included: a full reset switches every fault off
             _save_seed(conn, keep_seed)
             seed_all(runtime, conn)
-            return ["core", *runtime.seeders], keep_seed
-        store.clear(conn, role)
-        for table in _ROLE_SCOPED_CORE_TABLES:
-            conn.execute(table.delete().where(table.c.role == role))
-        seed_all(runtime, conn, [role])
-        return [role], keep_seed
+        else:
+            _reset_role(runtime, conn, role)
+    if role is None:
+        runtime.faults.changed()
+        return ["core", *runtime.seeders], keep_seed
+    return [role], keep_seed
+
+
+def _reset_role(runtime: Any, conn: Connection, role: str) -> None:
+    """One role's data back to seeded; fault rules and partners stay."""
+    runtime.store.clear(conn, role)
+    for table in _ROLE_SCOPED_CORE_TABLES:
+        conn.execute(table.delete().where(table.c.role == role))
+    seed_all(runtime, conn, [role])
 
 
 def _iso_or_none(value: float | None) -> str | None:

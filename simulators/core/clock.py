@@ -85,10 +85,12 @@ class Clock:
     def set(self, epoch: float | None = None, frozen: bool | None = None) -> float:
         """Jump to `epoch` (default: keep the time) and optionally freeze or thaw."""
         with self.store.write() as conn:
-            offset, was_frozen, _ = self._state(conn)
-            current = self.now(conn)
-            target = current if epoch is None else epoch
-            keep_frozen = was_frozen if frozen is None else frozen
-            new_offset = target - time.time()
-            self._save(conn, new_offset, keep_frozen, target if keep_frozen else None)
-            return self.now(conn)
+            return self.set_in(conn, epoch, frozen)
+
+    def set_in(self, conn: Connection, epoch: float | None, frozen: bool | None) -> float:
+        """`set` inside the caller's transaction."""
+        _offset, was_frozen, _ = self._state(conn)
+        target = self.now(conn) if epoch is None else epoch
+        keep_frozen = was_frozen if frozen is None else frozen
+        self._save(conn, target - time.time(), keep_frozen, target if keep_frozen else None)
+        return self.now(conn)

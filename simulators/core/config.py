@@ -42,6 +42,8 @@ class Settings:
     mno_provisioning_s: float = 2.0
     sim_pool_size: int = 50
     background: bool = True
+    # Where the master key and other per-stack files live.
+    state_dir: str = str(DEFAULT_STATE_DIR)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -81,6 +83,7 @@ def settings_from_env(env: dict[str, str] | None = None, **overrides: object) ->
         "HANDOFF_SECRET_KEY": ("secret_key", str),
         "HANDOFF_ADMIN_TOKEN": ("admin_token", str),
         "HANDOFF_SEED": ("faker_seed", int),
+        "HANDOFF_STATE_DIR": ("state_dir", str),
         "HANDOFF_MNO_PROVISIONING_SECONDS": ("mno_provisioning_s", float),
     }
     for name, (attr, kind) in mapping.items():
@@ -96,6 +99,5 @@ def settings_from_env(env: dict[str, str] | None = None, **overrides: object) ->
     values.update(overrides)
     settings = replace(base, **values)  # type: ignore[arg-type]
     if not settings.secret_key:
-        state_dir = Path(env.get("HANDOFF_STATE_DIR", str(DEFAULT_STATE_DIR)))
-        settings = replace(settings, secret_key=_read_or_create_secret(state_dir))
+        settings = replace(settings, secret_key=_read_or_create_secret(Path(settings.state_dir)))
     return settings

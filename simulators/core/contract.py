@@ -102,7 +102,10 @@ class Operation:
                 raw: Any = path_args.get(param.name)
             elif param.location == "query":
                 raw_list = query.get(param.name)
-                raw = raw_list[-1] if raw_list else None
+                if param.schema.get("type") == "array":
+                    raw = raw_list or None  # form style, exploded: ?field=a&field=b
+                else:
+                    raw = raw_list[-1] if raw_list else None
             elif param.location == "header":
                 raw = headers.get(param.name)
             else:
@@ -131,8 +134,10 @@ class Operation:
         return [FieldError(field_name(error), error.message) for error in errors[:10]]
 
 
-def _coerce(raw: str, schema: dict[str, Any]) -> Any:
+def _coerce(raw: Any, schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
+    if kind == "array":
+        return [_coerce(item, schema.get("items", {})) for item in raw]
     if kind == "integer":
         if not re.fullmatch(r"-?[0-9]{1,18}", raw):
             raise ValueError(f"{raw!r} is not an integer")
@@ -235,6 +240,10 @@ class Contract:
             caller=spec.get("x-caller", "partner"),
             success_status=successes[0] if successes else 200,
         )
+
+    def component_check(self, schema_name: str) -> SchemaCheck:
+        """A validator for one of the contract's component schemas (files that share it)."""
+        return self._validator({"$ref": f"#/components/schemas/{schema_name}"})
 
     def public_document(self, server_url: str) -> dict[str, Any]:
         document = copy.deepcopy(self.document)

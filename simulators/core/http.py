@@ -26,6 +26,8 @@ from werkzeug.exceptions import HTTPException
 
 from . import idempotency
 from .contract import Contract, Operation, load_contract
+from .fault_effects import DropConnection, apply_after, apply_before, lenient_body, mark_drop
+from .faults import NO_FAULTS, Decision, Firing, Sample, fields_of
 from .journal import body_text
 from .problems import (
     PROBLEM_JSON,
@@ -72,6 +74,7 @@ class RequestContext:
     body: Any
     conn: Connection
     base_url: str
+    faults: Decision = field(default_factory=lambda: NO_FAULTS)
     _now: float | None = None
     _fingerprint: str | None = None
 
@@ -97,6 +100,14 @@ class RequestContext:
 
     def href(self, path: str) -> str:
         return f"{self.base_url}{path}"
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this request's transaction has committed."""
+        g.setdefault("after_commit", []).append(action)
+
+    def data_fault(self, name: str) -> Firing | None:
+        """The data fault rule of that name that fired on this request, if any."""
+        return self.faults.data_fault(name)
 
 
 Handler = Callable[[RequestContext], Reply]
@@ -296,6 +307,9 @@ class RoleApi:
         def view(**path_args: str) -> Response:
             g.handoff_role = role
             g.operation_id = operation.operation_id
+            faults = NO_FAULTS
+            if role != "admin" and runtime.faults.rule_set().candidates(role):
+                faults = self._decide_faults(runtime, operation, auth, path_args)
             open_tx = runtime.store.write if write else runtime.store.read
             try:
                 with open_tx() as conn:
@@ -310,9 +324,11 @@ class RoleApi:
                         path_args,
                         idempotent_on,
                         url_prefix,
+                        faults,
                     )
             except IntegrityError:
                 # A concurrent twin committed first (PostgreSQL): answer as its retry would be.
+                g.pop("after_commit", None)
                 with runtime.store.write() as conn:
                     partner = auth(runtime, conn, operation)
                     reply = self._handle(
@@ -324,13 +340,53 @@ class RoleApi:
                         path_args,
                         idempotent_on,
                         url_prefix,
+                        faults,
                     )
+            for action in g.pop("after_commit", ()):
+                action()
             headers = dict(reply.headers)
             headers["X-Correlation-ID"] = g.correlation_id
-            return json_response(reply.body, reply.status, headers)
+            response = json_response(reply.body, reply.status, headers)
+            return apply_after(faults, response) if faults.fired else response
 
         view.__name__ = operation.operation_id
         return view
+
+    def _decide_faults(
+        self,
+        runtime: Runtime,
+        operation: Operation,
+        auth: Authenticator,
+        path_args: dict[str, str],
+    ) -> Decision:
+        """Which fault rules fire on this request; delays and early answers happen here,
+        outside any transaction. A refused caller still meets an outage rule."""
+        refusal: DomainError | None = None
+        try:
+            with runtime.store.read() as conn:
+                partner = auth(runtime, conn, operation)
+        except DomainError as error:
+            partner, refusal = None, error
+
+        def request_fields() -> dict[str, tuple[str, ...]]:
+            body = lenient_body() if operation.body_validator is not None else None
+            return fields_of(path_args, request.args.to_dict(flat=False), body)
+
+        sample = Sample(
+            role=self.role,
+            operation=operation.operation_id,
+            method=operation.method,
+            path=request.path,
+            partner=partner.id if partner else None,
+            headers=request.headers,
+            fields=request_fields,
+        )
+        decision = runtime.faults.decide(sample, runtime.clock.now)
+        if decision.fired:
+            apply_before(decision)
+        if refusal is not None:
+            raise refusal
+        return decision
 
     def _handle(
         self,
@@ -342,6 +398,7 @@ class RoleApi:
         path_args: dict[str, str],
         idempotent_on: str | None,
         url_prefix: str,
+        faults: Decision = NO_FAULTS,
     ) -> Reply:
         body = _read_body(operation) if operation.body_validator is not None else None
         query = request.args.to_dict(flat=False)
@@ -366,6 +423,7 @@ class RoleApi:
             body=body,
             conn=conn,
             base_url=request.host_url.rstrip("/") + url_prefix,
+            faults=faults,
         )
         key = request.headers.get("Idempotency-Key")
         if key is None and idempotent_on and isinstance(body, dict) and body.get(idempotent_on):
@@ -405,6 +463,10 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:
         return problem_response(error)
+
+    @app.errorhandler(DropConnection)
+    def _drop(signal: DropConnection) -> Response:
+        return mark_drop(signal.firing)
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
@@ -471,6 +533,7 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
             duration_ms=(time.perf_counter() - g.handoff_started) * 1000,
             request_body=body_text(g.get("raw_body")),
             response_body=body_text(response.get_data() if not response.is_streamed else None),
+            extra={"faults": g.fault_ids} if g.get("fault_ids") else None,
         )
         return response
 

@@ -15,6 +15,10 @@ from urllib.parse import urlsplit
 import responses
 from flask import Flask
 from requests import PreparedRequest
+from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import ReadTimeout
+
+from .fault_effects import DROPPED_HEADER, IN_PROCESS
 
 
 @dataclass
@@ -43,7 +47,7 @@ def mount(mock: responses.RequestsMock, app: Flask, base_url: str) -> MountedSta
     lock = threading.RLock()
     mounted = MountedStack()
 
-    def forward(request: PreparedRequest) -> tuple[int, dict[str, str], bytes]:
+    def forward(request: PreparedRequest) -> tuple[int, dict[str, str], bytes | Exception]:
         parts = urlsplit(request.url or "")
         status = mounted.outage_for(request.method or "GET", parts.path)
         if status is not None:
@@ -57,8 +61,16 @@ def mount(mock: responses.RequestsMock, app: Flask, base_url: str) -> MountedSta
                 method=request.method or "GET",
                 headers=dict(request.headers),
                 data=body,
-                environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                environ_base={"REMOTE_ADDR": "127.0.0.1", IN_PROCESS: True},
             )
+        dropped = answer.headers.get(DROPPED_HEADER)
+        if dropped is not None:
+            # What `requests` raises when a real server holds or drops the connection.
+            kind, _, rule = dropped.partition(";")
+            if kind == "timeout":
+                return 0, {}, ReadTimeout(f"Read timed out (fault rule {rule})")
+            reason = "reset by peer" if kind == "reset" else "closed without response"
+            return 0, {}, RequestsConnectionError(f"Connection {reason} (fault rule {rule})")
         headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-length"}
         return answer.status_code, headers, answer.get_data()
 

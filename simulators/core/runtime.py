@@ -11,6 +11,7 @@ import requests
 
 from .clock import Clock
 from .config import Settings
+from .faults import FaultEngine, Generation, generation_path
 from .journal import Journal, body_text
 from .outbox import Outbox
 from .store import Store
@@ -30,6 +31,13 @@ class Runtime:
         self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
         self.outbox = Outbox(self.store)
         self.tasks = Tasks(self.store)
+        self.faults = FaultEngine(
+            self.store, Generation(generation_path(self.store, settings.state_dir))
+        )
+        # Loaders for the `data` of scenario packs, by kind (e.g. "partners").
+        self.pack_data_loaders: dict[str, Callable[..., None]] = {}
+        # Each faultable role's operationIds, so a rule naming an unknown one is refused.
+        self.role_operations: dict[str, set[str]] = {}
         # Each role's reference data, run in this order on start, reset and seed.
         self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
         self._session = requests.Session()

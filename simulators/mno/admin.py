@@ -11,6 +11,7 @@ from flask import current_app
 
 from simulators.core.admin import admin_api
 from simulators.core.clock import isoformat
+from simulators.core.faults import DATA_EFFECT, Sample
 from simulators.core.http import Reply, RequestContext
 from simulators.core.runtime import PeerCallFailed, Runtime
 from simulators.core.tenancy import MNO_NETWORK, peer_api_key
@@ -31,13 +32,22 @@ def simulate_traffic(ctx: RequestContext) -> Reply:
     def charge(usage: model.Usage) -> model.ChargingOutcome:
         return charge_over_http(runtime, usage, correlation_id)
 
+    msisdn, usage_type = ctx.body["msisdn"], ctx.body["usageType"]
+    # Usage faults concern the MNO's side of the usage handoff: matched on its fields.
+    usage = Sample(
+        role=model.ROLE, method="POST", fields={"msisdn": (msisdn,), "usagetype": (usage_type,)}
+    )
+    faults = runtime.faults.decide(usage, runtime.clock.now, kinds=(DATA_EFFECT,))
+    late = faults.data_fault("LATE_USAGE")
     result = model.simulate_traffic(
         runtime,
-        msisdn=ctx.body["msisdn"],
-        usage_type=ctx.body["usageType"],
+        msisdn=msisdn,
+        usage_type=usage_type,
         quantity=int(ctx.body["quantity"]),
         correlation_id=correlation_id,
         charge=charge,
+        late_by_s=float(late.effect.get("delaySeconds", 3600)) if late else 0.0,
+        duplicate=faults.data_fault("DUPLICATE_USAGE") is not None,
     )
     return Reply(traffic_outcome_json(result), 201)
 

@@ -142,6 +142,10 @@ def create_service_order(ctx: RequestContext) -> Reply:
         items=ctx.body["serviceOrderItem"],
         now=ctx.now(),
         correlation_id=ctx.correlation_id,
+        stuck_in=stuck.effect["state"] if (stuck := ctx.data_fault("ORDER_STUCK")) else None,
+        failing_iccids=failing.targets("iccid")
+        if (failing := ctx.data_fault("ORDER_ITEM_FAILED"))
+        else None,
     )
     body = order_json(ctx, order)
     return Reply(body, 201, {"Location": body["href"]})

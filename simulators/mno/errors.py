@@ -90,6 +90,7 @@ ITEM_FAILURE_REASONS = {
     "ICCID_IN_USE": "The ICCID is already provisioned on another service",
     "SERVICE_TERMINATED": "The service was terminated before this item could be applied",
     "SERVICE_NOT_FOUND": "The service no longer exists on the network",
+    "HLR_REJECTED": "The HLR/HSS rejected the subscriber record",
 }
 ITEM_FAILED = "ITEM_FAILED"
 

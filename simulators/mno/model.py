@@ -508,11 +508,15 @@ def create_service_order(
     correlation_id: str | None,
     description: str | None = None,
     actor: str = PEER_ACTOR,
+    stuck_in: str | None = None,
+    failing_iccids: tuple[str, ...] | None = None,
 ) -> tuple[ServiceOrder, bool]:
     """Accept an order (acknowledged) and schedule its progress; True if it is new.
 
     The same externalId with the same content answers the existing order; with other
     content it is a 409, so a client can never hold two orders under one reference.
+    Faults: `stuck_in` leaves the order in that state for good (ORDER_STUCK);
+    `failing_iccids` has the HLR reject those items, all when empty (ORDER_ITEM_FAILED).
     """
     request_hash = _request_hash(external_id, description, list(items))
     existing = conn.execute(
@@ -570,6 +574,8 @@ def create_service_order(
                 "state": ACKNOWLEDGED,
                 "service_id": item.service_id,
                 "characteristics": item.characteristics,
+                # Decided now, shown only if the item ends failed (see _complete_order).
+                "error_code": "HLR_REJECTED" if _rejected(item, failing_iccids) else None,
             }
             for position, item in enumerate(parsed)
         ],
@@ -586,15 +592,28 @@ def create_service_order(
         correlation_id=correlation_id,
         details={"externalId": external_id, "actions": [item.action for item in parsed]},
     )
-    tasks.schedule(
-        conn,
-        role=ROLE,
-        kind=PROGRESS_SERVICE_ORDER,
-        payload={"serviceOrderId": order_id},
-        due_at=now,
-        correlation_id=correlation_id,
-    )
+    if stuck_in != ACKNOWLEDGED:
+        payload: dict[str, Any] = {"serviceOrderId": order_id}
+        if stuck_in:
+            payload["stuckIn"] = stuck_in
+        tasks.schedule(
+            conn,
+            role=ROLE,
+            kind=PROGRESS_SERVICE_ORDER,
+            payload=payload,
+            due_at=now,
+            correlation_id=correlation_id,
+        )
     return get_service_order(conn, client_id, order_id), True
+
+
+def _rejected(item: _ItemRequest, failing_iccids: tuple[str, ...] | None) -> bool:
+    if failing_iccids is None:
+        return False
+    iccid = next(
+        (str(c["value"]) for c in item.characteristics if str(c["name"]).lower() == "iccid"), None
+    )
+    return not failing_iccids or iccid in failing_iccids
 
 
 def get_service_order(conn: Connection, client_id: str, order_id: str) -> ServiceOrder:
@@ -696,7 +715,10 @@ def _complete_order(
     failures: dict[str, str] = {}
     for item_row in item_rows:
         _check_transition(ITEM_TRANSITIONS, item_row.state, COMPLETED)
-        service_id, failure = _apply_item(conn, order, item_row, now, correlation_id)
+        if item_row.error_code:
+            service_id, failure = None, item_row.error_code
+        else:
+            service_id, failure = _apply_item(conn, order, item_row, now, correlation_id)
         if failure is not None:
             failures[item_row.item_id] = failure
         conn.execute(
@@ -830,15 +852,22 @@ def _audit_service(
     )
 
 
+_NEVER_S = 100 * 365 * 24 * 3600.0
+
+
 def run_progress_step(runtime: Runtime, task: Task) -> None:
     """Task handler: move one order along, then come back when the network is done."""
     order_id = str(task.payload["serviceOrderId"])
+    if task.payload.get("stuckIn") == IN_PROGRESS:
+        provisioning_s = _NEVER_S  # the ORDER_STUCK fault: the network never finishes
+    else:
+        provisioning_s = runtime.settings.mno_provisioning_s
     with runtime.store.write() as conn:
         delay = advance_service_order(
             conn,
             order_id,
             now=runtime.clock.now(conn),
-            provisioning_s=runtime.settings.mno_provisioning_s,
+            provisioning_s=provisioning_s,
             correlation_id=task.correlation_id,
         )
     # Raised after the commit: the step's progress must survive the reschedule.
@@ -1031,8 +1060,11 @@ def simulate_traffic(
     quantity: int,
     correlation_id: str | None,
     charge: Charger,
+    late_by_s: float = 0.0,
+    duplicate: bool = False,
 ) -> TrafficResult:
-    """Record a usage, then have it charged in real time.
+    """Record a usage, then have it charged in real time (`late_by_s` and `duplicate` are
+    the LATE_USAGE and DUPLICATE_USAGE faults).
 
     The usage is committed `received` before charging is asked, and no transaction is
     held while waiting for the answer; if charging fails (the charger raises), the
@@ -1044,12 +1076,16 @@ def simulate_traffic(
             msisdn=msisdn,
             usage_type=usage_type,
             quantity=quantity,
-            now=runtime.clock.now(conn),
+            now=runtime.clock.now(conn) - late_by_s,
             correlation_id=correlation_id,
         )
     if usage.status != USAGE_RECEIVED:
         return TrafficResult(usage, None)
     outcome = charge(usage)
+    if duplicate:
+        # The DUPLICATE_USAGE fault: the network resends the record (same externalId);
+        # a correct charging system answers it without charging twice.
+        charge(usage)
     with runtime.store.write() as conn:
         usage = apply_charging_outcome(
             conn, usage.id, outcome, now=runtime.clock.now(conn), correlation_id=correlation_id

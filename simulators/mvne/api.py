@@ -67,6 +67,7 @@ def get_sim(ctx: RequestContext) -> Reply:
 def create_product_order(ctx: RequestContext) -> Reply:
     assert ctx.partner is not None
     now = ctx.now()
+    unmapped = ctx.data_fault("ICCID_UNMAPPED")
     order, is_new = model.create_order(
         ctx.conn,
         partner=ctx.partner,
@@ -74,6 +75,7 @@ def create_product_order(ctx: RequestContext) -> Reply:
         fingerprint=ctx.fingerprint,
         correlation_id=ctx.correlation_id,
         now=now,
+        unmapped=unmapped.targets("iccid") if unmapped else None,
     )
     if is_new:
         events.order_event(

@@ -508,8 +508,13 @@ def create_order(
     fingerprint: str,
     correlation_id: str,
     now: float,
+    unmapped: tuple[str, ...] | None = None,
 ) -> tuple[Any, bool]:
-    """Accept an activation order all-or-nothing; return (order row, created)."""
+    """Accept an activation order all-or-nothing; return (order row, created).
+
+    `unmapped` (the ICCID_UNMAPPED fault) names ICCIDs to treat as never mapped to the
+    partner, as when fulfillment shipped them but the mapping never reached the MVNE;
+    an empty tuple means every ICCID of the order."""
     existing = conn.execute(
         _ORDER_BY_EXTERNAL_ID, {"partner_id": partner.id, "external_id": body["externalId"]}
     ).first()
@@ -542,6 +547,11 @@ def create_order(
                 field=f"productOrderItem[{index}].product.place",
             )
         iccid = _iccid_of(item, index)
+        if unmapped is not None and (not unmapped or iccid in unmapped):
+            raise errors.IccidUnmapped(
+                f"ICCID {iccid} is not mapped to this partner",
+                field=f"productOrderItem[{index}].product.productCharacteristic",
+            )
         if iccid in seen:
             raise errors.DuplicateIccid(
                 f"ICCID {iccid} appears twice", field=f"productOrderItem[{index}]"

@@ -25,6 +25,15 @@ from .views import desired_barring
 SERVICE_ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
 SERVICES = "/tmf-api/serviceInventory/v4/service"
 POLL_EVERY_S = 1.0
+POLL_AT_MOST_EVERY_S = 300.0
+
+
+def poll_delay(pending_since: float, now: float) -> float:
+    """Poll a pending network order every second at first, then back off: a quarter of
+    the time it has been pending, up to five minutes (an MNO order can take hours)."""
+    return min(POLL_AT_MOST_EVERY_S, max(POLL_EVERY_S, (now - pending_since) / 4))
+
+
 NETWORK_PENDING = ("acknowledged", "inProgress", "held", "pending")
 
 # Partner-safe reasons: what the partner sees never names a vendor internal.
@@ -241,7 +250,8 @@ def poll_activation(runtime: Runtime, task: Task) -> None:
         response = _call_mno(runtime, "GET", f"{SERVICE_ORDERS}/{order.network_order_id}", cid)
         network_order = response.json() if response.status_code == 200 else None
         if network_order is not None and network_order["state"] in NETWORK_PENDING:
-            raise Reschedule(POLL_EVERY_S, f"network order {network_order['state']}")
+            delay = poll_delay(order.order_date, runtime.clock.now())
+            raise Reschedule(delay, f"network order {network_order['state']}")
         by_item = {item["id"]: item for item in (network_order or {}).get("serviceOrderItem", [])}
         service_ids = {
             item["id"]: _service_id(runtime, by_item[item["id"]], item["imsi"], cid)

@@ -1,0 +1,151 @@
+"""Scenario packs: every shipped pack is valid and applies; a bad pack names its file and
+line and changes nothing; the CLI drives faults and packs on a running stack."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from conftest import BASE_URL, ORDERS, conforms, first_sims, order_body, settle
+
+from simulators.cli import main
+from simulators.core.faults import FaultRuleExists
+from simulators.core.scenarios import ScenarioInvalid, apply_pack, pack_paths, parse_pack
+
+SHIPPED = [path.stem for path in pack_paths()]
+
+
+def test_the_failure_points_have_packs():
+    assert {"unmapped-iccid", "duplicate-usage", "mvne-timeouts", "orphan-order",
+            "flaky-network", "partial-order"} <= set(SHIPPED)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_pack_is_documented_and_applies(client, name):
+    text = (pack_paths()[SHIPPED.index(name)]).read_text()
+    for heading in ("What breaks:", "Which handoff:", "What a correct integration does:"):
+        assert heading in text.split("\nname:")[0], f"{name}: top comment lacks {heading}"
+    applied = conforms(client.post(f"/__admin/scenarios/{name}"), "admin", "applyScenario")
+    assert applied["faults"] and applied["replaced"] == 0
+    again = client.post(f"/__admin/scenarios/{name}").get_json()
+    assert again["replaced"] == len(applied["faults"])  # replaced, not doubled
+    rules = client.get("/__admin/faults").get_json()
+    assert [rule["source"] for rule in rules] == [f"scenario:{name}"] * len(applied["faults"])
+
+
+def test_the_pack_list_is_served(client):
+    listed = conforms(client.get("/__admin/scenarios"), "admin", "listScenarios")
+    assert [pack["name"] for pack in listed] == SHIPPED
+    assert all(pack["breaks"] and pack["handoff"] for pack in listed)
+
+
+def test_an_unknown_pack_is_a_404_naming_the_packs(client):
+    missing = client.post("/__admin/scenarios/no-such-pack")
+    assert missing.status_code == 404 and "unmapped-iccid" in missing.get_json()["detail"]
+
+
+def test_unmapped_iccid_pack_end_to_end(client, alpha):
+    client.post("/__admin/scenarios/unmapped-iccid")
+    iccid = first_sims(client, alpha)[0]
+    for attempt in ("a", "b"):
+        refused = client.post(ORDERS, json=order_body(iccid, attempt), headers=alpha)
+        assert refused.get_json()["code"] == "ICCID_UNMAPPED"
+    assert client.post(ORDERS, json=order_body(iccid, "c"), headers=alpha).status_code == 201
+
+
+def test_orphan_order_pack_end_to_end(network, client, alpha, runtime):
+    client.post("/__admin/scenarios/orphan-order")
+    order = client.post(ORDERS, json=order_body(first_sims(client, alpha)[0]), headers=alpha)
+    settle(runtime)
+    settle(runtime, 3600)
+    current = client.get(f"{ORDERS}/{order.get_json()['id']}", headers=alpha).get_json()
+    assert current["state"] == "inProgress"
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD_HEAD = """name: {name}
+title: t
+breaks: b
+handoff: h
+remedy: r
+"""
+
+
+def test_a_bad_field_is_refused_with_file_and_line(runtime, tmp_path):
+    path = write(tmp_path, "bad", GOOD_HEAD.format(name="bad") + """faults:
+  - match: {role: mvne}
+    effect: {type: latency, ms: 10}
+  - match: {role: mvne}
+    effect:
+      type: status
+      status: 9000
+""")  # fmt: skip
+    with pytest.raises(ScenarioInvalid) as refused:
+        parse_pack(path, runtime.role_operations)
+    assert refused.value.detail.startswith("bad.yaml:12: faults.1.effect.status") or (
+        refused.value.detail.startswith("bad.yaml:12:")
+    ), refused.value.detail
+    assert "9000" in refused.value.detail
+
+
+def test_a_rule_the_schema_allows_but_the_stack_cannot_apply_names_its_line(runtime, tmp_path):
+    path = write(tmp_path, "typo", GOOD_HEAD.format(name="typo") + """faults:
+  - match:
+      role: mvne
+      operation: createOrdr
+    effect: {type: reset}
+""")  # fmt: skip
+    with pytest.raises(ScenarioInvalid) as refused:
+        parse_pack(path, runtime.role_operations)
+    assert refused.value.detail.startswith("typo.yaml:9: faults[0].match.operation")
+
+
+def test_broken_yaml_and_a_wrong_name_are_refused(runtime, tmp_path):
+    broken = write(tmp_path, "broken", "name: broken\nfaults: [\n")
+    with pytest.raises(ScenarioInvalid, match=r"broken.yaml:3: not valid YAML"):
+        parse_pack(broken, runtime.role_operations)
+    renamed = write(tmp_path, "one", GOOD_HEAD.format(name="two"))
+    with pytest.raises(ScenarioInvalid, match=r"one.yaml:1: name: 'two' must match"):
+        parse_pack(renamed, runtime.role_operations)
+
+
+def test_a_pack_that_fails_half_way_applies_nothing(client, runtime, tmp_path):
+    client.post("/__admin/faults", json={"id": "taken", "effect": {"type": "reset"}})
+    clock = 'clock: {set: "2030-01-01T00:00:00Z", frozen: true}\n'
+    path = write(tmp_path, "clash", GOOD_HEAD.format(name="clash") + clock + """faults:
+  - effect: {type: latency, ms: 5}
+  - id: taken
+    effect: {type: empty}
+""")  # fmt: skip
+    before = runtime.clock.now()
+    with pytest.raises(FaultRuleExists):
+        apply_pack(runtime, parse_pack(path, runtime.role_operations))
+    assert [rule["id"] for rule in client.get("/__admin/faults").get_json()] == ["taken"]
+    assert runtime.clock.now() == before
+
+
+def test_cli_switches_faults_and_applies_packs(network, client):
+    cli = CliRunner()
+    added = cli.invoke(main, ["fault", "add", "--url", BASE_URL, "--id", "cli-503",
+                              "--role", "mvne", "--operation", "listProductOrders",
+                              "--effect", "status", "--set", "status=503",
+                              "--set", "retryAfter=2", "--first", "1"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    rule = client.get("/__admin/faults/cli-503").get_json()
+    assert rule["effect"] == {"type": "status", "status": 503, "retryAfter": 2}
+    assert rule["dosage"] == {"firstN": 1}
+    listed = cli.invoke(main, ["fault", "list", "--url", BASE_URL])
+    assert listed.exit_code == 0 and "cli-503" in listed.output
+    refused = cli.invoke(main, ["fault", "add", "--url", BASE_URL, "--role", "mvne",
+                                "--operation", "nope", "--effect", "reset"])  # fmt: skip
+    assert refused.exit_code != 0 and "match.operation" in refused.output
+    applied = cli.invoke(main, ["scenario", "apply", "--url", BASE_URL, "flaky-network"])
+    assert applied.exit_code == 0 and "3 fault rules on" in applied.output
+    cleared = cli.invoke(main, ["fault", "clear", "--url", BASE_URL])
+    assert cleared.exit_code == 0 and "4 fault rules off" in cleared.output
+    shown = cli.invoke(main, ["scenario", "list"])
+    assert shown.exit_code == 0 and "orphan-order" in shown.output
