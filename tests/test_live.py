@@ -183,3 +183,40 @@ def test_two_workers_one_order_signed_callbacks_and_state_kept_across_restart(st
         timeout=5,
     )
     assert balance.json()["remainingValue"] == {"amount": 5.0, "units": "GBP"}
+
+
+def test_fault_rules_drop_real_connections_on_every_worker(stack):
+    alpha = {"X-API-Key": api_key("mvno-alpha")}
+    orders = f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder"
+    stack.start()
+
+    def add(effect: dict) -> None:
+        rule = {"match": {"role": "mvne", "operation": "listProductOrders"}, "effect": effect}
+        assert requests.post(f"{stack.url}/__admin/faults", json=rule, timeout=5).status_code == 201
+
+    def clear() -> None:
+        assert requests.delete(f"{stack.url}/__admin/faults", timeout=5).status_code == 200
+
+    add({"type": "reset"})
+    # Fresh connections land on either worker: every one of them applies the rule.
+    for _ in range(6):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(orders, headers=alpha, timeout=5)
+    clear()
+    assert requests.get(orders, headers=alpha, timeout=5).status_code == 200
+    add({"type": "empty"})
+    with pytest.raises(requests.ConnectionError):
+        requests.get(orders, headers=alpha, timeout=5)
+    clear()
+    add({"type": "timeout", "holdSeconds": 2})
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(orders, headers=alpha, timeout=0.5)
+    clear()
+    add({"type": "status", "status": 503, "retryAfter": 1})
+    refused = requests.get(orders, headers=alpha, timeout=5)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json()["code"] == "SERVICE_UNAVAILABLE"
+    clear()
+    assert requests.get(orders, headers=alpha, timeout=5).status_code == 200
+    output = stack.stop()
+    assert "Traceback" not in output, output

@@ -24,6 +24,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from statistics import NormalDist
 from typing import Any
 
@@ -129,21 +130,40 @@ class FaultRule:
     matched: int = 0
     fired: int = 0
 
-    @property
+    # Read on every request a rule is tried on: worked out once per rule.
+    @cached_property
     def match(self) -> dict[str, Any]:
         return dict(self.spec.get("match") or {})
 
-    @property
+    @cached_property
     def effect(self) -> dict[str, Any]:
         return dict(self.spec["effect"])
 
-    @property
+    @cached_property
     def dosage(self) -> dict[str, Any]:
         return dict(self.spec.get("dosage") or {})
 
     @property
     def effect_type(self) -> str:
         return str(self.spec["effect"]["type"])
+
+    def matches(self, sample: Sample) -> bool:
+        """`not mismatches(sample)`, without composing the reasons: the request path."""
+        match = self.match
+        if match.get("role") not in (None, sample.role):
+            return False
+        for key, actual in (
+            ("operation", sample.operation),
+            ("partner", sample.partner),
+            ("event", sample.event),
+        ):
+            if key in match and actual not in _as_tuple(match[key]):
+                return False
+        if "method" in match and (sample.method or "") not in (
+            m.upper() for m in _as_tuple(match["method"])
+        ):
+            return False
+        return not self.mismatches(sample)
 
     def mismatches(self, sample: Sample) -> list[str]:
         """Why this rule does not concern the sample; empty when it does."""
@@ -508,7 +528,7 @@ class FaultEngine:
                 continue
             if kind in SHAPING_EFFECTS and decision.shaping is not None:
                 continue
-            if rule.mismatches(sample):
+            if not rule.matches(sample):
                 continue
             if moment is None:
                 moment = now()

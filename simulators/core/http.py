@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, Response, g, request
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import idempotency
 from .contract import Contract, Operation, load_contract
@@ -279,11 +279,17 @@ class RoleApi:
                 f"handlers without operation {sorted(unknown)}"
             )
         url_prefix = prefix if prefix is not None else f"/{self.role}"
+        static_paths: dict[str, set[str]] = {}
+        for operation in contract.operations.values():
+            if "{" not in operation.path:
+                static_paths.setdefault(url_prefix + operation.path, set()).add(operation.method)
         blueprint = Blueprint(self.role.replace("_", ""), __name__, url_prefix=url_prefix)
         auth = authenticator or partner_authenticator(self.role)
         for operation in contract.operations.values():
             handler, write, idempotent_on = self.handlers[operation.operation_id]
             view = self._view(runtime, operation, handler, write, idempotent_on, auth, url_prefix)
+            if "{" in operation.path:
+                view = _concrete_paths_first(view, static_paths)
             blueprint.add_url_rule(
                 operation.flask_rule,
                 endpoint=operation.operation_id,
@@ -457,12 +463,51 @@ class RoleApi:
         return reply
 
 
+def _concrete_paths_first(
+    view: Callable[..., Response], static_paths: dict[str, set[str]]
+) -> Callable[..., Response]:
+    """OpenAPI: a concrete path (`/faults/explain`) wins over a template (`/faults/{id}`),
+    for every method: DELETE /faults/explain is a 405, not a deletion of rule "explain"."""
+
+    def guarded(**path_args: str) -> Response:
+        methods = static_paths.get(request.path)
+        if methods is not None:
+            allowed = set(methods) | ({"HEAD"} if "GET" in methods else set()) | {"OPTIONS"}
+            raise MethodNotAllowed(valid_methods=sorted(allowed))
+        return view(**path_args)
+
+    guarded.__name__ = view.__name__
+    return guarded
+
+
+def _concrete_allow(app: Flask, allow: str) -> str:
+    """The Allow of a concrete path only, when a templated sibling also matched it."""
+    concrete = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if not rule.arguments and rule.rule == request.path and rule.methods
+    ]
+    if not concrete:
+        return allow
+    methods = set().union(*(rule.methods or set() for rule in concrete))
+    return ", ".join(sorted(methods))
+
+
 def install_error_handlers(app: Flask, runtime: Runtime) -> None:
     """One place that turns every failure into an RFC 9457 problem document."""
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Response:
         return problem_response(error)
+
+    default_options = app.make_default_options_response
+
+    def options_response() -> Response:
+        response = default_options()
+        response.headers["Allow"] = _concrete_allow(app, response.headers.get("Allow", ""))
+        return response
+
+    app.make_default_options_response = options_response  # type: ignore[method-assign]
 
     @app.errorhandler(DropConnection)
     def _drop(signal: DropConnection) -> Response:
@@ -488,7 +533,7 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
         response = json_response(body, status)
         for name, value in error.get_headers():
             if name.lower() == "allow":
-                response.headers["Allow"] = value
+                response.headers["Allow"] = _concrete_allow(app, value)
         return response
 
     @app.errorhandler(Exception)

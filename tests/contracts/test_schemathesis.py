@@ -471,7 +471,17 @@ def test_contract(
     if case.operation.definition.raw["operationId"] == "simulateTraffic":
         _restore_lines(app, runtime, lines)
     case.call_and_validate(environ_base=LOOPBACK)
+    _switch_faults_off(runtime)
     _no_schemathesis_call_went_through(network)
+
+
+def _switch_faults_off(runtime: Runtime) -> None:
+    """A fuzzed addFault or applyScenario must not make later cases slow or dropped: their
+    own answers are what is checked here; what faults do is tests/core/test_faults.py."""
+    with runtime.store.write() as conn:
+        removed = runtime.faults.clear(conn)
+    if removed:
+        runtime.faults.changed()
 
 
 def test_stateful(
@@ -495,6 +505,9 @@ def test_stateful(
 
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
             return {"environ_base": LOOPBACK}
+
+        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+            _switch_faults_off(runtime)
 
     Workflow.run(
         settings=hypothesis.settings(
