@@ -9,6 +9,7 @@ from flask import Flask, Response, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from . import mno, mvne
+from .core import ratelimit
 from .core.admin import admin_api, admin_authenticator, seed_all
 from .core.config import Settings
 from .core.http import install_error_handlers
@@ -42,6 +43,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["handoff"] = runtime
     install_error_handlers(app, runtime)
+    ratelimit.install(app)
     for name, module in ROLES.items():
         module.install(runtime)
         app.register_blueprint(module.api.blueprint(runtime))

@@ -41,6 +41,8 @@ class Settings:
     # Simulated seconds the MNO takes to provision a service order.
     mno_provisioning_s: float = 2.0
     sim_pool_size: int = 50
+    # Partner rate-limit buckets in Redis (`redis://host:6379/0`); empty keeps them in the store.
+    redis_url: str = ""
     background: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -82,6 +84,7 @@ def settings_from_env(env: dict[str, str] | None = None, **overrides: object) ->
         "HANDOFF_ADMIN_TOKEN": ("admin_token", str),
         "HANDOFF_SEED": ("faker_seed", int),
         "HANDOFF_MNO_PROVISIONING_SECONDS": ("mno_provisioning_s", float),
+        "HANDOFF_REDIS_URL": ("redis_url", str),
     }
     for name, (attr, kind) in mapping.items():
         if env.get(name):

@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from . import idempotency
+from . import idempotency, ratelimit
 from .contract import Contract, Operation, load_contract
 from .journal import body_text
 from .problems import (
@@ -37,7 +37,7 @@ from .problems import (
     UnsupportedMediaType,
     problem,
 )
-from .tenancy import Partner, authenticate, require_capability
+from .tenancy import Partner, api_role, authenticate, require_capability
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -172,7 +172,7 @@ def partner_authenticator(role: str) -> Authenticator:
     ) -> Partner | None:
         if not operation.secured:
             return None
-        caller_role = role if operation.caller == "partner" else f"{role}-{operation.caller}"
+        caller_role = api_role(role, operation.caller)
         partner = authenticate(conn, caller_role, request.headers.get("X-API-Key"))
         if operation.capability:
             require_capability(partner, operation.capability)
@@ -296,6 +296,7 @@ class RoleApi:
         def view(**path_args: str) -> Response:
             g.handoff_role = role
             g.operation_id = operation.operation_id
+            ratelimit.admit(runtime, role, operation)
             open_tx = runtime.store.write if write else runtime.store.read
             try:
                 with open_tx() as conn:

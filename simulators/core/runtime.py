@@ -13,6 +13,7 @@ from .clock import Clock
 from .config import Settings
 from .journal import Journal, body_text
 from .outbox import Outbox
+from .ratelimit import Buckets, buckets_for
 from .store import Store
 from .tasks import Tasks
 
@@ -30,6 +31,7 @@ class Runtime:
         self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
         self.outbox = Outbox(self.store)
         self.tasks = Tasks(self.store)
+        self.rate_limits: Buckets = buckets_for(settings.redis_url, self.store, self.clock)
         # Each role's reference data, run in this order on start, reset and seed.
         self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
         self._session = requests.Session()
