@@ -492,3 +492,20 @@ def test_the_redis_namespace_follows_the_store(
         assert same.prefix != different.prefix
     finally:
         other_store.close()
+
+
+def test_unreachable_redis_lets_requests_through_and_says_so(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Port 1 on loopback refuses at once: nothing listens there.
+    app = create_app(settings.with_overrides(redis_url="redis://127.0.0.1:1/0"))
+    try:
+        client = app.test_client()
+        limited = onboard(client, {"requestsPerSecond": 0.01, "burst": 1})
+        with caplog.at_level("WARNING", logger="handoff.ratelimit"):
+            answers = [sims(client, limited) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [200, 200, 200]
+        assert all(rate_headers(answer) == {} for answer in answers)
+        assert "rate-limit buckets unreachable" in caplog.text
+    finally:
+        runtime_of(app).close()
