@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
+import redis
 from flask import Flask, Response, g, request
 from sqlalchemy import (
     Boolean,
@@ -265,9 +266,6 @@ class RedisBuckets:
     workers of one stack do."""
 
     def __init__(self, url: str, store: Store, clock: Clock) -> None:
-        import redis
-
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
         self.client = redis.Redis.from_url(url)
         self.clock = clock
         identity = store.url.render_as_string(hide_password=False).encode()
@@ -282,7 +280,7 @@ class RedisBuckets:
         args = [now, limit.interval_s, limit.capacity_s, EPSILON_S, REDIS_KEY_SLACK_MS]
         try:
             admitted, tat = self._script(keys=[self._key(role, partner_id)], args=args)
-        except self._errors as exc:
+        except redis.RedisError as exc:
             # A limiter that cannot count lets traffic through rather than take the
             # stack down with it; the log says why limits stopped applying.
             log.warning("rate-limit buckets unreachable (%s); request not counted", exc)
@@ -294,7 +292,7 @@ class RedisBuckets:
             keys = list(self.client.scan_iter(match=f"{self.prefix}*:{partner_id}"))
             if keys:
                 self.client.delete(*keys)
-        except self._errors as exc:
+        except redis.RedisError as exc:
             log.warning("rate-limit buckets unreachable (%s); old bucket kept", exc)
 
     def clear(self, role: str | None) -> None:
@@ -303,7 +301,7 @@ class RedisBuckets:
             keys = list(self.client.scan_iter(match=pattern))
             if keys:
                 self.client.delete(*keys)
-        except self._errors as exc:
+        except redis.RedisError as exc:
             log.warning("rate-limit buckets unreachable (%s); not cleared", exc)
 
 
