@@ -44,6 +44,8 @@ def _env_for(settings: Settings) -> dict[str, str]:
         env["HANDOFF_MVNE_URL"] = settings.mvne_base_url
     if settings.callback_allow_hosts:
         env["HANDOFF_CALLBACK_ALLOW_HOSTS"] = ",".join(settings.callback_allow_hosts)
+    if settings.redis_url:
+        env["HANDOFF_REDIS_URL"] = settings.redis_url
     return env
 
 

@@ -9,7 +9,10 @@ from flask import Flask, Response, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from . import mno, mvne
-from .core import fault_admin  # noqa: F401 - registers the fault and scenario admin operations
+from .core import (
+    fault_admin,  # noqa: F401 - registers the fault and scenario admin operations
+    ratelimit,
+)
 from .core.admin import admin_api, admin_authenticator, seed_all
 from .core.config import Settings
 from .core.fault_effects import TransportFaults
@@ -44,6 +47,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["handoff"] = runtime
     install_error_handlers(app, runtime)
+    ratelimit.install(app)
     for name, module in ROLES.items():
         module.install(runtime)
         runtime.role_operations[name] = set(module.api.contract().operations)

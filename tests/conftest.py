@@ -23,6 +23,20 @@ BASE_URL = "http://127.0.0.1:8700"
 PARTNER_HOOKS = "http://hooks.partner.test"
 # The clock starts here in every test: 2026-03-02T09:00:00Z.
 T0 = 1772442000.0
+# The Redis the rate-limit tests use (`.ci/run` starts it if it is down).
+REDIS_URL = os.environ.get("HANDOFF_REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+needs_redis = pytest.mark.skipif(not redis_reachable(), reason=f"no Redis at {REDIS_URL}")
 
 
 def _db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -38,6 +52,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         secret_key=SECRET,
         callback_allow_hosts=("hooks.partner.test", "other.partner.test"),
         background=False,
+        # Like HANDOFF_DB: the whole suite can run with its rate-limit buckets in Redis.
+        redis_url=os.environ.get("HANDOFF_REDIS_URL", ""),
     )
 
 

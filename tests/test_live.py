@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import SECRET, api_key, order_body
+from conftest import REDIS_URL, SECRET, api_key, needs_redis, order_body
 
 pytestmark = pytest.mark.live
 
@@ -220,3 +220,56 @@ def test_fault_rules_drop_real_connections_on_every_worker(stack):
     assert requests.get(orders, headers=alpha, timeout=5).status_code == 200
     output = stack.stop()
     assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize(
+    "buckets", ["store", pytest.param("redis", marks=[pytest.mark.redis, needs_redis])]
+)
+def test_two_workers_count_one_rate_limit_without_losing_a_request(stack, runtime, buckets):
+    if buckets == "redis":
+        stack.env["HANDOFF_REDIS_URL"] = REDIS_URL
+    else:
+        stack.env.pop("HANDOFF_REDIS_URL", None)
+    stack.start()
+    try:
+        onboarded = requests.post(
+            f"{stack.url}/__admin/partners",
+            json={
+                "id": "mvno-limited",
+                "name": "Limited Mobile",
+                "agreement": {
+                    "offerings": ["po-gb-payg"],
+                    "markets": ["GB"],
+                    "capabilities": ["QUERY_INVENTORY"],
+                    "simPoolSize": 5,
+                    # One request per 1,000 s: nothing refills while the test runs.
+                    "rateLimit": {"requestsPerSecond": 0.001, "burst": 5},
+                },
+            },
+            timeout=30,
+        )
+        assert onboarded.status_code == 201, onboarded.text
+        limited = {"X-API-Key": onboarded.json()["apiKey"]}
+
+        def call(_: int) -> requests.Response:
+            return requests.get(
+                f"{stack.url}{MVNE}/resourceInventoryManagement/v4/resource?limit=1",
+                headers=limited,
+                timeout=30,
+            )
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = list(pool.map(call, range(24)))
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] * 5 + [429] * 19
+        for answer in answers:
+            assert answer.headers["RateLimit-Limit"] == "5"
+            if answer.status_code == 429:
+                assert answer.json()["code"] == "RATE_LIMITED"
+                assert int(answer.headers["Retry-After"]) >= 1
+    finally:
+        stack.stop()
+        if buckets == "redis":
+            from simulators.core.ratelimit import RedisBuckets
+
+            RedisBuckets(REDIS_URL, runtime.store, runtime.clock).clear(None)

@@ -14,6 +14,7 @@ from typing import Any
 from flask import request
 from sqlalchemy import Column, Connection, String, delete, select
 
+from . import ratelimit
 from .clock import isoformat, parse_iso
 from .http import Reply, RequestContext, RoleApi, paging
 from .idempotency import idempotency_table
@@ -33,7 +34,13 @@ stack_state = role_table(
 )
 
 Seeder = Callable[[Any, Connection, int], None]
-_ROLE_SCOPED_CORE_TABLES = (task_table, outbox_table, hub_table, idempotency_table)
+_ROLE_SCOPED_CORE_TABLES = (
+    task_table,
+    outbox_table,
+    hub_table,
+    idempotency_table,
+    ratelimit.bucket_table,
+)
 
 
 class AdminForbidden(PermissionDenied):
@@ -77,6 +84,7 @@ def seed_all(runtime: Any, conn: Connection, roles: list[str] | None = None) -> 
 
 def reset_state(runtime: Any, role: str | None, seed: int | None = None) -> tuple[list[str], int]:
     forget_partners()
+    runtime.rate_limits.clear(role)
     store = runtime.store
     with store.write() as conn:
         keep_seed = current_seed(conn, runtime.settings.faker_seed) if seed is None else seed
@@ -257,6 +265,20 @@ def redeliver(ctx: RequestContext) -> Reply:
     ctx.runtime.outbox.redeliver(ctx.conn, delivery_id, ctx.now())
     row = ctx.conn.execute(select(outbox_table).where(outbox_table.c.id == delivery_id)).one()
     return Reply(delivery_view(dict(row._mapping)))
+
+
+@admin_api.operation("setPartnerRateLimit", write=True)
+def set_partner_rate_limit(ctx: RequestContext) -> Reply:
+    partner = ratelimit.set_limit(
+        ctx.runtime,
+        ctx.conn,
+        partner_id=ctx.params["partnerId"],
+        limit=ratelimit.RateLimit.from_json(ctx.body["rateLimit"]),
+        now=ctx.now(),
+        actor="admin",
+        correlation_id=ctx.correlation_id,
+    )
+    return Reply(ratelimit.limit_view(partner))
 
 
 @admin_api.operation("listTasks")

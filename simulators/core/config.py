@@ -41,6 +41,8 @@ class Settings:
     # Simulated seconds the MNO takes to provision a service order.
     mno_provisioning_s: float = 2.0
     sim_pool_size: int = 50
+    # Partner rate-limit buckets in Redis (`redis://host:6379/0`); empty keeps them in the store.
+    redis_url: str = ""
     background: bool = True
     # Where the master key and other per-stack files live.
     state_dir: str = str(DEFAULT_STATE_DIR)
@@ -85,6 +87,7 @@ def settings_from_env(env: dict[str, str] | None = None, **overrides: object) ->
         "HANDOFF_SEED": ("faker_seed", int),
         "HANDOFF_STATE_DIR": ("state_dir", str),
         "HANDOFF_MNO_PROVISIONING_SECONDS": ("mno_provisioning_s", float),
+        "HANDOFF_REDIS_URL": ("redis_url", str),
     }
     for name, (attr, kind) in mapping.items():
         if env.get(name):

@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from . import idempotency
+from . import idempotency, ratelimit
 from .contract import Contract, Operation, load_contract
 from .fault_effects import DropConnection, apply_after, apply_before, lenient_body, mark_drop
 from .faults import NO_FAULTS, Decision, Firing, Sample, fields_of
@@ -39,7 +39,7 @@ from .problems import (
     UnsupportedMediaType,
     problem,
 )
-from .tenancy import Partner, authenticate, require_capability
+from .tenancy import Partner, api_role, authenticate, require_capability
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -183,7 +183,7 @@ def partner_authenticator(role: str) -> Authenticator:
     ) -> Partner | None:
         if not operation.secured:
             return None
-        caller_role = role if operation.caller == "partner" else f"{role}-{operation.caller}"
+        caller_role = api_role(role, operation.caller)
         partner = authenticate(conn, caller_role, request.headers.get("X-API-Key"))
         if operation.capability:
             require_capability(partner, operation.capability)
@@ -316,6 +316,7 @@ class RoleApi:
             faults = NO_FAULTS
             if role != "admin" and runtime.faults.rule_set().candidates(role):
                 faults = self._decide_faults(runtime, operation, auth, path_args)
+            ratelimit.admit(runtime, role, operation)
             open_tx = runtime.store.write if write else runtime.store.read
             try:
                 with open_tx() as conn:

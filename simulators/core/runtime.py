@@ -14,6 +14,7 @@ from .config import Settings
 from .faults import FaultEngine, Generation, generation_path
 from .journal import Journal, body_text
 from .outbox import Outbox
+from .ratelimit import Buckets, buckets_for
 from .store import Store
 from .tasks import Tasks
 
@@ -38,6 +39,7 @@ class Runtime:
         self.pack_data_loaders: dict[str, Callable[..., None]] = {}
         # Each faultable role's operationIds, so a rule naming an unknown one is refused.
         self.role_operations: dict[str, set[str]] = {}
+        self.rate_limits: Buckets = buckets_for(settings.redis_url, self.store, self.clock)
         # Each role's reference data, run in this order on start, reset and seed.
         self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
         self._session = requests.Session()

@@ -122,6 +122,19 @@ def _load(conn: Connection, row: Any) -> Partner:
     )
 
 
+def api_role(role: str, caller: str) -> str:
+    """The tenancy role of a caller of `role`'s API: its partners, or e.g. its network."""
+    return role if caller == "partner" else f"{role}-{caller}"
+
+
+def cached_partner(role: str, api_key: str) -> Partner | None:
+    """The partner behind this key if this process authenticated it within CACHE_TTL_S."""
+    cached = _cache.get((role, hash_key(api_key)))
+    if cached is None or cached[0] <= time.monotonic():
+        return None
+    return cached[1]
+
+
 def authenticate(conn: Connection, role: str, api_key: str | None) -> Partner:
     """The partner behind an API key on this role's API, or 401."""
     if not api_key:
@@ -224,6 +237,11 @@ def set_capability(
         )
 
 
+def set_agreement(conn: Connection, partner_id: str, agreement: dict[str, Any]) -> None:
+    forget_partners()
+    conn.execute(partners.update().where(partners.c.id == partner_id).values(agreement=agreement))
+
+
 def set_partner_status(conn: Connection, partner_id: str, status: str, now: float) -> None:
     forget_partners()
     values: dict[str, Any] = {"status": status}
@@ -238,12 +256,15 @@ __all__ = [
     "peer_api_key",
     "Partner",
     "PermissionDenied",
+    "api_role",
     "authenticate",
+    "cached_partner",
     "create_partner",
     "derive_api_key",
     "get_partner",
     "list_partners",
     "require_capability",
+    "set_agreement",
     "set_capability",
     "set_partner_status",
 ]

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, func, select
 
 from simulators.core import tenancy
 from simulators.core.problems import NotFound, Unprocessable
+from simulators.core.ratelimit import RateLimit
 from simulators.core.runtime import Runtime
 from simulators.core.tenancy import MNO_NETWORK, Partner, peer_api_key
 
@@ -59,6 +60,10 @@ def onboard(
     if unknown:
         raise Unprocessable(f"Unknown offerings {unknown}", field="agreement.offerings")
     stored = dict(agreement)
+    limit = RateLimit.from_json(agreement.get("rateLimit"))
+    if limit is not None:
+        # Exact decimals from the request body become the plain numbers the store keeps.
+        stored["rateLimit"] = limit.to_json()
     stored.setdefault("simPoolSize", runtime.settings.sim_pool_size)
     stored["poolBlock"] = _next_block(conn)
     key = tenancy.create_partner(
@@ -83,7 +88,11 @@ def onboard(
         entity_type="partner",
         entity_id=partner_id,
         correlation_id=correlation_id,
-        details={"offerings": agreement["offerings"], "markets": agreement["markets"]},
+        details={
+            "offerings": agreement["offerings"],
+            "markets": agreement["markets"],
+            "rateLimit": stored.get("rateLimit"),
+        },
     )
     return tenancy.get_partner(conn, partner_id), key
 
