@@ -13,6 +13,7 @@ from .clock import Clock
 from .config import Settings
 from .journal import Journal, body_text
 from .outbox import Outbox
+from .sink import SignatureCheck
 from .store import Store
 from .tasks import Tasks
 
@@ -30,6 +31,7 @@ class Runtime:
         self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
         self.outbox = Outbox(self.store)
         self.tasks = Tasks(self.store)
+        self.sink_signatures = SignatureCheck(settings.secret_key)
         # Each role's reference data, run in this order on start, reset and seed.
         self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
         self._session = requests.Session()
@@ -147,6 +149,7 @@ class Runtime:
     def close(self) -> None:
         """Stop background work, store the journal, release the store's connections."""
         self.stop_background()
+        self.outbox.close()
         self.journal.close()
         self.store.dispose()
 
