@@ -356,6 +356,9 @@ class Outbox:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = requests.Session()
+            # Straight to the host the SSRF guard checked: no proxy or netrc from the
+            # environment (and no scan of the environment on every request).
+            session.trust_env = False
         return session
 
     def close(self) -> None:
@@ -379,8 +382,10 @@ class Outbox:
             "webhook-signature": Webhook(webhook_secret(settings.secret_key, row.hub_id)).sign(
                 row.message_id, datetime.fromtimestamp(int(sent_at), UTC), body
             ),
-            "x-correlation-id": row.correlation_id or "",
         }
+        if row.correlation_id:
+            # An empty X-Correlation-ID is refused by receivers that check it (ours do).
+            headers["x-correlation-id"] = row.correlation_id
         outcome = Outcome(row)
         started = time.perf_counter()
         try:
