@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import BASE_URL, ORDERS, conforms, first_sims, order_body
+from conftest import BASE_URL, ORDERS, conforms, first_sims, order_body, publish
 from flask.testing import FlaskClient
 from standardwebhooks import Webhook
 
@@ -15,7 +15,6 @@ from simulators.core import sink_api
 from simulators.core.clock import parse_iso
 from simulators.core.outbox import RETRY_SCHEDULE_S
 from simulators.core.runtime import Runtime
-from simulators.mvne.events import ORDER_API
 
 HUB = "/mvne/tmf-api/productOrderingManagement/v4/hub"
 CREATE_EVENT = "ProductOrderCreateEvent"
@@ -27,24 +26,6 @@ def subscribe(client: FlaskClient, headers: dict[str, str], sink: str, **extra: 
     )
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json()
-
-
-def publish(runtime: Runtime, count: int, first: int = 0) -> None:
-    """Queue `count` order events of mvno-alpha, one resource each, in one transaction."""
-    now = runtime.clock.now()
-    with runtime.store.write() as conn:
-        for number in range(first, first + count):
-            runtime.outbox.publish(
-                conn,
-                role="mvne",
-                api=ORDER_API,
-                partner_id="mvno-alpha",
-                event_type="ProductOrderStateChangeEvent",
-                resource_name="productOrder",
-                resource={"id": f"order-{number}", "state": "inProgress"},
-                correlation_id=f"corr-{number}",
-                now=now,
-            )
 
 
 def sink_summary(client: FlaskClient, name: str) -> Any:
