@@ -18,6 +18,7 @@ from .core.config import Settings
 from .core.fault_effects import TransportFaults
 from .core.http import install_error_handlers
 from .core.runtime import Runtime
+from .core.sink_api import sink_api
 
 # Order matters: a role's seeder may rely on the ones before it.
 ROLES: dict[str, ModuleType] = {"mno": mno, "mvne": mvne}
@@ -55,6 +56,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
         _serve_contract(app, name, f"/{name}", module.api)
     app.register_blueprint(admin_api.blueprint(runtime, admin_authenticator, prefix="/__admin"))
     _serve_contract(app, "admin", "/__admin", admin_api)
+    # The built-in partner endpoint: anyone may deliver to it, as to a real partner's.
+    app.register_blueprint(sink_api.blueprint(runtime, prefix="/__sink"))
+    _serve_contract(app, "sink", "/__sink", sink_api)
     with runtime.store.write() as conn:
         seed_all(runtime, conn)
     app.wsgi_app = TransportFaults(app.wsgi_app)  # type: ignore[method-assign]

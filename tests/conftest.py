@@ -219,3 +219,21 @@ def activate(
     assert order["state"] == "completed", order
     product_id = order["productOrderItem"][0]["product"]["id"]
     return client.get(f"{PRODUCTS}/{product_id}", headers=headers).get_json()
+
+
+def publish(runtime: Runtime, count: int, first: int = 0) -> None:
+    """Queue `count` order events of mvno-alpha, one resource each, in one transaction."""
+    now = runtime.clock.now()
+    with runtime.store.write() as conn:
+        for number in range(first, first + count):
+            runtime.outbox.publish(
+                conn,
+                role="mvne",
+                api="productOrderingManagement",
+                partner_id="mvno-alpha",
+                event_type="ProductOrderStateChangeEvent",
+                resource_name="productOrder",
+                resource={"id": f"order-{number}", "state": "inProgress"},
+                correlation_id=f"corr-{number}",
+                now=now,
+            )

@@ -1,4 +1,5 @@
-"""The control plane (`/__admin`): health, reset, seed, clock, journal, audit, outbox, steps.
+"""The control plane (`/__admin`): health, reset, seed, clock, journal, audit, outbox,
+callback endpoints, steps.
 
 Role packages add their own admin operations (partner lifecycle, traffic) to
 `admin_api`; this module holds only what every stack has.
@@ -18,7 +19,7 @@ from . import ratelimit
 from .clock import isoformat, parse_iso
 from .http import Reply, RequestContext, RoleApi, paging
 from .idempotency import idempotency_table
-from .outbox import hub_table, outbox_table
+from .outbox import endpoint_table, hub_table, outbox_table
 from .problems import PermissionDenied
 from .store import CORE_ROLE, role_table
 from .tasks import task_table
@@ -37,6 +38,7 @@ Seeder = Callable[[Any, Connection, int], None]
 _ROLE_SCOPED_CORE_TABLES = (
     task_table,
     outbox_table,
+    endpoint_table,
     hub_table,
     idempotency_table,
     ratelimit.bucket_table,
@@ -279,6 +281,51 @@ def set_partner_rate_limit(ctx: RequestContext) -> Reply:
         correlation_id=ctx.correlation_id,
     )
     return Reply(ratelimit.limit_view(partner))
+
+
+def endpoint_view(item: dict[str, Any]) -> dict[str, Any]:
+    hub = item["hub"]
+    return {
+        "hubId": hub.id,
+        "partnerId": hub.partner_id,
+        "role": hub.role,
+        "api": hub.api,
+        "callback": hub.callback,
+        "delivered": item["delivered"],
+        "queued": item["queued"],
+        "retrying": item["retrying"],
+        "nextAttemptAt": _iso_or_none(item["next_attempt_at"]),
+        "deadLettered": item["dead_lettered"],
+        "skipped": item["skipped"],
+        "consecutiveDeadLetters": hub.consecutive_dead or 0,
+        "disabled": hub.disabled_at is not None,
+        "disabledAt": _iso_or_none(hub.disabled_at),
+        "disabledReason": hub.disabled_reason,
+    }
+
+
+@admin_api.operation("listCallbacks")
+def list_callbacks(ctx: RequestContext) -> Reply:
+    offset, limit = paging(ctx)
+    total, found = ctx.runtime.outbox.endpoints(
+        ctx.conn, partner_id=ctx.params.get("partnerId"), limit=limit, offset=offset
+    )
+    return Reply([endpoint_view(item) for item in found], headers={"X-Total-Count": str(total)})
+
+
+@admin_api.operation("enableCallback", write=True)
+def enable_callback(ctx: RequestContext) -> Reply:
+    hub_id = ctx.params["hubId"]
+    ctx.runtime.outbox.enable(ctx.conn, hub_id)
+    return Reply(endpoint_view(ctx.runtime.outbox.endpoint(ctx.conn, hub_id)))
+
+
+@admin_api.operation("redriveCallbacks", write=True)
+def redrive_callbacks(ctx: RequestContext) -> Reply:
+    hub_id = ctx.params["hubId"]
+    queued = ctx.runtime.outbox.redrive(ctx.conn, hub_id, ctx.now())
+    endpoint = endpoint_view(ctx.runtime.outbox.endpoint(ctx.conn, hub_id))
+    return Reply({"requeued": queued, "endpoint": endpoint})
 
 
 @admin_api.operation("listTasks")

@@ -34,6 +34,10 @@ class Settings:
     callback_allow_hosts: tuple[str, ...] = ()
     callback_timeout_s: float = 5.0
     callback_max_attempts: int = 8
+    # Deliveries in flight at once, each sending thread with its own keep-alive session.
+    callback_concurrency: int = 16
+    # Dead letters in a row after which an endpoint is disabled (0 = never; 410 always does).
+    callback_disable_after: int = 3
     peer_timeout_s: float = 5.0
     journal_max_entries: int = 50_000
     journal_max_age_s: int = 7 * 24 * 3600
@@ -88,6 +92,8 @@ def settings_from_env(env: dict[str, str] | None = None, **overrides: object) ->
         "HANDOFF_STATE_DIR": ("state_dir", str),
         "HANDOFF_MNO_PROVISIONING_SECONDS": ("mno_provisioning_s", float),
         "HANDOFF_REDIS_URL": ("redis_url", str),
+        "HANDOFF_CALLBACK_CONCURRENCY": ("callback_concurrency", int),
+        "HANDOFF_CALLBACK_DISABLE_AFTER": ("callback_disable_after", int),
     }
     for name, (attr, kind) in mapping.items():
         if env.get(name):

@@ -203,8 +203,12 @@ class Contract:
     ) -> Operation:
         operation_id = spec["operationId"]
         parameters = []
+        # `x-path-segments: true`: a path parameter that may hold slashes (a URL's rest).
+        multi_segment: set[str] = set()
         for raw in [*shared, *spec.get("parameters", [])]:
             param = self._resolve(raw)
+            if param.get("in") == "path" and param.get("x-path-segments"):
+                multi_segment.add(param["name"])
             schema = self._resolve(param.get("schema", {}))
             parameters.append(
                 Parameter(
@@ -230,7 +234,12 @@ class Contract:
             operation_id=operation_id,
             method=method.upper(),
             path=path,
-            flask_rule=_PATH_PARAM.sub(r"<\1>", path),
+            flask_rule=_PATH_PARAM.sub(
+                lambda found: (
+                    f"<path:{found[1]}>" if found[1] in multi_segment else f"<{found[1]}>"
+                ),
+                path,
+            ),
             parameters=parameters,
             body_validator=body_validator,
             body_required=body_required,

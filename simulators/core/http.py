@@ -565,7 +565,9 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
         if g.get("correlation_id"):
             response.headers["X-Correlation-ID"] = g.correlation_id
         role = getattr(g, "handoff_role", None)
-        if role is None or role == "admin":
+        # The control plane is not traffic; the sink's deliveries are journaled by the
+        # dispatcher that sent them and recorded by the sink itself.
+        if role is None or role in ("admin", "sink"):
             return response
         runtime.journal.record(
             role=role,

@@ -3,7 +3,9 @@
 A partner subscribes through a TMF hub; a state change writes one outbox row
 per matching subscription in its own transaction; a dispatcher delivers the
 rows signed with Standard Webhooks headers, retrying with exponential backoff
-and jitter, and dead-letters a row after a bounded number of attempts.
+and jitter, and dead-letters a row after a bounded number of attempts. An
+endpoint that answers 410 or dead-letters several deliveries in a row is
+disabled: its deliveries are skipped until an operator enables it again.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import hmac
 import ipaddress
 import json
 import socket
+import threading
 import time
 import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -30,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    case,
     func,
     select,
 )
@@ -38,16 +45,22 @@ from standardwebhooks import Webhook
 from .clock import isoformat
 from .problems import DomainError, NotFound
 from .store import CORE_ROLE, Store, role_table
-from .tasks import DONE, FAILED, PENDING, claim_due, next_due_at
+from .tasks import DONE, FAILED, LEASE_S, PENDING, RUNNING, claim_due, next_due_at
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
 DELIVERED = DONE
 DEAD = FAILED
+# A delivery for a disabled endpoint: kept, never sent until an operator redrives it.
+SKIPPED = "skipped"
 RESPONSE_LIMIT = 64 * 1024
 # Standard Webhooks retry guide: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 RETRY_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+# Outcomes written per transaction while a batch is still being sent.
+RECORD_BATCH = 64
+GONE = "gone"
+DEAD_LETTERS = "deadLetters"
 
 hub_table = role_table(
     CORE_ROLE,
@@ -83,10 +96,26 @@ outbox_table = role_table(
     Column("delivered_at", Float, nullable=True),
 )
 
-_HUBS_OF = select(hub_table).where(
-    hub_table.c.role == bindparam("role"),
-    hub_table.c.api == bindparam("api"),
-    hub_table.c.partner_id == bindparam("partner_id"),
+# The health of a subscription's endpoint; a row exists once something went wrong.
+endpoint_table = role_table(
+    CORE_ROLE,
+    "callback_endpoint",
+    Column("hub_id", String(40), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("consecutive_dead", Integer, nullable=False, default=0),
+    Column("disabled_at", Float, nullable=True),
+    # "gone" (the receiver answered 410) or "deadLetters" (K dead letters in a row).
+    Column("disabled_reason", String(20), nullable=True),
+)
+
+_HUBS_OF = (
+    select(hub_table, endpoint_table.c.disabled_at)
+    .outerjoin(endpoint_table, endpoint_table.c.hub_id == hub_table.c.id)
+    .where(
+        hub_table.c.role == bindparam("role"),
+        hub_table.c.api == bindparam("api"),
+        hub_table.c.partner_id == bindparam("partner_id"),
+    )
 )
 
 _FORBIDDEN_NETWORKS = [
@@ -168,6 +197,10 @@ def hub_view(row: Any) -> dict[str, Any]:
 class Outbox:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_size = 0
+        self._pool_lock = threading.Lock()
+        self._local = threading.local()
 
     # --- hub subscriptions --------------------------------------------------------
 
@@ -218,6 +251,7 @@ class Outbox:
     ) -> None:
         self.get_hub(conn, role=role, api=api, partner_id=partner_id, hub_id=hub_id)
         conn.execute(hub_table.delete().where(hub_table.c.id == hub_id))
+        conn.execute(endpoint_table.delete().where(endpoint_table.c.hub_id == hub_id))
 
     # --- events -------------------------------------------------------------------
 
@@ -261,7 +295,8 @@ class Outbox:
                     url=hub.callback.rstrip("/") + f"/listener/{listener}",
                     payload=envelope,
                     correlation_id=correlation_id,
-                    status=PENDING,
+                    # A disabled endpoint's events are kept for a redrive, not sent.
+                    status=PENDING if hub.disabled_at is None else SKIPPED,
                     attempts=0,
                     due_at=now,
                     created_at=now,
@@ -272,15 +307,70 @@ class Outbox:
 
     # --- delivery -----------------------------------------------------------------
 
-    def deliver_due(self, runtime: Runtime, limit: int = 50) -> int:
+    def deliver_due(self, runtime: Runtime, limit: int | None = None) -> int:
+        """Claim a batch of due deliveries, send them concurrently, record the outcomes in
+        batched writes; return how many were claimed."""
+        settings = runtime.settings
+        concurrency = max(1, settings.callback_concurrency)
+        if limit is None:
+            # Each sending thread works through its share of the batch one timeout at a time
+            # at worst; the whole batch must finish well inside the lease, or another
+            # dispatcher could take a row that is still being sent.
+            per_thread = max(1, int(LEASE_S / 2 / max(settings.callback_timeout_s, 0.1)))
+            limit = concurrency * min(per_thread, 8)
         now = runtime.clock.now()
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, outbox_table, now, limit)
-        for row in rows:
-            self._deliver(runtime, row)
+            disabled = _disabled_hubs(conn, {row.hub_id for row in rows}) if rows else set()
+        if not rows:
+            return 0
+        outcomes: list[Outcome] = [
+            Outcome(row, skipped=True) for row in rows if row.hub_id in disabled
+        ]
+        groups = _in_order_groups([row for row in rows if row.hub_id not in disabled])
+        if len(groups) == 1 or concurrency == 1:
+            for group in groups:
+                outcomes.extend(self._send_group(runtime, group))
+        else:
+            pool = self._executor(concurrency)
+            pending = [pool.submit(self._send_group, runtime, group) for group in groups]
+            for future in as_completed(pending):
+                outcomes.extend(future.result())
+                if len(outcomes) >= RECORD_BATCH:
+                    self._record(runtime, outcomes)
+                    outcomes = []
+        self._record(runtime, outcomes)
         return len(rows)
 
-    def _deliver(self, runtime: Runtime, row: Any) -> None:
+    def _executor(self, concurrency: int) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None or self._pool_size != concurrency:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="handoff-callback")
+                self._pool_size = concurrency
+            return self._pool
+
+    def _session(self) -> requests.Session:
+        """One session per sending thread: connections are reused, never shared."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+            # Straight to the host the SSRF guard checked: no proxy or netrc from the
+            # environment (and no scan of the environment on every request).
+            session.trust_env = False
+        return session
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def _send_group(self, runtime: Runtime, rows: list[Any]) -> list[Outcome]:
+        return [self._send(runtime, row) for row in rows]
+
+    def _send(self, runtime: Runtime, row: Any) -> Outcome:
         settings = runtime.settings
         body = json.dumps(row.payload, separators=(",", ":"))
         # Wall time, not simulated: receivers check it against their own clock (5 min window).
@@ -292,15 +382,15 @@ class Outbox:
             "webhook-signature": Webhook(webhook_secret(settings.secret_key, row.hub_id)).sign(
                 row.message_id, datetime.fromtimestamp(int(sent_at), UTC), body
             ),
-            "x-correlation-id": row.correlation_id or "",
         }
-        status: int | None = None
-        error: str | None = None
-        retry_after: float | None = None
+        if row.correlation_id:
+            # An empty X-Correlation-ID is refused by receivers that check it (ours do).
+            headers["x-correlation-id"] = row.correlation_id
+        outcome = Outcome(row)
         started = time.perf_counter()
         try:
             check_callback_url(row.url, settings.callback_allow_hosts)
-            with requests.post(
+            with self._session().post(
                 row.url,
                 data=body,
                 headers=headers,
@@ -308,42 +398,127 @@ class Outbox:
                 allow_redirects=False,
                 stream=True,
             ) as response:
-                status = response.status_code
+                outcome.status = response.status_code
                 response.raw.read(RESPONSE_LIMIT, decode_content=True)
-                retry_after = _retry_after(response.headers.get("retry-after"))
+                outcome.retry_after = _retry_after(response.headers.get("retry-after"))
         except (requests.RequestException, DomainError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
+            outcome.error = f"{type(exc).__name__}: {exc}"[:500]
         runtime.journal.record(
             role=row.role,
             direction="callback",
             method="POST",
             url=row.url,
-            status=status,
+            status=outcome.status,
             correlation_id=row.correlation_id,
             partner_id=row.partner_id,
             duration_ms=(time.perf_counter() - started) * 1000,
             request_body=body[:4096],
-            error=error,
+            error=outcome.error,
             extra={"webhookId": row.message_id, "attempt": row.attempts + 1},
         )
-        attempts = row.attempts + 1
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "last_status": status,
-            "last_error": error,
-            "lease_until": None,
-        }
-        if status is not None and 200 <= status < 300:
-            values.update(status=DELIVERED, delivered_at=runtime.clock.now())
-        elif status == 410 or attempts >= settings.callback_max_attempts:
-            # 410 Gone: the receiver asked us to stop (Standard Webhooks).
-            values["status"] = DEAD
-        else:
-            base = RETRY_SCHEDULE_S[min(attempts, len(RETRY_SCHEDULE_S) - 1)]
-            delay = max(base * (0.8 + 0.4 * _jitter()), retry_after or 0.0)
-            values.update(status=PENDING, due_at=runtime.clock.now() + delay)
+        return outcome
+
+    def _record(self, runtime: Runtime, outcomes: list[Outcome]) -> None:
+        """Store a batch of outcomes in one transaction, and keep each endpoint's health."""
+        if not outcomes:
+            return
+        settings = runtime.settings
+        now = runtime.clock.now()
+        updates = [outcome.values(now, settings.callback_max_attempts) for outcome in outcomes]
         with self.store.write() as conn:
-            conn.execute(outbox_table.update().where(outbox_table.c.id == row.id).values(**values))
+            conn.execute(_RECORD_OUTCOME, updates)
+            _track_endpoints(conn, outcomes, updates, now, settings.callback_disable_after)
+
+    # --- endpoints ----------------------------------------------------------------
+
+    def endpoints(
+        self, conn: Connection, *, partner_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Each hub subscription with its deliveries counted by outcome and its health."""
+        conditions = [hub_table.c.partner_id == partner_id] if partner_id else []
+        total = conn.execute(
+            select(func.count()).select_from(hub_table).where(*conditions)
+        ).scalar_one()
+        hubs = conn.execute(
+            select(
+                hub_table,
+                endpoint_table.c.consecutive_dead,
+                endpoint_table.c.disabled_at,
+                endpoint_table.c.disabled_reason,
+            )
+            .outerjoin(endpoint_table, endpoint_table.c.hub_id == hub_table.c.id)
+            .where(*conditions)
+            .order_by(hub_table.c.created_at, hub_table.c.id)
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        if not hubs:
+            return total, []
+        retrying = (outbox_table.c.attempts > 0) & outbox_table.c.status.in_([PENDING, RUNNING])
+        counts = conn.execute(
+            select(
+                outbox_table.c.hub_id,
+                func.sum(case((outbox_table.c.status == DELIVERED, 1), else_=0)),
+                func.sum(case((retrying, 1), else_=0)),
+                func.min(case((retrying, outbox_table.c.due_at), else_=None)),
+                func.sum(case((outbox_table.c.status == DEAD, 1), else_=0)),
+                func.sum(case((outbox_table.c.status == SKIPPED, 1), else_=0)),
+                func.sum(
+                    case(
+                        (
+                            (outbox_table.c.attempts == 0)
+                            & outbox_table.c.status.in_([PENDING, RUNNING]),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                ),
+            )
+            .where(outbox_table.c.hub_id.in_([hub.id for hub in hubs]))
+            .group_by(outbox_table.c.hub_id)
+        ).all()
+        by_hub = {row[0]: row[1:] for row in counts}
+        found = []
+        for hub in hubs:
+            delivered, retries, next_at, dead, skipped, queued = by_hub.get(
+                hub.id, (0, 0, None, 0, 0, 0)
+            )
+            found.append(
+                {
+                    "hub": hub,
+                    "delivered": int(delivered or 0),
+                    "queued": int(queued or 0),
+                    "retrying": int(retries or 0),
+                    "next_attempt_at": None if next_at is None else float(next_at),
+                    "dead_lettered": int(dead or 0),
+                    "skipped": int(skipped or 0),
+                }
+            )
+        return total, found
+
+    def endpoint(self, conn: Connection, hub_id: str) -> dict[str, Any]:
+        hub = conn.execute(select(hub_table.c.partner_id).where(hub_table.c.id == hub_id)).first()
+        if hub is None:
+            raise NotFound(f"No hub subscription {hub_id}")
+        _total, found = self.endpoints(conn, partner_id=hub.partner_id, limit=1_000_000)
+        return next(item for item in found if item["hub"].id == hub_id)
+
+    def enable(self, conn: Connection, hub_id: str) -> None:
+        """Send this subscription's new events again; its run of dead letters starts over."""
+        if conn.execute(select(hub_table.c.id).where(hub_table.c.id == hub_id)).first() is None:
+            raise NotFound(f"No hub subscription {hub_id}")
+        conn.execute(endpoint_table.delete().where(endpoint_table.c.hub_id == hub_id))
+
+    def redrive(self, conn: Connection, hub_id: str, now: float) -> int:
+        """Enable the endpoint and queue its dead-lettered and skipped deliveries again,
+        attempts reset; return how many were queued."""
+        self.enable(conn, hub_id)
+        result = conn.execute(
+            outbox_table.update()
+            .where(outbox_table.c.hub_id == hub_id, outbox_table.c.status.in_([DEAD, SKIPPED]))
+            .values(status=PENDING, due_at=now, attempts=0, lease_until=None)
+        )
+        return int(result.rowcount)
 
     def list(
         self,
@@ -383,6 +558,127 @@ class Outbox:
         )
         if updated.rowcount == 0:
             raise NotFound(f"No outbox delivery {delivery_id}")
+
+
+_RECORD_OUTCOME = (
+    outbox_table.update()
+    .where(outbox_table.c.id == bindparam("_id"))
+    .values(
+        status=bindparam("_status"),
+        attempts=bindparam("_attempts"),
+        last_status=bindparam("_last_status"),
+        last_error=bindparam("_last_error"),
+        due_at=bindparam("_due_at"),
+        delivered_at=bindparam("_delivered_at"),
+        lease_until=None,
+    )
+)
+
+
+@dataclass
+class Outcome:
+    """What one claimed delivery came to: sent (with an answer or an error) or skipped."""
+
+    row: Any
+    status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    skipped: bool = False
+
+    def values(self, now: float, max_attempts: int) -> dict[str, Any]:
+        row = self.row
+        values: dict[str, Any] = {
+            "_id": row.id,
+            "_status": SKIPPED,
+            "_attempts": row.attempts,
+            "_last_status": row.last_status,
+            "_last_error": row.last_error,
+            "_due_at": row.due_at,
+            "_delivered_at": None,
+        }
+        if self.skipped:
+            return values
+        attempts = row.attempts + 1
+        values.update(_attempts=attempts, _last_status=self.status, _last_error=self.error)
+        if self.status is not None and 200 <= self.status < 300:
+            values.update(_status=DELIVERED, _delivered_at=now)
+        elif self.status == 410 or attempts >= max_attempts:
+            # 410 Gone: the receiver asked us to stop (Standard Webhooks).
+            values["_status"] = DEAD
+        else:
+            base = RETRY_SCHEDULE_S[min(attempts, len(RETRY_SCHEDULE_S) - 1)]
+            delay = max(base * (0.8 + 0.4 * _jitter()), self.retry_after or 0.0)
+            values.update(_status=PENDING, _due_at=now + delay)
+        return values
+
+
+def _in_order_groups(rows: list[Any]) -> list[list[Any]]:
+    """Deliveries about one resource to one subscription, oldest first, go out one after
+    the other, so a partner never sees `completed` before `inProgress`; the groups run
+    side by side."""
+    groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for row in rows:
+        event = row.payload.get("event") if isinstance(row.payload, dict) else None
+        resource = next(iter(event.values()), None) if isinstance(event, dict) and event else None
+        subject = resource.get("id") if isinstance(resource, dict) else None
+        groups[(row.hub_id, str(subject) if subject is not None else row.message_id)].append(row)
+    return list(groups.values())
+
+
+def _disabled_hubs(conn: Connection, hub_ids: set[str]) -> set[str]:
+    return set(
+        conn.execute(
+            select(endpoint_table.c.hub_id).where(
+                endpoint_table.c.hub_id.in_(hub_ids), endpoint_table.c.disabled_at.is_not(None)
+            )
+        ).scalars()
+    )
+
+
+def _track_endpoints(
+    conn: Connection,
+    outcomes: list[Outcome],
+    updates: list[dict[str, Any]],
+    now: float,
+    disable_after: int,
+) -> None:
+    """A delivery reaching its endpoint resets the run of dead letters; the K-th dead letter
+    in a row, or one 410, disables the endpoint (Standard Webhooks: 410 = disable)."""
+    reached: set[str] = set()
+    dead: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome, update in zip(outcomes, updates, strict=True):
+        if update["_status"] == DELIVERED:
+            reached.add(outcome.row.hub_id)
+        elif update["_status"] == DEAD:
+            dead[outcome.row.hub_id].append(outcome)
+    healthy = reached - set(dead)
+    if healthy:
+        conn.execute(
+            endpoint_table.update()
+            .where(endpoint_table.c.hub_id.in_(healthy), endpoint_table.c.consecutive_dead > 0)
+            .values(consecutive_dead=0)
+        )
+    for hub_id, letters in dead.items():
+        current = conn.execute(
+            select(endpoint_table).where(endpoint_table.c.hub_id == hub_id)
+        ).first()
+        count = (current.consecutive_dead if current is not None else 0) + len(letters)
+        reason = None
+        if any(letter.status == 410 for letter in letters):
+            reason = GONE
+        elif disable_after > 0 and count >= disable_after:
+            reason = DEAD_LETTERS
+        values: dict[str, Any] = {"consecutive_dead": count}
+        if reason and (current is None or current.disabled_at is None):
+            values.update(disabled_at=now, disabled_reason=reason)
+        if current is None:
+            conn.execute(
+                endpoint_table.insert().values(hub_id=hub_id, role=letters[0].row.role, **values)
+            )
+        else:
+            conn.execute(
+                endpoint_table.update().where(endpoint_table.c.hub_id == hub_id).values(**values)
+            )
 
 
 def _jitter() -> float:

@@ -15,6 +15,7 @@ from .faults import FaultEngine, Generation, generation_path
 from .journal import Journal, body_text
 from .outbox import Outbox
 from .ratelimit import Buckets, buckets_for
+from .sink import SignatureCheck
 from .store import Store
 from .tasks import Tasks
 
@@ -40,6 +41,7 @@ class Runtime:
         # Each faultable role's operationIds, so a rule naming an unknown one is refused.
         self.role_operations: dict[str, set[str]] = {}
         self.rate_limits: Buckets = buckets_for(settings.redis_url, self.store, self.clock)
+        self.sink_signatures = SignatureCheck(settings.secret_key)
         # Each role's reference data, run in this order on start, reset and seed.
         self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
         self._session = requests.Session()
@@ -157,6 +159,7 @@ class Runtime:
     def close(self) -> None:
         """Stop background work, store the journal, release the store's connections."""
         self.stop_background()
+        self.outbox.close()
         self.journal.close()
         self.store.dispose()
 

@@ -1,6 +1,6 @@
 """Every published contract fuzzed in-process by schemathesis, with every check on.
 
-For each contract (MNO, MVNE, control plane) and each of its operations: the
+For each contract (MNO, MVNE, control plane, callback sink) and each of its operations: the
 explicit examples, the coverage phase (boundary values, missing and malformed
 parameters, undeclared methods) and fuzzing, in positive and negative modes;
 then stateful sequences along the links schemathesis infers (create, read,
@@ -51,6 +51,7 @@ KEYS = {
     "mno": {"apiKey": api_key("mvne-platform")},
     "mvne": {"partnerKey": api_key(PARTNER), "networkKey": api_key("mno-network")},
     "admin": {},  # loopback callers need no admin token
+    "sink": {},  # a partner endpoint: anyone may deliver to it
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
@@ -349,6 +350,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
                 }
             ],
         ),
+        "sink": ({}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
@@ -432,7 +434,7 @@ def contract(
 ) -> schemathesis.BaseSchema:
     """The contract as the app serves it, loaded for in-process (WSGI) calls."""
     role = request.param
-    location = "/__admin/openapi.json" if role == "admin" else f"/{role}/openapi.json"
+    location = f"/__{role}/openapi.json" if role in ("admin", "sink") else f"/{role}/openapi.json"
     served = app.test_client().get(location)
     assert served.status_code == 200, served.get_data(as_text=True)
     loaded = schemathesis.openapi.from_dict(
@@ -484,6 +486,8 @@ def _switch_faults_off(runtime: Runtime) -> None:
         runtime.faults.changed()
 
 
+# The sink's contract has no resource to create and read back, so no links to follow.
+@pytest.mark.parametrize("contract", sorted(set(KEYS) - {"sink"}), indirect=True)
 def test_stateful(
     contract: schemathesis.BaseSchema,
     app: Flask,
