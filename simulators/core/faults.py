@@ -67,6 +67,10 @@ DATA_FAULTS: dict[str, str] = {
 }
 
 CALLBACKS_ROLE = "callbacks"
+# Callback effects acting when an event is queued, and when a delivery is sent.
+PUBLISH_EFFECTS = ("duplicate", "outOfOrder", "replay", "delay", "storm")
+SEND_EFFECTS = ("badSignature", "missingSignature", "noBackoff")
+MAX_STORM_DELIVERIES = 100_000
 
 fault_table = role_table(
     CORE_ROLE,
@@ -518,10 +522,15 @@ class FaultEngine:
     # --- deciding ------------------------------------------------------------------------
 
     def decide(
-        self, sample: Sample, now: Callable[[], float], kinds: tuple[str, ...] | None = None
+        self,
+        sample: Sample,
+        now: Callable[[], float],
+        kinds: tuple[str, ...] | None = None,
+        conn: Connection | None = None,
     ) -> Decision:
         """Which rules fire on this request (only rules of `kinds`, if given), counting
-        matches in the store."""
+        matches in the store: in `conn` when the caller is inside a write transaction
+        (a second writer on this thread would wait for the first), else in its own."""
         candidates = self.rule_set().candidates(sample.role)
         if not candidates:
             return NO_FAULTS
@@ -541,7 +550,7 @@ class FaultEngine:
                 moment = now()
             if rule.outside_window(moment) is not None:
                 continue
-            count = self._count(rule)
+            count = self._count(rule, conn)
             if count is None or not rule.fires_on(count):
                 continue
             firing = Firing(rule)
@@ -558,21 +567,23 @@ class FaultEngine:
                 decision.callbacks.append(firing)
         return decision
 
-    def _count(self, rule: FaultRule) -> int | None:
+    def _count(self, rule: FaultRule, conn: Connection | None = None) -> int | None:
         """Count one match in the store; its number, or None if the rule is gone."""
-        with self.store.write() as conn:
-            count = conn.execute(
+        if conn is None:
+            with self.store.write() as own:
+                return self._count(rule, own)
+        count = conn.execute(
+            update(fault_table)
+            .where(fault_table.c.id == rule.id)
+            .values(matched=fault_table.c.matched + 1)
+            .returning(fault_table.c.matched)
+        ).scalar()
+        if count is not None and rule.fires_on(int(count)):
+            conn.execute(
                 update(fault_table)
                 .where(fault_table.c.id == rule.id)
-                .values(matched=fault_table.c.matched + 1)
-                .returning(fault_table.c.matched)
-            ).scalar()
-            if count is not None and rule.fires_on(int(count)):
-                conn.execute(
-                    update(fault_table)
-                    .where(fault_table.c.id == rule.id)
-                    .values(fired=fault_table.c.fired + 1)
-                )
+                .values(fired=fault_table.c.fired + 1)
+            )
         return None if count is None else int(count)
 
     def explain(self, sample: Sample, now: float) -> list[dict[str, Any]]:
@@ -691,6 +702,11 @@ def check_rule(spec: dict[str, Any], operations: Mapping[str, set[str]]) -> dict
         for name in ("perSecond", "seconds"):
             if name not in effect:
                 raise invalid(f"a storm needs effect.{name}", f"effect.{name}")
+        if effect["perSecond"] * effect["seconds"] > MAX_STORM_DELIVERIES:
+            raise invalid(
+                f"a storm may send at most {MAX_STORM_DELIVERIES} deliveries per event",
+                "effect.seconds",
+            )
     window = (spec.get("dosage") or {}).get("window") or {}
     if "from" in window and "fromSeconds" in window:
         raise invalid("give window.from or window.fromSeconds, not both", "dosage.window")

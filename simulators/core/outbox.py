@@ -43,6 +43,15 @@ from sqlalchemy import (
 from standardwebhooks import Webhook
 
 from .clock import isoformat
+from .faults import (
+    CALLBACKS_ROLE,
+    NO_FAULTS,
+    PUBLISH_EFFECTS,
+    SEND_EFFECTS,
+    Decision,
+    FaultEngine,
+    Sample,
+)
 from .problems import DomainError, NotFound
 from .store import CORE_ROLE, Store, role_table
 from .tasks import DONE, FAILED, LEASE_S, PENDING, RUNNING, claim_due, next_due_at
@@ -195,8 +204,9 @@ def hub_view(row: Any) -> dict[str, Any]:
 
 
 class Outbox:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, faults: FaultEngine | None = None) -> None:
         self.store = store
+        self.faults = faults
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
         self._pool_lock = threading.Lock()
@@ -285,25 +295,33 @@ class Outbox:
                 "event": {resource_name: resource},
             }
             listener = event_type[0].lower() + event_type[1:]
-            conn.execute(
-                outbox_table.insert().values(
-                    message_id=f"msg_{event_id}",
-                    role=role,
-                    partner_id=partner_id,
-                    hub_id=hub.id,
-                    event_type=event_type,
-                    url=hub.callback.rstrip("/") + f"/listener/{listener}",
-                    payload=envelope,
-                    correlation_id=correlation_id,
-                    # A disabled endpoint's events are kept for a redrive, not sent.
-                    status=PENDING if hub.disabled_at is None else SKIPPED,
-                    attempts=0,
-                    due_at=now,
-                    created_at=now,
-                )
-            )
+            delivery = {
+                "message_id": f"msg_{event_id}",
+                "role": role,
+                "partner_id": partner_id,
+                "hub_id": hub.id,
+                "event_type": event_type,
+                "url": hub.callback.rstrip("/") + f"/listener/{listener}",
+                "payload": envelope,
+                "correlation_id": correlation_id,
+                # A disabled endpoint's events are kept for a redrive, not sent.
+                "status": PENDING if hub.disabled_at is None else SKIPPED,
+                "attempts": 0,
+                "due_at": now,
+                "created_at": now,
+            }
+            deliveries = [delivery]
+            if hub.disabled_at is None and self._callback_rules():
+                sample = Sample(role=CALLBACKS_ROLE, partner=partner_id, event=event_type)
+                assert self.faults is not None
+                decision = self.faults.decide(sample, lambda: now, PUBLISH_EFFECTS, conn)
+                deliveries = _as_faults_say(conn, decision, delivery, now)
+            conn.execute(outbox_table.insert(), deliveries)
             queued += 1
         return queued
+
+    def _callback_rules(self) -> bool:
+        return self.faults is not None and bool(self.faults.rule_set().candidates(CALLBACKS_ROLE))
 
     # --- delivery -----------------------------------------------------------------
 
@@ -372,21 +390,31 @@ class Outbox:
 
     def _send(self, runtime: Runtime, row: Any) -> Outcome:
         settings = runtime.settings
+        faults: Decision = NO_FAULTS
+        if self._callback_rules():
+            assert self.faults is not None
+            sample = Sample(role=CALLBACKS_ROLE, partner=row.partner_id, event=row.event_type)
+            faults = self.faults.decide(sample, runtime.clock.now, SEND_EFFECTS)
+        kinds = {firing.kind for firing in faults.callbacks}
         body = json.dumps(row.payload, separators=(",", ":"))
         # Wall time, not simulated: receivers check it against their own clock (5 min window).
         sent_at = time.time()
+        # The badSignature fault signs with a secret the receiver does not hold.
+        secret_key = settings.secret_key + ("/wrong" if "badSignature" in kinds else "")
         headers = {
             "content-type": "application/json",
             "webhook-id": row.message_id,
             "webhook-timestamp": str(int(sent_at)),
-            "webhook-signature": Webhook(webhook_secret(settings.secret_key, row.hub_id)).sign(
+            "webhook-signature": Webhook(webhook_secret(secret_key, row.hub_id)).sign(
                 row.message_id, datetime.fromtimestamp(int(sent_at), UTC), body
             ),
         }
+        if "missingSignature" in kinds:
+            del headers["webhook-signature"]
         if row.correlation_id:
             # An empty X-Correlation-ID is refused by receivers that check it (ours do).
             headers["x-correlation-id"] = row.correlation_id
-        outcome = Outcome(row)
+        outcome = Outcome(row, no_backoff="noBackoff" in kinds)
         started = time.perf_counter()
         try:
             check_callback_url(row.url, settings.callback_allow_hosts)
@@ -414,7 +442,11 @@ class Outbox:
             duration_ms=(time.perf_counter() - started) * 1000,
             request_body=body[:4096],
             error=outcome.error,
-            extra={"webhookId": row.message_id, "attempt": row.attempts + 1},
+            extra={
+                "webhookId": row.message_id,
+                "attempt": row.attempts + 1,
+                **({"faults": faults.fired} if faults.fired else {}),
+            },
         )
         return outcome
 
@@ -584,6 +616,7 @@ class Outcome:
     error: str | None = None
     retry_after: float | None = None
     skipped: bool = False
+    no_backoff: bool = False  # the noBackoff fault: a failure is retried at once
 
     def values(self, now: float, max_attempts: int) -> dict[str, Any]:
         row = self.row
@@ -608,8 +641,44 @@ class Outcome:
         else:
             base = RETRY_SCHEDULE_S[min(attempts, len(RETRY_SCHEDULE_S) - 1)]
             delay = max(base * (0.8 + 0.4 * _jitter()), self.retry_after or 0.0)
-            values.update(_status=PENDING, _due_at=now + delay)
+            values.update(_status=PENDING, _due_at=now + (0.0 if self.no_backoff else delay))
         return values
+
+
+def _as_faults_say(
+    conn: Connection, decision: Decision, delivery: dict[str, Any], now: float
+) -> list[dict[str, Any]]:
+    """The deliveries one event becomes under the callback faults that fired on it: held
+    back (delay, outOfOrder), sent again under the same webhook-id (duplicate, storm), or
+    preceded by the subscription's earlier events sent once more (replay)."""
+    first = dict(delivery)
+    extra: list[dict[str, Any]] = []
+    for firing in decision.callbacks:
+        effect = firing.effect
+        if firing.kind == "delay":
+            first["due_at"] += float(effect.get("seconds", 60))
+        elif firing.kind == "outOfOrder":
+            # Later events about the same resource overtake this one.
+            first["due_at"] += float(effect.get("seconds", 30))
+        elif firing.kind == "duplicate":
+            extra += [dict(first) for _ in range(int(effect.get("copies", 1)))]
+        elif firing.kind == "storm":
+            rate, seconds = int(effect["perSecond"]), float(effect["seconds"])
+            extra += [
+                {**first, "due_at": first["due_at"] + n / rate}
+                for n in range(1, int(rate * seconds))
+            ]
+        elif firing.kind == "replay":
+            earlier = conn.execute(
+                select(outbox_table)
+                .where(outbox_table.c.hub_id == delivery["hub_id"], outbox_table.c.status == DONE)
+                .order_by(outbox_table.c.id.desc())
+                .limit(int(effect.get("count", 3)))
+            ).all()
+            for old in reversed(earlier):
+                replayed = {key: getattr(old, key) for key in delivery}
+                extra.append({**replayed, "status": PENDING, "attempts": 0, "due_at": now})
+    return [first, *extra]
 
 
 def _in_order_groups(rows: list[Any]) -> list[list[Any]]:

@@ -31,11 +31,11 @@ class Runtime:
         self.store.create_all()
         self.clock = Clock(self.store)
         self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
-        self.outbox = Outbox(self.store)
-        self.tasks = Tasks(self.store)
         self.faults = FaultEngine(
             self.store, Generation(generation_path(self.store, settings.state_dir))
         )
+        self.outbox = Outbox(self.store, self.faults)
+        self.tasks = Tasks(self.store)
         # Loaders for the `data` of scenario packs, by kind (e.g. "partners").
         self.pack_data_loaders: dict[str, Callable[..., None]] = {}
         # Each faultable role's operationIds, so a rule naming an unknown one is refused.

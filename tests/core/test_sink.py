@@ -306,7 +306,7 @@ def test_a_burst_of_events_reaches_the_sink_exactly_once(
     client: FlaskClient, runtime: Runtime, alpha: dict[str, str]
 ) -> None:
     """In-process every delivery crosses `responses` and the Flask test client, so the
-    ten-thousand-event run is in tests/test_live.py against the real server."""
+    eleven-thousand-delivery storm across a restart is in tests/test_live.py."""
     hub = subscribe(client, alpha, "bulk")
     publish(runtime, 500)
     runtime.settle(max_rounds=1000)
