@@ -63,7 +63,7 @@ class Stack:
         )
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *options: str) -> None:
         command = [
             sys.executable,
             "-m",
@@ -73,6 +73,7 @@ class Stack:
             "2",
             "--port",
             str(self.port),
+            *options,
         ]
         self.process = subprocess.Popen(
             command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -183,6 +184,27 @@ def test_two_workers_one_order_signed_callbacks_and_state_kept_across_restart(st
         timeout=5,
     )
     assert balance.json()["remainingValue"] == {"amount": 5.0, "units": "GBP"}
+
+
+def test_up_applies_a_scenario_pack_before_serving(stack):
+    stack.start("--scenario", "unmapped-iccid")
+    rules = requests.get(f"{stack.url}/__admin/faults", timeout=5).json()
+    assert [rule["source"] for rule in rules] == ["scenario:unmapped-iccid"]
+    alpha = {"X-API-Key": api_key("mvno-alpha")}
+    sims = requests.get(
+        f"{stack.url}{MVNE}/resourceInventoryManagement/v4/resource?limit=1",
+        headers=alpha,
+        timeout=5,
+    ).json()
+    refused = requests.post(
+        f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder",
+        json=order_body(sims[0]["iccid"], "pack-1"),
+        headers=alpha,
+        timeout=5,
+    )
+    assert refused.status_code == 422 and refused.json()["code"] == "ICCID_UNMAPPED"
+    output = stack.stop()
+    assert "Scenario unmapped-iccid: 1 fault rules on" in output, output
 
 
 def test_fault_rules_drop_real_connections_on_every_worker(stack):

@@ -128,7 +128,7 @@ def test_a_pack_that_fails_half_way_applies_nothing(client, runtime, tmp_path):
     assert runtime.clock.now() == before
 
 
-def test_cli_switches_faults_and_applies_packs(network, client):
+def test_cli_switches_faults_and_applies_packs(network, client, tmp_path):
     cli = CliRunner()
     added = cli.invoke(main, ["fault", "add", "--url", BASE_URL, "--id", "cli-503",
                               "--role", "mvne", "--operation", "listProductOrders",
@@ -147,5 +147,13 @@ def test_cli_switches_faults_and_applies_packs(network, client):
     assert applied.exit_code == 0 and "3 fault rules on" in applied.output
     cleared = cli.invoke(main, ["fault", "clear", "--url", BASE_URL])
     assert cleared.exit_code == 0 and "4 fault rules off" in cleared.output
+    rule_file = tmp_path / "rule.yaml"
+    rule_file.write_text(
+        "id: from-file\nmatch: {role: mno}\neffect: {type: latency, distribution: uniform,"
+        " minMs: 1, maxMs: 2}\n"
+    )
+    from_file = cli.invoke(main, ["fault", "add", "--url", BASE_URL, "--file", str(rule_file)])
+    assert from_file.exit_code == 0 and "from-file" in from_file.output
+    assert client.get("/__admin/faults/from-file").get_json()["effect"]["maxMs"] == 2
     shown = cli.invoke(main, ["scenario", "list"])
     assert shown.exit_code == 0 and "orphan-order" in shown.output
