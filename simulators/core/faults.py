@@ -21,6 +21,7 @@ import math
 import mmap
 import os
 import struct
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -362,13 +363,14 @@ class Generation:
                 os.close(fd)  # closing releases the lock
 
 
-def generation_path(store: Store, state_dir: str) -> str | None:
+def generation_path(store: Store) -> str | None:
+    """Beside a SQLite file; for a server database, one file per database URL on this
+    host, so every stack and worker sharing the database shares the signal too."""
     database = store.url.database or ""
     if store.is_sqlite:
         return None if database in ("", ":memory:") else f"{database}.faults"
-    os.makedirs(state_dir, exist_ok=True)
-    key = hashlib.sha256(str(store.url).encode()).hexdigest()[:12]
-    return os.path.join(state_dir, f"faults-{key}")
+    key = hashlib.sha256(store.url.render_as_string(hide_password=False).encode()).hexdigest()
+    return os.path.join(tempfile.gettempdir(), f"handoff-faults-{key[:16]}")
 
 
 # --- the engine --------------------------------------------------------------------------------

@@ -31,9 +31,7 @@ class Runtime:
         self.store.create_all()
         self.clock = Clock(self.store)
         self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
-        self.faults = FaultEngine(
-            self.store, Generation(generation_path(self.store, settings.state_dir))
-        )
+        self.faults = FaultEngine(self.store, Generation(generation_path(self.store)))
         self.outbox = Outbox(self.store, self.faults)
         self.tasks = Tasks(self.store)
         # Loaders for the `data` of scenario packs, by kind (e.g. "partners").
