@@ -58,6 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", choices=["gunicorn", "granian"], default="gunicorn")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--dispatchers", type=int, default=1, help="handoff up --dispatchers (processes)"
+    )
     parser.add_argument("--events", type=int, default=20_000, help="burst size")
     parser.add_argument("--rate", type=float, default=2000.0, help="steady events per second")
     parser.add_argument("--duration", type=float, default=10.0, help="steady seconds")
@@ -120,7 +123,8 @@ def max_id(runtime: Runtime) -> int:
 
 def run(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    with handoff_stack(args.server, args.workers, workdir) as (base, pid):
+    options = ("--dispatchers", str(args.dispatchers))
+    with handoff_stack(args.server, args.workers, workdir, *options) as (base, pid):
         state_dir = workdir / f"state-{args.server}"
         settings = Settings(
             db_url=f"sqlite:///{state_dir / 'state.db'}",

@@ -218,7 +218,9 @@ def handoff_command() -> list[str]:
 
 
 @contextmanager
-def handoff_stack(server: str, workers: int, workdir: Path) -> Iterator[tuple[str, int]]:
+def handoff_stack(
+    server: str, workers: int, workdir: Path, *options: str
+) -> Iterator[tuple[str, int]]:
     port = free_port()
     state_dir = workdir / f"state-{server}"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -228,7 +230,7 @@ def handoff_stack(server: str, workers: int, workdir: Path) -> Iterator[tuple[st
     log_path = workdir / f"stack-{server}.log"
     cmd = [
         *handoff_command(), "up", "--server", server, "--workers", str(workers),
-        "--port", str(port), "--db", db_url,
+        "--port", str(port), "--db", db_url, *options,
     ]  # fmt: skip
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,14 @@ def main() -> None:
 @click.option("--mno-url", default=None, help="Send the MVNE's network orders to this MNO instead.")
 @click.option("--seed", type=int, default=None, help="Faker seed of the reference data.")
 @click.option(
+    "--dispatchers",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    envvar="HANDOFF_DISPATCHERS",
+    help="Processes running lifecycle steps and callback deliveries (leases keep them apart).",
+)
+@click.option(
     "--scenario",
     "scenarios",
     multiple=True,
@@ -145,6 +154,7 @@ def up(
     server: str,
     mno_url: str | None,
     seed: int | None,
+    dispatchers: int,
     scenarios: tuple[str, ...],
 ) -> None:
     """Serve the fakes on one port: /mno, /mvne and the control plane /__admin."""
@@ -187,22 +197,46 @@ def up(
         process.terminate()
         raise click.ClickException(f"{server} did not start on {settings.public_base_url}")
     runtime.start_background()
+    # More dispatchers are processes of their own: one Python process sends callbacks at
+    # a few hundred a second before its interpreter lock, not the CPUs, is the limit.
+    helpers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "simulators.cli", "dispatch"], env=_env_for(settings)
+        )
+        for _ in range(dispatchers - 1)
+    ]
     console.print(f"[green]Up.[/green] {server} with {workers} workers; Ctrl-C stops, state stays.")
     try:
         while not stopping and process.poll() is None:
             time.sleep(0.2)
     finally:
+        for helper in helpers:
+            helper.terminate()
         runtime.stop_background()
-        if process.poll() is None:
-            process.terminate()
+        for child in [*helpers, process]:
+            if child.poll() is None:
+                child.terminate()
             try:
-                process.wait(timeout=10)
+                child.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                process.kill()
+                child.kill()
         runtime.close()
     console.print("Stopped; state kept in " + settings.db_url)
     if process.returncode not in (0, -signal.SIGTERM, None) and not stopping:
         sys.exit(process.returncode)
+
+
+@main.command()
+def dispatch() -> None:
+    """Run one more dispatcher (lifecycle steps, callback deliveries) on the store that
+    HANDOFF_* names, until SIGTERM or Ctrl-C; `handoff up --dispatchers N` starts these."""
+    runtime = runtime_of(create_app(settings_from_env()))
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stopping.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stopping.set())
+    runtime.start_background()
+    stopping.wait()
+    runtime.close()
 
 
 def _admin(url: str, method: str, path: str, body: Any = None) -> Any:

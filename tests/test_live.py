@@ -305,9 +305,10 @@ STORM = 1_000
 def test_a_callback_storm_into_the_sink_loses_nothing_across_a_restart(stack, runtime):
     """11,000 deliveries: a thousand events, ten of them stormed (a thousand deliveries
     each, a hundred a second); the server restarts (SIGTERM, as an operator would) in
-    the middle. Afterwards the sink holds every webhook-id, duplicates only of the
-    stormed events and exactly as many as the storm asked for, every one signed."""
-    stack.start()
+    the middle, with two dispatcher processes taking turns by lease. Afterwards the sink
+    holds every webhook-id, duplicates only of the stormed events and exactly as many as
+    the storm asked for, every one signed."""
+    stack.start("--dispatchers", "2")
     hub = requests.post(
         f"{stack.url}{MVNE}/productOrderingManagement/v4/hub",
         json={"callback": f"{stack.url}/__sink/live"},
@@ -330,7 +331,7 @@ def test_a_callback_storm_into_the_sink_loses_nothing_across_a_restart(stack, ru
 
     wait_for(lambda: received() >= total // 4, timeout=240)
     stack.stop()
-    stack.start()
+    stack.start("--dispatchers", "2")
     in_the_middle = received()
     assert in_the_middle < total, "the run ended before the restart"
 
