@@ -389,3 +389,18 @@ def test_late_usage_is_dated_when_it_happened(network, client, alpha, runtime, m
         f"/mno/tmf-api/usageManagement/v4/usage/{used['usageId']}", headers=mno_headers
     ).get_json()
     assert parse_iso(usage["usageDate"]) == pytest.approx(now - 7200)
+
+
+def test_priority_decides_which_answering_rule_wins_and_latencies_add_up(client, alpha, runtime):
+    add(client, {"id": "late-500", "priority": 50, "match": {"role": "mvne"},
+                 "effect": {"type": "status", "status": 500}})  # fmt: skip
+    add(client, {"id": "first-503", "priority": 1, "match": {"role": "mvne"},
+                 "effect": {"type": "status", "status": 503}})  # fmt: skip
+    assert client.get(ORDERS, headers=alpha).status_code == 503
+    rules = {rule["id"]: rule for rule in client.get(FAULTS).get_json()}
+    assert rules["first-503"]["fired"] == 1 and rules["late-500"]["matched"] == 0
+    client.delete(FAULTS)
+    add(client, {"match": {"role": "mno"}, "effect": {"type": "latency", "ms": 30}})
+    add(client, {"match": {"role": "mno"}, "effect": {"type": "latency", "ms": 12}})
+    decision = runtime.faults.decide(Sample(role="mno", operation="getService"), runtime.clock.now)
+    assert decision.latency_ms == 42 and len(decision.fired) == 2
