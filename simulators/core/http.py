@@ -314,7 +314,7 @@ class RoleApi:
             g.handoff_role = role
             g.operation_id = operation.operation_id
             faults = NO_FAULTS
-            if role != "admin" and runtime.faults.rule_set().candidates(role):
+            if role in runtime.role_operations and runtime.faults.rule_set().candidates(role):
                 faults = self._decide_faults(runtime, operation, auth, path_args)
             ratelimit.admit(runtime, role, operation)
             open_tx = runtime.store.write if write else runtime.store.read

@@ -134,3 +134,13 @@ def test_a_callback_rule_without_callback_effects_is_refused(client):
         json={"effect": {"type": "storm", "perSecond": 10000, "seconds": 3600}},
     )
     assert too_big.status_code == 422 and too_big.get_json()["field"] == "effect.seconds"
+
+
+def test_rules_for_every_role_leave_the_sink_and_the_control_plane_alone(client, runtime, alpha):
+    subscribe(client, alpha, "calm")
+    add(client, {"effect": {"type": "status", "status": 503}})  # every vendor role
+    publish(runtime, 2)
+    runtime.settle()
+    assert summary(client, "calm")["received"] == 2
+    assert client.get("/__admin/faults").status_code == 200
+    assert client.get(HUB.replace("/hub", "/productOrder"), headers=alpha).status_code == 503
