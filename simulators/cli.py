@@ -326,7 +326,7 @@ def _pairs_option(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--id", "rule_id", default=None)
 @click.option("--description", default=None)
 @click.option("--priority", type=int, default=None)
-@click.option("--role", default=None, help="mno, mvne or callbacks.")
+@click.option("--role", default=None, help="mno, mvne, tax or callbacks.")
 @click.option("--operation", default=None, help="operationId from the role's contract.")
 @click.option("--method", default=None)
 @click.option("--path", default=None, help="Glob on the request path, e.g. /mvne/*/productOrder*.")

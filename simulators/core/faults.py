@@ -61,8 +61,10 @@ DATA_FAULTS: dict[str, str] = {
     "ORDER_ITEM_FAILED": "the MNO fails the matching order items, so multi-line orders go partial",
     "DUPLICATE_USAGE": "the MNO sends each matching usage record to online charging twice",
     "LATE_USAGE": "the MNO sends matching usage records `delaySeconds` after they happened",
-    "TAX_JURISDICTION_NOT_FOUND": "the tax engine finds no jurisdiction for the address",
+    "TAX_JURISDICTION_NOT_FOUND": "the tax engine quotes no tax for one level (`level`, city)",
     "TAX_JURISDICTION_DEFAULTED": "the tax engine silently uses the ZIP code's jurisdiction",
+    "TAX_ANNEXATION_NOT_LOADED": "the tax engine ignores annexations: the area keeps its old taxes",
+    "TAX_E911_WRONG_DISTRICT": "the tax engine sources the E911 fee to the adjacent district",
     "SLA_CATEGORY_NOT_COVERED": "the MNO takes the ticket; its SLA does not cover the category",
     "DIAGNOSTIC_SCOPE_MISSING": "the care agent's token lacks the diagnostic scope",
 }

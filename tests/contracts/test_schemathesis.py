@@ -38,6 +38,7 @@ from simulators.core.inprocess import CallbackReceiver
 from simulators.core.runtime import Runtime
 from simulators.core.tenancy import get_partner
 from simulators.mvne.model import REFERENCE_PARTNERS, known_offerings, sim_table
+from simulators.tax.model import load_table
 
 # Reproducible in CI: a fixed seed, derandomized generation, no example database.
 SEED = 20260302
@@ -52,6 +53,7 @@ KEYS = {
     "mvne": {"partnerKey": api_key(PARTNER), "networkKey": api_key("mno-network")},
     "admin": {},  # loopback callers need no admin token
     "sink": {},  # a partner endpoint: anyone may deliver to it
+    "tax": {"apiKey": api_key("billing-platform")},
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
@@ -322,6 +324,8 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
         "msisdns": [lines["msisdn"]],
         "services": [lines["service"]],
         "currencies": [lines["currency"]],
+        "zips": sorted(load_table().zips),
+        "countries": ["US", "DE"],
     }
     parameters, operations = {
         "mno": (
@@ -351,6 +355,14 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
             ],
         ),
         "sink": ({}, []),
+        # ZIPs and countries of the jurisdiction table, so that quotes get past the address.
+        "tax": (
+            {
+                "body.placeOfPrimaryUse.postalCode": _bind("zips", 0.8),
+                "body.placeOfPrimaryUse.country": _bind("countries", 0.8),
+            },
+            [],
+        ),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
