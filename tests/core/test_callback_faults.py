@@ -71,7 +71,7 @@ def test_held_back_events_arrive_after_later_ones(client, runtime, alpha):
     publish(runtime, 3)
     runtime.advance(31)
     order = [d["correlationId"] for d in sorted(received(client, "order"), key=lambda d: d["id"])]
-    assert order == ["corr-1", "corr-2", "corr-0"]
+    assert order[-1] == "corr-0" and sorted(order[:2]) == ["corr-1", "corr-2"]
 
 
 def test_delay_holds_an_event_on_the_simulated_clock(client, runtime, alpha):
@@ -92,7 +92,8 @@ def test_replay_sends_earlier_events_again(client, runtime, alpha):
     publish(runtime, 1, first=3)
     runtime.settle()
     ids = [d["correlationId"] for d in sorted(received(client, "replay"), key=lambda d: d["id"])]
-    assert ids[:3] == ["corr-0", "corr-1", "corr-2"]
+    # Events about different orders go out side by side: no order among them.
+    assert sorted(ids[:3]) == ["corr-0", "corr-1", "corr-2"]
     assert sorted(ids[3:]) == ["corr-1", "corr-2", "corr-3"]
     assert summary(client, "replay")["duplicates"] == 2
 
