@@ -254,6 +254,7 @@ __all__ = [
     "MNO_NETWORK",
     "MVNE_PLATFORM",
     "peer_api_key",
+    "care_agent_id",
     "Partner",
     "PermissionDenied",
     "api_role",
@@ -273,6 +274,11 @@ __all__ = [
 # The two peer credentials of the reference stack.
 MVNE_PLATFORM = "mvne-platform"  # the MVNE, as the MNO's client
 MNO_NETWORK = "mno-network"  # the MNO's network, as the MVNE's charging client
+
+
+def care_agent_id(mvne_partner_id: str) -> str:
+    """The MVNE credential the care BPO's agents use for one MVNO partner's subscribers."""
+    return f"care-agent-{mvne_partner_id}"
 
 
 def peer_api_key(settings: Any, partner_id: str) -> str:

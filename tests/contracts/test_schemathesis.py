@@ -49,7 +49,12 @@ PARTNER = "mvno-alpha"
 # The credential of each security scheme the contracts declare.
 KEYS = {
     "mno": {"apiKey": api_key("mvne-platform")},
-    "mvne": {"partnerKey": api_key(PARTNER), "networkKey": api_key("mno-network")},
+    "mvne": {
+        "partnerKey": api_key(PARTNER),
+        "networkKey": api_key("mno-network"),
+        "careKey": api_key("care-agent-" + PARTNER),
+    },
+    "care": {"partnerKey": api_key(PARTNER + "-care")},
     "admin": {},  # loopback callers need no admin token
     "sink": {},  # a partner endpoint: anyone may deliver to it
 }
