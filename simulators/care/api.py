@@ -46,9 +46,13 @@ def create_trouble_ticket(ctx: RequestContext) -> Reply:
     if not isinstance(ctx.body, dict):
         raise BadRequest("The body must be a JSON object", field="(body)")
     now = ctx.now()
-    row, schedules = model.create_ticket(ctx.conn, partner_id=ctx.partner_id, body=ctx.body, now=now)
+    row, schedules = model.create_ticket(
+        ctx.conn, partner_id=ctx.partner_id, body=ctx.body, now=now
+    )
     queue(ctx.runtime, ctx.conn, schedules, ctx.correlation_id)
-    events.ticket_event(ctx.runtime, ctx.conn, row, "TroubleTicketCreateEvent", ctx.correlation_id, now)
+    events.ticket_event(
+        ctx.runtime, ctx.conn, row, "TroubleTicketCreateEvent", ctx.correlation_id, now
+    )
     return created(_view(ctx, row))
 
 
@@ -88,7 +92,9 @@ def patch_trouble_ticket(ctx: RequestContext) -> Reply:
         now=now,
     )
     queue(ctx.runtime, ctx.conn, schedules, ctx.correlation_id)
-    event = "TroubleTicketStatusChangeEvent" if changed else "TroubleTicketAttributeValueChangeEvent"
+    event = (
+        "TroubleTicketStatusChangeEvent" if changed else "TroubleTicketAttributeValueChangeEvent"
+    )
     events.ticket_event(ctx.runtime, ctx.conn, row, event, ctx.correlation_id, now)
     return Reply(_view(ctx, row))
 
@@ -186,7 +192,12 @@ def run_ticket_diagnostics(ctx: RequestContext) -> Reply:
             updated, schedules = model.record_diagnostics(conn, current, summarise(answer), now)
         queue(runtime, conn, schedules, ctx.correlation_id)
         events.ticket_event(
-            runtime, conn, updated, "TroubleTicketAttributeValueChangeEvent", ctx.correlation_id, now
+            runtime,
+            conn,
+            updated,
+            "TroubleTicketAttributeValueChangeEvent",
+            ctx.correlation_id,
+            now,
         )
     return Reply(_view(ctx, updated, now))
 
@@ -217,7 +228,12 @@ def escalate_to_network(ctx: RequestContext) -> Reply:
         href = f"{runtime.peer_base_url('mvne')}{NETWORK_TICKET_PATH}/{answer['id']}"
         updated = model.record_network_ticket(conn, current, answer, href, now)
         events.ticket_event(
-            runtime, conn, updated, "TroubleTicketAttributeValueChangeEvent", ctx.correlation_id, now
+            runtime,
+            conn,
+            updated,
+            "TroubleTicketAttributeValueChangeEvent",
+            ctx.correlation_id,
+            now,
         )
     return Reply(_view(ctx, updated, now))
 
@@ -245,7 +261,11 @@ def register_ticket_listener(ctx: RequestContext) -> Reply:
 @api.operation("getTicketListener")
 def get_ticket_listener(ctx: RequestContext) -> Reply:
     row = ctx.runtime.outbox.get_hub(
-        ctx.conn, role="care", api=events.TICKET_API, partner_id=ctx.partner_id, hub_id=ctx.params["id"]
+        ctx.conn,
+        role="care",
+        api=events.TICKET_API,
+        partner_id=ctx.partner_id,
+        hub_id=ctx.params["id"],
     )
     return Reply(hub_view(row))
 
@@ -253,7 +273,11 @@ def get_ticket_listener(ctx: RequestContext) -> Reply:
 @api.operation("unregisterTicketListener", write=True)
 def unregister_ticket_listener(ctx: RequestContext) -> Reply:
     ctx.runtime.outbox.unsubscribe(
-        ctx.conn, role="care", api=events.TICKET_API, partner_id=ctx.partner_id, hub_id=ctx.params["id"]
+        ctx.conn,
+        role="care",
+        api=events.TICKET_API,
+        partner_id=ctx.partner_id,
+        hub_id=ctx.params["id"],
     )
     return Reply(None, 204)
 

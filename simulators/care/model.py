@@ -188,7 +188,7 @@ def _active_at_tier(row: Any, now: float) -> float:
     paused = row.paused_total - row.tier_paused_base
     if row.paused_since is not None:
         paused += now - row.paused_since
-    return now - row.tier_since - paused
+    return float(now - row.tier_since - paused)
 
 
 def _tier_check(row: Any, now: float) -> Schedule:
@@ -236,7 +236,10 @@ def update_ticket(
     elif row.status in FINAL:
         raise errors.TicketFinal(f"The ticket is {row.status}; it takes no more notes")
     if notes:
-        values["note"] = [*row.note, *(_note(now, n.get("author", "agent"), n["text"]) for n in notes)]
+        values["note"] = [
+            *row.note,
+            *(_note(now, n.get("author", "agent"), n["text"]) for n in notes),
+        ]
     values.update(_agent_update(row, now))
     leaving_pause = row.paused_since is not None and status is not None and status != "pending"
     entering_pause = row.paused_since is None and status == "pending"
@@ -262,7 +265,9 @@ def update_ticket(
     return updated, schedules, status is not None
 
 
-def sla_check(conn: Connection, ticket_id: str, due: float, now: float) -> tuple[Any, list[Schedule]]:
+def sla_check(
+    conn: Connection, ticket_id: str, due: float, now: float
+) -> tuple[Any, list[Schedule]]:
     """The SLA timer came due: record a breach if nobody answered in time; the next
     window starts at the missed deadline. A superseded timer does nothing."""
     row = _row(conn, ticket_id)
@@ -301,7 +306,9 @@ def _escalate(conn: Connection, row: Any, now: float, reason: str, note: str) ->
     return _row(conn, row.id)
 
 
-def tier_check(conn: Connection, ticket_id: str, tier: str, now: float) -> tuple[Any, list[Schedule]]:
+def tier_check(
+    conn: Connection, ticket_id: str, tier: str, now: float
+) -> tuple[Any, list[Schedule]]:
     """The tier's threshold may have passed: escalate if the ticket is still there, open
     and worked for that long; otherwise look again when it would be."""
     row = _row(conn, ticket_id)
@@ -325,7 +332,9 @@ def subscription_of(row: Any) -> str:
     raise errors.NoSubscription("The ticket names no MVNE subscription in relatedEntity")
 
 
-def record_diagnostics(conn: Connection, row: Any, summary: str, now: float) -> tuple[Any, list[Schedule]]:
+def record_diagnostics(
+    conn: Connection, row: Any, summary: str, now: float
+) -> tuple[Any, list[Schedule]]:
     """The MVNE answered: its findings become a note, and they count as an agent update."""
     values: dict[str, Any] = {
         "note": [*row.note, _note(now, "diagnostics", summary)],
@@ -334,7 +343,9 @@ def record_diagnostics(conn: Connection, row: Any, summary: str, now: float) -> 
     }
     conn.execute(ticket_table.update().where(ticket_table.c.id == row.id).values(**values))
     updated = _row(conn, row.id)
-    schedules = [_sla_check(updated)] if updated.status in OPEN and updated.paused_since is None else []
+    schedules = (
+        [_sla_check(updated)] if updated.status in OPEN and updated.paused_since is None else []
+    )
     return updated, schedules
 
 
@@ -400,6 +411,8 @@ def report(conn: Connection, partner_id: str) -> dict[str, Any]:
         "breachCount": sum(len(row.breaches) for row in rows),
         "escalationCount": sum(len(row.escalations) for row in rows),
         "diagnosticsEscalations": delays,
-        "averageDiagnosticsEscalationDelaySeconds": sum(seconds) / len(seconds) if seconds else None,
+        "averageDiagnosticsEscalationDelaySeconds": sum(seconds) / len(seconds)
+        if seconds
+        else None,
         "maxDiagnosticsEscalationDelaySeconds": max(seconds) if seconds else None,
     }

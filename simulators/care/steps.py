@@ -18,7 +18,12 @@ def run_sla_check(runtime: Runtime, task: Task) -> None:
         queue(runtime, conn, schedules, task.correlation_id)
         if row is not None:
             events.ticket_event(
-                runtime, conn, row, "TroubleTicketAttributeValueChangeEvent", task.correlation_id, now
+                runtime,
+                conn,
+                row,
+                "TroubleTicketAttributeValueChangeEvent",
+                task.correlation_id,
+                now,
             )
 
 
@@ -31,5 +36,10 @@ def run_tier_check(runtime: Runtime, task: Task) -> None:
         queue(runtime, conn, schedules, task.correlation_id)
         if row is not None:
             events.ticket_event(
-                runtime, conn, row, "TroubleTicketAttributeValueChangeEvent", task.correlation_id, now
+                runtime,
+                conn,
+                row,
+                "TroubleTicketAttributeValueChangeEvent",
+                task.correlation_id,
+                now,
             )

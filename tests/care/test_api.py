@@ -17,12 +17,16 @@ def ticket(client, headers=ALPHA, severity="1", product=None, **extra):
     body = {"description": "No data since this morning", "severity": severity,
             "ticketType": "complaint", **extra}  # fmt: skip
     if product:
-        body["relatedEntity"] = [{"id": product, "role": "subscription", "@referredType": "Product"}]
+        body["relatedEntity"] = [
+            {"id": product, "role": "subscription", "@referredType": "Product"}
+        ]
     return conforms(client.post(TICKETS, json=body, headers=headers), "care", "createTroubleTicket")
 
 
 def get(client, ticket_id, headers=ALPHA):
-    return conforms(client.get(f"{TICKETS}/{ticket_id}", headers=headers), "care", "getTroubleTicket")
+    return conforms(
+        client.get(f"{TICKETS}/{ticket_id}", headers=headers), "care", "getTroubleTicket"
+    )
 
 
 def patch(client, ticket_id, headers=ALPHA, **body):
@@ -46,17 +50,28 @@ def test_lifecycle_and_refused_transitions(client):
     assert [c["status"] for c in body["statusChange"]] == [
         "acknowledged", "inProgress", "resolved", "closed"]  # fmt: skip
     assert "resolutionDate" in body
-    refused = conforms(patch(client, created["id"], status="inProgress"), "care", "patchTroubleTicket")
+    refused = conforms(
+        patch(client, created["id"], status="inProgress"), "care", "patchTroubleTicket"
+    )
     assert refused["status"] == 409 and refused["code"] == "INVALID_STATUS_TRANSITION"
-    note = conforms(patch(client, created["id"], note=[{"text": "hi"}]), "care", "patchTroubleTicket")
+    note = conforms(
+        patch(client, created["id"], note=[{"text": "hi"}]), "care", "patchTroubleTicket"
+    )
     assert note["code"] == "TICKET_FINAL"
 
 
 @pytest.mark.parametrize(
     "path,refused",
-    [([], "resolved"), ([], "closed"), (["inProgress"], "acknowledged"), (["pending"], "resolved"),
-     (["held"], "pending"), (["rejected"], "inProgress"), (["cancelled"], "acknowledged"),
-     (["inProgress", "resolved"], "pending")],  # fmt: skip
+    [
+        ([], "resolved"),
+        ([], "closed"),
+        (["inProgress"], "acknowledged"),
+        (["pending"], "resolved"),
+        (["held"], "pending"),
+        (["rejected"], "inProgress"),
+        (["cancelled"], "acknowledged"),
+        (["inProgress", "resolved"], "pending"),
+    ],  # fmt: skip
 )
 def test_every_transition_outside_the_table_is_409(client, path, refused):
     created = ticket(client)
@@ -89,7 +104,9 @@ def test_the_sla_clock_pauses_while_pending_on_the_customer(client, runtime):
     settle(runtime, 3 * 3600)  # hours waiting on the customer: no breach, no escalation
     body = get(client, created["id"])
     assert not body["slaBreached"] and body["tier"] == "L1"
-    resumed = conforms(patch(client, created["id"], status="inProgress"), "care", "patchTroubleTicket")
+    resumed = conforms(
+        patch(client, created["id"], status="inProgress"), "care", "patchTroubleTicket"
+    )
     assert resumed["sla"]["pausedSeconds"] == 3 * 3600
     assert resumed["sla"]["nextDueDate"] == "2026-03-02T13:10:00.000Z"  # the hour left
     settle(runtime, 59 * 60)
@@ -144,7 +161,9 @@ def test_without_scope_the_ticket_escalates_and_the_delay_is_reported(client, ru
     assert "DIAGNOSTIC_SCOPE_MISSING" in body["note"][-1]["text"]
     report = conforms(client.get(REPORT, headers=BRAVO), "care", "getTicketReport")
     assert report["diagnosticsEscalations"][0]["delaySeconds"] == 5 * 60
-    assert conforms(client.get(REPORT, headers=ALPHA), "care", "getTicketReport")["ticketCount"] == 0
+    assert (
+        conforms(client.get(REPORT, headers=ALPHA), "care", "getTicketReport")["ticketCount"] == 0
+    )
 
 
 def test_the_data_fault_withdraws_the_scope(client, runtime, alpha):
@@ -182,7 +201,9 @@ def test_network_ticket_covered_progresses_at_the_mno(client, runtime, mno_heade
 
 
 @pytest.mark.parametrize("category,fault", [("billing-dispute", False), ("coverage", True)])
-def test_uncovered_network_ticket_stalls_and_is_flagged(client, runtime, mno_headers, category, fault):
+def test_uncovered_network_ticket_stalls_and_is_flagged(
+    client, runtime, mno_headers, category, fault
+):
     if fault:
         client.post("/__admin/faults", json={
             "match": {"role": "mno", "operation": "createTroubleTicket"},
@@ -206,9 +227,13 @@ def test_uncovered_network_ticket_stalls_and_is_flagged(client, runtime, mno_hea
 
 def test_a_partner_never_sees_another_partners_ticket(client):
     created = ticket(client)
-    for answer in (client.get(f"{TICKETS}/{created['id']}", headers=BRAVO),
-                   patch(client, created["id"], BRAVO, status="inProgress"),
-                   client.post(f"{TICKETS}/{created['id']}/diagnostics", headers=BRAVO)):  # fmt: skip
+    path = f"{TICKETS}/{created['id']}"
+    answers = (
+        client.get(path, headers=BRAVO),
+        patch(client, created["id"], BRAVO, status="inProgress"),
+        client.post(f"{path}/diagnostics", headers=BRAVO),
+    )
+    for answer in answers:
         assert answer.status_code == 404
         assert answer.get_json()["code"] == "TROUBLE_TICKET_NOT_FOUND"
     assert conforms(client.get(TICKETS, headers=BRAVO), "care", "listTroubleTickets") == []
@@ -225,3 +250,27 @@ def test_ticket_events_reach_the_hub_signed(client, hooks, runtime):
     kinds = [event["eventType"] for event in hooks.events()]
     assert kinds == ["TroubleTicketCreateEvent", "TroubleTicketStatusChangeEvent"]
     assert all("webhook-signature" in item.headers for item in hooks.received)
+
+
+def test_pack_care_without_diagnostics_end_to_end(client, runtime, alpha):
+    product = activate(client, runtime, alpha)
+    assert client.post("/__admin/scenarios/care-without-diagnostics").status_code == 200
+    created = ticket(client, product=product["id"])
+    settle(runtime, 60)
+    body = conforms(client.post(f"{TICKETS}/{created['id']}/diagnostics", headers=ALPHA), "care",
+                    "runTicketDiagnostics")  # fmt: skip
+    assert body["tier"] == "L2" and body["diagnosticsEscalationDelaySeconds"] == 60
+    report = conforms(client.get(REPORT, headers=ALPHA), "care", "getTicketReport")
+    assert report["maxDiagnosticsEscalationDelaySeconds"] == 60
+
+
+def test_pack_mno_sla_gap_end_to_end(client, runtime, mno_headers):
+    assert client.post("/__admin/scenarios/mno-sla-gap").status_code == 200
+    created = _to_l3(client, runtime)
+    client.post(
+        f"{TICKETS}/{created['id']}/networkTicket", json={"category": "roaming"}, headers=ALPHA
+    )
+    settle(runtime, 24 * 3600)
+    listed = conforms(client.get(f"{MNO_TICKETS}?stalled=true", headers=mno_headers), "mno",
+                      "listTroubleTickets")  # fmt: skip
+    assert [(t["category"], t["status"]) for t in listed] == [("roaming", "acknowledged")]
