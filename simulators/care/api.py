@@ -220,6 +220,11 @@ def escalate_to_network(ctx: RequestContext) -> Reply:
     status, answer = _call_mvne(ctx, "POST", NETWORK_TICKET_PATH, request_body)
     if status == 404:
         raise errors.SubscriptionUnknownAtMvne("The MVNE knows no such subscription")
+    if status in (409, 422):
+        raise errors.NetworkTicketRefused(
+            f"The MVNE refused the network ticket ({answer.get('code', status)})",
+            peerStatus=status,
+        )
     if status not in (200, 201):
         raise errors.MvneUnavailable(f"The MVNE answered {status}", peerStatus=status)
     with runtime.store.write() as conn:

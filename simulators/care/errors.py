@@ -42,3 +42,8 @@ class MvneUnavailable(DomainError):
     status = 502
     title = "The MVNE did not answer"
     retryable = True
+
+
+class NetworkTicketRefused(Unprocessable):
+    code = "NETWORK_TICKET_REFUSED"
+    title = "The MVNE or the MNO refused the network ticket"

@@ -431,6 +431,11 @@ def create_network_ticket(ctx: RequestContext) -> Reply:
         response = _mno(ctx, "POST", MNO_TICKET_PATH, mno_body)
     except steps.NetworkUnavailable as exc:
         raise errors.NetworkTicketUnavailable(f"The MNO did not take the ticket ({exc})") from exc
+    if 400 <= response.status_code < 500:
+        raise errors.NetworkTicketRefused(
+            f"The MNO refused the ticket ({response.status_code})",
+            peerStatus=response.status_code,
+        )
     if response.status_code not in (200, 201):
         raise errors.NetworkTicketUnavailable(
             f"The MNO answered {response.status_code}", peerStatus=response.status_code

@@ -153,3 +153,8 @@ class NetworkTicketUnavailable(DomainError):
     status = 502
     title = "The host network did not take the ticket"
     retryable = True
+
+
+class NetworkTicketRefused(Unprocessable):
+    code = "NETWORK_TICKET_REFUSED"
+    title = "The host network refused the ticket (e.g. its externalId names another ticket)"

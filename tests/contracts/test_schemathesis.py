@@ -356,6 +356,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
             ],
         ),
         "sink": ({}, []),
+        "care": ({"body.callback": _bind("callbacks")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),

@@ -179,7 +179,7 @@ def test_reset_returns_every_role_to_its_seeded_state(
 
     response = client.post("/__admin/reset")
     answer = conforms(response, "admin", "resetState")
-    assert set(answer["reset"]) == {"core", "mno", "mvne"}
+    assert set(answer["reset"]) == {"core", "mno", "mvne", "care"}
     assert answer["seed"] == seed, "a reset keeps the seed last set"
 
     assert orders_of(client, alpha) == []
