@@ -255,6 +255,7 @@ __all__ = [
     "MVNE_PLATFORM",
     "BILLING_PLATFORM",
     "peer_api_key",
+    "care_agent_id",
     "Partner",
     "PermissionDenied",
     "api_role",
@@ -275,6 +276,11 @@ __all__ = [
 MVNE_PLATFORM = "mvne-platform"  # the MVNE, as the MNO's client
 MNO_NETWORK = "mno-network"  # the MNO's network, as the MVNE's charging client
 BILLING_PLATFORM = "billing-platform"  # the billing platform, as the tax engine's client
+
+
+def care_agent_id(mvne_partner_id: str) -> str:
+    """The MVNE credential the care BPO's agents use for one MVNO partner's subscribers."""
+    return f"care-agent-{mvne_partner_id}"
 
 
 def peer_api_key(settings: Any, partner_id: str) -> str:

@@ -8,7 +8,7 @@ from simulators.core.clock import isoformat
 from simulators.core.http import Reply, RequestContext, RoleApi
 from simulators.core.problems import BadRequest
 
-from . import errors, model
+from . import errors, model, tickets
 
 api = RoleApi("mno")
 
@@ -217,3 +217,67 @@ def list_usage(ctx: RequestContext) -> Reply:
 @api.operation("getUsage")
 def get_usage(ctx: RequestContext) -> Reply:
     return Reply(usage_json(ctx, model.get_usage(ctx.conn, ctx.partner_id, ctx.params["id"])))
+
+
+# --- TMF621 network trouble tickets -------------------------------------------------------------
+
+TICKET_PATH = "/tmf-api/troubleTicket/v4/troubleTicket"
+
+
+def ticket_json(ctx: RequestContext, row: Any) -> dict[str, Any]:
+    now = ctx.now()
+    changes = tickets.status_changes(row, now)
+    body: dict[str, Any] = {
+        "id": row.id,
+        "href": ctx.href(f"{TICKET_PATH}/{row.id}"),
+        "@type": "TroubleTicket",
+        "externalId": row.external_id,
+        "ticketType": "network",
+        "category": row.category,
+        "severity": row.severity,
+        "description": row.description,
+        "status": changes[-1][0],
+        "creationDate": isoformat(row.creation_date),
+        "statusChange": [{"status": s, "changeDate": isoformat(t)} for s, t in changes],
+        "slaCovered": row.covered,
+        "stalled": tickets.stalled(row, now),
+    }
+    if changes[-1][0] == "resolved":
+        body["resolutionDate"] = isoformat(changes[-1][1])
+    return body
+
+
+@api.operation("createTroubleTicket", write=True, idempotent_on="externalId")
+def create_trouble_ticket(ctx: RequestContext) -> Reply:
+    if not isinstance(ctx.body, dict):
+        raise BadRequest("The body must be a JSON object", field="(body)")
+    row, _created = tickets.create_ticket(
+        ctx.conn,
+        client_id=ctx.partner_id,
+        body=ctx.body,
+        now=ctx.now(),
+        not_covered=ctx.data_fault("SLA_CATEGORY_NOT_COVERED") is not None,
+    )
+    body = ticket_json(ctx, row)
+    return Reply(body, 201, {"Location": body["href"]})
+
+
+@api.operation("listTroubleTickets")
+def list_trouble_tickets(ctx: RequestContext) -> Reply:
+    offset, limit = _page(ctx)
+    total, rows = tickets.list_tickets(
+        ctx.conn,
+        ctx.partner_id,
+        ctx.now(),
+        status=ctx.params.get("status"),
+        category=ctx.params.get("category"),
+        stalled_only=ctx.params.get("stalled"),
+        offset=offset,
+        limit=limit,
+    )
+    return _list_reply([ticket_json(ctx, row) for row in rows], total)
+
+
+@api.operation("getTroubleTicket")
+def get_trouble_ticket(ctx: RequestContext) -> Reply:
+    return Reply(ticket_json(ctx, tickets.get_ticket(ctx.conn, ctx.partner_id, ctx.params["id"])))

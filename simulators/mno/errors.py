@@ -97,3 +97,8 @@ ITEM_FAILED = "ITEM_FAILED"
 
 def item_failure_reason(code: str | None) -> str:
     return ITEM_FAILURE_REASONS.get(code or ITEM_FAILED, "The network could not apply this item")
+
+
+class TroubleTicketNotFound(NotFound):
+    code = "TROUBLE_TICKET_NOT_FOUND"
+    title = "No such trouble ticket"

@@ -48,7 +48,7 @@ PEER_ACTOR = "peer:mvne"
 SYSTEM_ACTOR = "system"
 ADMIN_ACTOR = "admin"
 PROGRESS_SERVICE_ORDER = "mno.progress_service_order"
-CLIENT_CAPABILITIES = ("PROVISION_SERVICES", "QUERY_SERVICES", "QUERY_USAGE")
+CLIENT_CAPABILITIES = ("PROVISION_SERVICES", "QUERY_SERVICES", "QUERY_USAGE", "NETWORK_TICKETS")
 
 # TMF641 order and item states the fake enters (held, pending, cancelled and rejected are in
 # the standard and the contract, but nothing here leads to them yet).

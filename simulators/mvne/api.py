@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from simulators.core.clock import parse_iso
+from typing import Any
+
+from flask import current_app
+
+from simulators.core.clock import isoformat, parse_iso
 from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
 from simulators.core.outbox import hub_view, webhook_secret
 
-from . import events, model, steps
+from . import diagnostics, errors, events, model, steps
 from .views import (
     bucket_view,
+    money,
     offering_view,
     order_view,
     product_view,
@@ -326,3 +331,137 @@ def list_usage(ctx: RequestContext) -> Reply:
 def get_usage(ctx: RequestContext) -> Reply:
     assert ctx.partner is not None
     return Reply(usage_view(model.get_usage(ctx.conn, ctx.partner, ctx.params["id"]), ctx.base_url))
+
+
+# --- care diagnostics and network tickets -----------------------------------------------------
+
+MNO_SERVICE_PATH = "/tmf-api/serviceInventory/v4/service"
+MNO_TICKET_PATH = "/tmf-api/troubleTicket/v4/troubleTicket"
+
+
+def _mno(ctx: RequestContext, method: str, path: str, body: Any = None) -> Any:
+    """Call the MNO with no write transaction held; in-process it is this app on this
+    thread, so it gets an app context of its own."""
+    with current_app.app_context():
+        return steps._call_mno(ctx.runtime, method, path, ctx.correlation_id, body)
+
+
+def _network_view(ctx: RequestContext, product: Any) -> dict[str, Any]:
+    """Attach and roaming as the MNO's HLR/HSS record (TMF638) shows them right now."""
+    if product.network_service_id is None:
+        return {"source": "none", "attachState": "unknown", "roaming": "unknown"}
+    try:
+        response = _mno(ctx, "GET", f"{MNO_SERVICE_PATH}/{product.network_service_id}")
+    except steps.NetworkUnavailable:
+        return {"source": "unavailable", "attachState": "unknown", "roaming": "unknown"}
+    if response.status_code != 200:
+        return {"source": "unavailable", "attachState": "unknown", "roaming": "unknown"}
+    values = {c["name"]: c["value"] for c in response.json().get("serviceCharacteristic", [])}
+    view: dict[str, Any] = {
+        "source": "mno",
+        "attachState": str(values.get("attachState", "unknown")),
+        # The host network has no visited networks: an attached line is on its home PLMN.
+        "roaming": "home" if values.get("attachState") == "attached" else "notAttached",
+    }
+    if values.get("lastAttachTime"):
+        view["lastAttachTime"] = values["lastAttachTime"]
+    return view
+
+
+@api.operation("getSubscriptionDiagnostics")
+def get_subscription_diagnostics(ctx: RequestContext) -> Reply:
+    credential = ctx.partner
+    assert credential is not None
+    diagnostics.require_scope(credential, ctx.data_fault("DIAGNOSTIC_SCOPE_MISSING") is not None)
+    product = diagnostics.subscription(ctx.conn, credential, ctx.params["id"])
+    return Reply(
+        {
+            "subscriptionId": product.id,
+            "status": product.status,
+            "msisdn": product.msisdn,
+            "barring": "outgoing" if product.balance_barred else "none",
+            "networkBarring": product.network_barring,
+            "productOffering": product.offering_id,
+            "sim": {
+                "iccid": product.iccid,
+                "imsi": product.imsi,
+                "resourceStatus": diagnostics.sim_status(ctx.conn, product),
+            },
+            "network": _network_view(ctx, product),
+            "balance": money(product.balance_minor, product.currency),
+            "provisioningHistory": diagnostics.history(ctx.conn, product),
+        }
+    )
+
+
+def _network_ticket_view(ctx: RequestContext, row: Any, mno: dict[str, Any] | None) -> Any:
+    body: dict[str, Any] = {
+        "id": row.id,
+        "href": ctx.href(f"/diagnostics/v1/networkTicket/{row.id}"),
+        "externalId": row.external_id,
+        "category": row.category,
+        "mnoTicketId": row.mno_ticket_id,
+        "createdDate": isoformat(row.created_at),
+    }
+    if row.subscription_id is not None:
+        body["subscriptionId"] = row.subscription_id
+    if mno is None:
+        body["status"] = "unknown"
+    else:
+        body["status"] = mno["status"]
+        body["slaCovered"] = mno["slaCovered"]
+        body["stalled"] = mno["stalled"]
+    return body
+
+
+@api.operation("createNetworkTicket")
+def create_network_ticket(ctx: RequestContext) -> Reply:
+    # A read handler: the MNO is asked first, then the MVNE's record is written.
+    credential = ctx.partner
+    assert credential is not None
+    if ctx.body.get("subscriptionId"):
+        diagnostics.subscription(ctx.conn, credential, ctx.body["subscriptionId"])
+    mno_body = {
+        "externalId": ctx.body["externalId"],
+        "category": ctx.body["category"],
+        "severity": ctx.body["severity"],
+        "description": ctx.body["description"],
+    }
+    try:
+        response = _mno(ctx, "POST", MNO_TICKET_PATH, mno_body)
+    except steps.NetworkUnavailable as exc:
+        raise errors.NetworkTicketUnavailable(f"The MNO did not take the ticket ({exc})") from exc
+    if 400 <= response.status_code < 500:
+        raise errors.NetworkTicketRefused(
+            f"The MNO refused the ticket ({response.status_code})",
+            peerStatus=response.status_code,
+        )
+    if response.status_code not in (200, 201):
+        raise errors.NetworkTicketUnavailable(
+            f"The MNO answered {response.status_code}", peerStatus=response.status_code
+        )
+    mno = response.json()
+    with ctx.runtime.store.write() as conn:
+        row = diagnostics.record_network_ticket(
+            conn,
+            credential=credential,
+            body=ctx.body,
+            mno_ticket_id=str(mno["id"]),
+            now=ctx.runtime.clock.now(conn),
+        )
+    return created(_network_ticket_view(ctx, row, mno))
+
+
+@api.operation("getNetworkTicket")
+def get_network_ticket(ctx: RequestContext) -> Reply:
+    credential = ctx.partner
+    assert credential is not None
+    row = diagnostics.get_network_ticket(ctx.conn, credential, ctx.params["id"])
+    mno: dict[str, Any] | None = None
+    try:
+        response = _mno(ctx, "GET", f"{MNO_TICKET_PATH}/{row.mno_ticket_id}")
+        if response.status_code == 200:
+            mno = response.json()
+    except steps.NetworkUnavailable:
+        mno = None  # the MVNE's own record still answers; the MNO's status is unknown
+    return Reply(_network_ticket_view(ctx, row, mno))

@@ -133,3 +133,28 @@ class MsisdnRangeExhausted(DomainError):
     code = "MSISDN_RANGE_EXHAUSTED"
     status = 409
     title = "No free number is left in the market's fictitious range"
+
+
+class DiagnosticScopeMissing(DomainError):
+    code = "DIAGNOSTIC_SCOPE_MISSING"
+    status = 403
+    title = "The care-agent credential lacks the diagnostic scope"
+
+
+class NetworkTicketNotFound(NotFound):
+    code = "NETWORK_TICKET_NOT_FOUND"
+    title = "No such network ticket"
+
+
+class NetworkTicketUnavailable(DomainError):
+    """The MNO did not take the ticket (no answer, 5xx, off contract); nothing was stored."""
+
+    code = "NETWORK_TICKET_UNAVAILABLE"
+    status = 502
+    title = "The host network did not take the ticket"
+    retryable = True
+
+
+class NetworkTicketRefused(Unprocessable):
+    code = "NETWORK_TICKET_REFUSED"
+    title = "The host network refused the ticket (e.g. its externalId names another ticket)"

@@ -12,7 +12,7 @@ from simulators.core.ratelimit import RateLimit
 from simulators.core.runtime import Runtime
 from simulators.core.tenancy import MNO_NETWORK, Partner, peer_api_key
 
-from . import errors, events, model, steps
+from . import diagnostics, errors, events, model, steps
 
 PARTNER_ROLE = "mvne"
 NETWORK_ROLE = "mvne-network"
@@ -245,6 +245,7 @@ def seed(runtime: Runtime, conn: Connection, seed_value: int) -> None:
             now=now,
             api_key=peer_api_key(runtime.settings, MNO_NETWORK),
         )
+    diagnostics.seed_credentials(runtime.settings, conn, now)
     # After a reset of the MVNE alone, partners remain but their pools were cleared.
     for partner in tenancy.list_partners(conn, PARTNER_ROLE):
         if (

@@ -50,7 +50,12 @@ PARTNER = "mvno-alpha"
 # The credential of each security scheme the contracts declare.
 KEYS = {
     "mno": {"apiKey": api_key("mvne-platform")},
-    "mvne": {"partnerKey": api_key(PARTNER), "networkKey": api_key("mno-network")},
+    "mvne": {
+        "partnerKey": api_key(PARTNER),
+        "networkKey": api_key("mno-network"),
+        "careKey": api_key("care-agent-" + PARTNER),
+    },
+    "care": {"partnerKey": api_key(PARTNER + "-care")},
     "admin": {},  # loopback callers need no admin token
     "sink": {},  # a partner endpoint: anyone may deliver to it
     "tax": {"apiKey": api_key("billing-platform")},
@@ -363,6 +368,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
             },
             [],
         ),
+        "care": ({"body.callback": _bind("callbacks")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),

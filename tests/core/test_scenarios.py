@@ -16,8 +16,8 @@ SHIPPED = [path.stem for path in pack_paths()]
 
 def test_the_failure_points_have_packs():
     assert {"unmapped-iccid", "duplicate-usage", "mvne-timeouts", "orphan-order",
-            "flaky-network", "partial-order", "callback-storm",
-            "tax-jurisdiction-gap"} <= set(SHIPPED)  # fmt: skip
+            "flaky-network", "partial-order", "callback-storm", "tax-jurisdiction-gap",
+            "care-without-diagnostics", "mno-sla-gap"} <= set(SHIPPED)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -568,4 +568,9 @@ def test_the_seeder_adds_the_mvne_platform_once_with_its_peer_key(runtime: Runti
         client = authenticate(conn, "mno", peer_api_key(runtime.settings, MVNE_PLATFORM))
 
     assert client.id == MVNE_PLATFORM
-    assert sorted(client.capabilities) == ["PROVISION_SERVICES", "QUERY_SERVICES", "QUERY_USAGE"]
+    assert sorted(client.capabilities) == [
+        "NETWORK_TICKETS",
+        "PROVISION_SERVICES",
+        "QUERY_SERVICES",
+        "QUERY_USAGE",
+    ]
