@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .core.config import Settings, settings_from_env
 from .core.problems import DomainError
+from .core.runtime import STOP_GRACE_S
 from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
 from .core.tenancy import list_partners
 from .stack import ROLES, create_app, runtime_of
@@ -217,7 +218,7 @@ def up(
             if child.poll() is None:
                 child.terminate()
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=STOP_GRACE_S + 10)
             except subprocess.TimeoutExpired:
                 child.kill()
         runtime.close()

@@ -90,7 +90,7 @@ class Stack:
     def stop(self) -> str:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=30)
+        output, _ = self.process.communicate(timeout=90)
         return output.decode()
 
 

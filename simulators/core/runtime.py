@@ -19,6 +19,8 @@ from .sink import SignatureCheck
 from .store import Store
 from .tasks import Tasks
 
+STOP_GRACE_S = 30.0
+
 
 class PeerCallFailed(Exception):
     """A peer did not answer (timeout, refused, reset)."""
@@ -164,7 +166,9 @@ class Runtime:
     def stop_background(self) -> None:
         self._stop.set()
         if self._worker is not None:
-            self._worker.join(timeout=5)
+            # Let the batch in flight finish and be recorded: a delivery sent but not
+            # recorded would go out again after a restart (at least once, not twice).
+            self._worker.join(timeout=STOP_GRACE_S)
             self._worker = None
         self.journal.flush()
 
