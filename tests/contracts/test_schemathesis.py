@@ -1,6 +1,6 @@
 """Every published contract fuzzed in-process by schemathesis, with every check on.
 
-For each contract (MNO, MVNE, control plane, callback sink) and each of its operations: the
+For each contract (MNO, MVNE, payments, control plane, callback sink) and each of its operations: the
 explicit examples, the coverage phase (boundary values, missing and malformed
 parameters, undeclared methods) and fuzzing, in positive and negative modes;
 then stateful sequences along the links schemathesis infers (create, read,
@@ -52,6 +52,7 @@ KEYS = {
     "mvne": {"partnerKey": api_key(PARTNER), "networkKey": api_key("mno-network")},
     "admin": {},  # loopback callers need no admin token
     "sink": {},  # a partner endpoint: anyone may deliver to it
+    "payments": {"merchantKey": api_key("billing-platform")},
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
@@ -351,6 +352,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
             ],
         ),
         "sink": ({}, []),
+        "payments": ({"body.callback": _bind("callbacks")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
@@ -400,6 +402,7 @@ def _config(role: str, runtime: Runtime, lines: dict[str, str]) -> schemathesis.
 HUBS = [
     ("registerOrderListener", "getOrderListener", "unregisterOrderListener"),
     ("registerProductListener", "getProductListener", "unregisterProductListener"),
+    ("registerPaymentListener", "getPaymentListener", "unregisterPaymentListener"),
 ]
 
 
