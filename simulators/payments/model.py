@@ -30,7 +30,12 @@ if TYPE_CHECKING:
     from simulators.core.runtime import Runtime
 
 ROLE = "payments"
-CLIENT_CAPABILITIES = ("MANAGE_PAYMENT_METHODS", "TAKE_PAYMENTS", "REFUND_PAYMENTS", "MANAGE_EVENTS")
+CLIENT_CAPABILITIES = (
+    "MANAGE_PAYMENT_METHODS",
+    "TAKE_PAYMENTS",
+    "REFUND_PAYMENTS",
+    "MANAGE_EVENTS",
+)
 
 # TMF676 payment statuses, plus `voided` for an authorisation released before capture.
 PENDING_AUTHORIZATION = "pendingAuthorization"
@@ -66,7 +71,10 @@ TEST_TOKENS = {
     "tok_hard_do_not_honor": DO_NOT_HONOR,
 }
 DECLINES = {
-    INSUFFICIENT_FUNDS: (SOFT, "The issuer declined for insufficient funds; a later attempt may pass"),
+    INSUFFICIENT_FUNDS: (
+        SOFT,
+        "The issuer declined for insufficient funds; a later attempt may pass",
+    ),
     ISSUER_UNAVAILABLE: (SOFT, "The issuer did not answer; retry after retryAfter"),
     STOLEN_CARD: (HARD, "The issuer reports the card stolen; do not retry"),
     DO_NOT_HONOR: (HARD, "The issuer will not honour this card; do not retry"),
@@ -368,8 +376,13 @@ class Refund:
     refund_date: float
 
 
+# Hex digits written as the letters a-p: an id the gateway mints holds no digit at all, so
+# no id a merchant sends back can ever be taken for a card number.
+_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
+    return f"{prefix}-{uuid.uuid4().hex.translate(_LETTERS)}"
 
 
 def expires_at(expiration: str) -> float:
@@ -512,7 +525,9 @@ def _method_row(conn: Connection, client_id: str, method_id: str) -> Row[Any] | 
     ).first()
 
 
-def get_payment_method(conn: Connection, client_id: str, method_id: str, now: float) -> PaymentMethod:
+def get_payment_method(
+    conn: Connection, client_id: str, method_id: str, now: float
+) -> PaymentMethod:
     row = _method_row(conn, client_id, method_id)
     if row is None:
         raise errors.PaymentMethodNotFound(f"No payment method {method_id}")
@@ -539,10 +554,10 @@ def list_payment_methods(
         total, rows = _page(conn, payment_methods, conditions, offset, limit)
         return total, [_method_from_row(row, now) for row in rows]
     # The status depends on the clock (expiry), so it is filtered after it is known.
-    rows = conn.execute(
+    every = conn.execute(
         select(payment_methods).where(*conditions).order_by(payment_methods.c.pk)
     ).all()
-    found = [m for m in (_method_from_row(row, now) for row in rows) if m.status == status]
+    found = [m for m in (_method_from_row(row, now) for row in every) if m.status == status]
     return len(found), found[offset : offset + limit]
 
 
@@ -782,9 +797,7 @@ def void_payment(
     if payment.status != AUTHORIZED:
         raise _not_in_status(payment, "voided")
     conn.execute(
-        payments.update()
-        .where(payments.c.id == payment.id)
-        .values(status=VOIDED, status_date=now)
+        payments.update().where(payments.c.id == payment.id).values(status=VOIDED, status_date=now)
     )
     _audit(conn, client_id, "payment.void", "payment", payment.id, now, correlation_id)
     return get_payment(conn, client_id, payment.id)

@@ -1,7 +1,7 @@
 """Every published contract fuzzed in-process by schemathesis, with every check on.
 
-For each contract (MNO, MVNE, payments, control plane, callback sink) and each of its operations: the
-explicit examples, the coverage phase (boundary values, missing and malformed
+For each contract (MNO, MVNE, payments, control plane, callback sink) and each of its
+operations: the explicit examples, the coverage phase (boundary values, missing and malformed
 parameters, undeclared methods) and fuzzing, in positive and negative modes;
 then stateful sequences along the links schemathesis infers (create, read,
 delete, read again). The fakes must answer every case as their contract says,

@@ -28,7 +28,7 @@ from simulators.core.config import Settings
 from simulators.core.journal import Journal
 from simulators.core.runtime import Runtime
 from simulators.core.store import Store
-from simulators.stack import create_app, runtime_of
+from simulators.stack import ROLES, create_app, runtime_of
 
 OUTSIDER = {"REMOTE_ADDR": "203.0.113.5"}
 ORDER_HUB = "/mvne/tmf-api/productOrderingManagement/v4/hub"
@@ -179,7 +179,7 @@ def test_reset_returns_every_role_to_its_seeded_state(
 
     response = client.post("/__admin/reset")
     answer = conforms(response, "admin", "resetState")
-    assert set(answer["reset"]) == {"core", "mno", "mvne"}
+    assert set(answer["reset"]) == {"core", *ROLES}
     assert answer["seed"] == seed, "a reset keeps the seed last set"
 
     assert orders_of(client, alpha) == []

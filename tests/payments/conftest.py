@@ -57,7 +57,9 @@ def card_body(token: str = "tok_visa", **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def add_card(client: FlaskClient, headers: dict[str, str], token: str = "tok_visa", **kw: Any) -> Any:
+def add_card(
+    client: FlaskClient, headers: dict[str, str], token: str = "tok_visa", **kw: Any
+) -> Any:
     response = client.post(METHODS, json=card_body(token, **kw), headers=headers)
     assert response.status_code == 201, response.get_data(as_text=True)
     return conforms(response, "payments", "createPaymentMethod")
@@ -78,7 +80,9 @@ def pay(
     return response
 
 
-def authorized(client: FlaskClient, headers: dict[str, str], amount: str = "25.00", **kw: Any) -> Any:
+def authorized(
+    client: FlaskClient, headers: dict[str, str], amount: str = "25.00", **kw: Any
+) -> Any:
     card = add_card(client, headers)
     response = pay(client, headers, card["id"], amount, **kw)
     assert response.status_code == 201

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import conforms, json_of
+from conftest import conforms
 from payments.conftest import METHODS, PAN, PAYMENTS, REFUNDS, add_card, card_body
 from sqlalchemy import select
 
@@ -67,7 +67,9 @@ def test_card_data_in_a_body_is_refused_and_kept_nowhere(client, runtime, billin
 def test_a_pan_written_with_json_escapes_is_found(client, runtime, billing):
     escaped = "".join(f"\\u{ord(c):04x}" for c in PAN)
     raw = json.dumps(card_body(x="HERE")).replace("HERE", escaped)
-    response = client.post(METHODS, data=raw, headers={**billing, "Content-Type": "application/json"})
+    response = client.post(
+        METHODS, data=raw, headers={**billing, "Content-Type": "application/json"}
+    )
     assert_refused(response, "createPaymentMethod", "x")
     assert traces_of_pan(runtime) == []
 
@@ -115,7 +117,9 @@ def test_nothing_of_the_card_reaches_the_log(client, runtime, billing, caplog):
     caplog.set_level(logging.DEBUG)
     client.post(METHODS, json=card_body(cardNumber=PAN, cvv="123"), headers=billing)
     client.get(f"{PAYMENTS}/{PAN}", headers=billing)
-    client.post(METHODS, data=f"{{{SPACED}", headers={**billing, "Content-Type": "application/json"})
+    client.post(
+        METHODS, data=f"{{{SPACED}", headers={**billing, "Content-Type": "application/json"}
+    )
     runtime.journal.flush()
     logged = caplog.text + "".join(str(record.args) for record in caplog.records)
     assert all(form not in logged for form in (PAN, SPACED, DASHED))

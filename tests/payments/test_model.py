@@ -10,6 +10,7 @@ from conftest import T0
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simulators.core.outbox import new_hub_id
 from simulators.core.runtime import Runtime
 from simulators.payments import errors, model
 
@@ -23,13 +24,23 @@ def with_check_digit(body: str) -> str:
     raise AssertionError("unreachable")
 
 
-pans = st.integers(12, 18).flatmap(
-    lambda n: st.from_regex(rf"[1-9][0-9]{{{n - 1}}}", fullmatch=True)
-).map(with_check_digit)
+pans = (
+    st.integers(12, 18)
+    .flatmap(lambda n: st.from_regex(rf"[1-9][0-9]{{{n - 1}}}", fullmatch=True))
+    .map(with_check_digit)
+)
 
 
-@given(pan=pans, separator=st.sampled_from(["", " ", "-"]), group=st.integers(1, 6),
-       before=st.text(alphabet="ab :\"{},", max_size=5), after=st.text(alphabet="ab :\"{},", max_size=5))  # fmt: skip
+SURROUNDINGS = st.text(alphabet='ab :"{},', max_size=5)
+
+
+@given(
+    pan=pans,
+    separator=st.sampled_from(["", " ", "-"]),
+    group=st.integers(1, 6),
+    before=SURROUNDINGS,
+    after=SURROUNDINGS,
+)
 def test_every_pan_is_found_however_it_is_grouped(pan, separator, group, before, after):
     written = separator.join(pan[i : i + group] for i in range(0, len(pan), group))
     assert model.holds_card_number(before + written + after)
@@ -124,7 +135,11 @@ def test_transitions_follow_the_state_machine(runtime):
     with runtime.store.write() as conn:
         refund, after = model.create_refund(conn, client_id=CLIENT, payment_id=sale.id,
                                             amount=None, reason="goodwill", now=T0 + 3)  # fmt: skip
-        assert (refund.amount_minor, after.refunded_minor, after.refundable_minor) == (1000, 1000, 0)
+        assert (refund.amount_minor, after.refunded_minor, after.refundable_minor) == (
+            1000,
+            1000,
+            0,
+        )
         with pytest.raises(errors.RefundExceedsCaptured):
             model.create_refund(conn, client_id=CLIENT, payment_id=sale.id, amount=None,
                                 reason=None, now=T0 + 4)  # fmt: skip
@@ -137,3 +152,9 @@ def test_the_pending_snapshot_is_the_payment_before_the_issuer(runtime):
         model.PENDING_AUTHORIZATION, None, None,
     )  # fmt: skip
     assert pending.id == payment.id and pending.amount_minor == payment.amount_minor
+
+
+def test_ids_the_stack_mints_are_never_taken_for_card_numbers():
+    # Ids travel back in paths, queries and bodies, which the card data screen reads.
+    minted = [model.new_id("pay") for _ in range(2000)] + [new_hub_id() for _ in range(2000)]
+    assert [found for found in minted if model.find_card_data(b"", f"/x/{found}")] == []

@@ -52,6 +52,7 @@ def test_every_step_of_a_payment_reaches_the_merchant_signed(client, runtime, bi
     client.post(REFUNDS, json={"payment": {"id": payment["id"]}}, headers=billing)
     runtime.settle()
     everything = received(client, "billing")
+    assert len(everything) == 4, client.get("/__admin/outbox").get_json()
     assert {d["signature"] for d in everything} == {"valid"}
     # One resource's events arrive in order; the refund is another resource.
     deliveries = [d for d in everything if d["eventType"] != "RefundCreateEvent"]
@@ -105,8 +106,14 @@ def test_a_replayed_payment_event_reaches_the_sink_again_under_its_webhook_id(
     subscribe(client, billing, "replay")
     first = authorized(client, billing)
     runtime.settle()
-    add_fault(client, {"match": {"role": "callbacks", "partner": "billing-platform"},
-                       "effect": {"type": "replay", "count": 1}, "dosage": {"firstN": 1}})  # fmt: skip
+    add_fault(
+        client,
+        {
+            "match": {"role": "callbacks", "partner": "billing-platform"},
+            "effect": {"type": "replay", "count": 1},
+            "dosage": {"firstN": 1},
+        },
+    )
     client.post(f"{PAYMENTS}/{first['id']}/capture", headers=billing)
     runtime.settle()
     deliveries = received(client, "replay")
@@ -131,7 +138,10 @@ def test_a_held_back_create_event_arrives_after_the_state_change(client, runtime
         "PaymentStateChangeEvent", "PaymentCreateEvent",
     ]  # fmt: skip
     # What a receiver orders by: the late event is the older state of the same payment.
-    late, early = deliveries[1]["body"]["event"]["payment"], deliveries[0]["body"]["event"]["payment"]
+    late, early = (
+        deliveries[1]["body"]["event"]["payment"],
+        deliveries[0]["body"]["event"]["payment"],
+    )
     assert late["id"] == early["id"] == payment["id"]
     assert (late["status"], early["status"]) == ("pendingAuthorization", "authorized")
     assert json_of(client.get(f"{PAYMENTS}/{payment['id']}", headers=billing))["status"] == (
