@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import idempotency, ratelimit
-from .contract import Contract, Operation, load_contract
+from .contract import Contract, HeaderLookup, Operation, load_contract
 from .fault_effects import DropConnection, apply_after, apply_before, lenient_body, mark_drop
 from .faults import NO_FAULTS, Decision, Firing, Sample, fields_of
 from .journal import body_text
@@ -125,10 +125,13 @@ class Withheld:
 
     refusal: DomainError
     journal_url: str
+    # False when the supplied X-Correlation-ID is what had to be withheld: the request then
+    # gets a fresh one, so the refused value is neither echoed nor journaled.
+    keep_correlation_id: bool = True
 
 
-# A role's screen: (raw body, path with query string) -> what to withhold, or None.
-Screen = Callable[[bytes, str], Withheld | None]
+# A role's screen: (raw body, path with query string, headers) -> what to withhold, or None.
+Screen = Callable[[bytes, str, HeaderLookup], Withheld | None]
 
 
 def to_json(value: Any) -> str:
@@ -350,7 +353,11 @@ class RoleApi:
             if screen is not None:
                 # First of all, so that whatever answers this request (an outage rule, a
                 # 401, a 429) the journal already knows what it must not keep.
-                g.withheld = screen(_raw_body(), request.full_path.rstrip("?"))
+                withheld = g.withheld = screen(
+                    _raw_body(), request.full_path.rstrip("?"), request.headers
+                )
+                if withheld is not None and not withheld.keep_correlation_id:
+                    g.correlation_id = new_correlation_id()
             faults = NO_FAULTS
             if role != "admin" and runtime.faults.rule_set().candidates(role):
                 faults = self._decide_faults(runtime, operation, auth, path_args)

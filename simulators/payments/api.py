@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simulators.core.contract import HeaderLookup
 from simulators.core.http import (
     Reply,
     RequestContext,
@@ -17,7 +18,7 @@ from . import errors, events, model
 from .views import HUB, payment_method_view, payment_view, refund_view
 
 
-def screen_card_data(raw: bytes, url: str) -> Withheld | None:
+def screen_card_data(raw: bytes, url: str, headers: HeaderLookup) -> Withheld | None:
     """Refuse, and keep out of the journal, any request that holds card data.
 
     Why a screen the role sets, rather than scrubbing PAN-shaped digits in every journaled
@@ -27,7 +28,14 @@ def screen_card_data(raw: bytes, url: str) -> Withheld | None:
     is refused before its body is parsed, the journal keeps no byte of its body, and its URL
     only with the digits masked.
     """
-    field = model.find_card_data(raw, url)
+    # The two headers the stack keeps (the journal, the audit trail, the outbox, the
+    # idempotency store), so a card number there would be kept too.
+    kept_headers = {name: headers.get(name) for name in ("X-Correlation-ID", "Idempotency-Key")}
+    in_header = next(
+        (name for name, value in kept_headers.items() if value and model.holds_card_number(value)),
+        None,
+    )
+    field = f"header.{in_header}" if in_header else model.find_card_data(raw, url)
     if field is None:
         return None
     refusal = errors.CardDataNotAccepted(
@@ -35,7 +43,11 @@ def screen_card_data(raw: bytes, url: str) -> Withheld | None:
         "register a tokenised card and send its token",
         field=field,
     )
-    return Withheld(refusal=refusal, journal_url=model.mask_card_numbers(url))
+    return Withheld(
+        refusal=refusal,
+        journal_url=model.mask_card_numbers(url),
+        keep_correlation_id=in_header != "X-Correlation-ID",
+    )
 
 
 api = RoleApi(model.ROLE, screen=screen_card_data)

@@ -8,7 +8,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import conforms
+from conftest import conforms, json_of
 from payments.conftest import METHODS, PAN, PAYMENTS, REFUNDS, add_card, card_body
 from sqlalchemy import select
 
@@ -131,3 +131,21 @@ def test_ordinary_digits_pass(client, billing):
     for account in ("4111111111111112", "89001012012341234566", "123456789012"):
         card = client.post(METHODS, json=card_body(account={"id": account}), headers=billing)
         assert card.status_code == 201, card.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("header", ["X-Correlation-ID", "Idempotency-Key"])
+def test_a_pan_in_a_header_the_stack_keeps_is_refused_and_not_kept(
+    client, runtime, billing, header
+):
+    response = client.post(METHODS, json=card_body(), headers={**billing, header: PAN})
+    assert_refused(response, "createPaymentMethod", f"header.{header}")
+    assert PAN not in response.headers.get("X-Correlation-ID", "")
+    assert client.get(METHODS, headers=billing).get_json() == []
+    assert traces_of_pan(runtime) == []
+
+
+def test_a_refusal_keeps_the_callers_correlation_id_when_it_is_not_the_culprit(client, billing):
+    headers = {**billing, "X-Correlation-ID": "bill-run-7"}
+    response = client.post(METHODS, json=card_body(cvv="123"), headers=headers)
+    assert response.headers["X-Correlation-ID"] == "bill-run-7"
+    assert json_of(response)["correlationId"] == "bill-run-7"
