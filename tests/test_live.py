@@ -344,3 +344,24 @@ def test_a_callback_storm_into_the_sink_loses_nothing_across_a_restart(stack, ru
     endpoints = requests.get(f"{stack.url}/__admin/callbacks", timeout=10).json()
     [endpoint] = [item for item in endpoints if item["hubId"] == hub.json()["id"]]
     assert (endpoint["delivered"], endpoint["queued"], endpoint["retrying"]) == (total, 0, 0)
+
+
+def test_card_data_sent_to_the_live_gateway_reaches_no_log_and_no_table(stack, runtime):
+    from payments.conftest import METHODS, PAN, PAYMENTS, card_body
+    from payments.test_card_data import traces_of_pan
+
+    billing = {"X-API-Key": api_key("billing-platform")}
+    stack.start()
+    methods = f"{stack.url}{METHODS}"
+    refused = [
+        requests.post(methods, json=card_body(memo=PAN), headers=billing, timeout=5),
+        requests.post(methods, json=card_body(cvv="123"), headers=billing, timeout=5),
+        requests.get(f"{stack.url}{PAYMENTS}/{PAN}", headers=billing, timeout=5),
+        requests.get(f"{stack.url}{PAYMENTS}?account.id={PAN}", timeout=5),  # no key: 401
+    ]
+    assert [response.status_code for response in refused] == [422, 422, 422, 401]
+    journal = f"{stack.url}/__admin/journal?role=payments"
+    wait_for(lambda: len(requests.get(journal, timeout=5).json()) == len(refused))
+    output = stack.stop()
+    assert PAN not in output and "4111 1111" not in output
+    assert traces_of_pan(runtime) == []

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import idempotency, ratelimit
-from .contract import Contract, Operation, load_contract
+from .contract import Contract, HeaderLookup, Operation, load_contract
 from .fault_effects import DropConnection, apply_after, apply_before, lenient_body, mark_drop
 from .faults import NO_FAULTS, Decision, Firing, Sample, fields_of
 from .journal import body_text
@@ -114,6 +114,26 @@ Handler = Callable[[RequestContext], Reply]
 Authenticator = Callable[["Runtime", Connection, Operation], Partner | None]
 
 
+@dataclass(frozen=True)
+class Withheld:
+    """A request a role's screen found holding what no one may keep (e.g. a card number).
+
+    The journal keeps neither its body nor its URL as sent, but `journal_url`; the
+    pipeline answers `refusal` once the caller is authenticated, before the body is parsed
+    or validated, so no validation message can echo the value either.
+    """
+
+    refusal: DomainError
+    journal_url: str
+    # False when the supplied X-Correlation-ID is what had to be withheld: the request then
+    # gets a fresh one, so the refused value is neither echoed nor journaled.
+    keep_correlation_id: bool = True
+
+
+# A role's screen: (raw body, path with query string, headers) -> what to withhold, or None.
+Screen = Callable[[bytes, str, HeaderLookup], Withheld | None]
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=_json_default)
 
@@ -133,9 +153,16 @@ def json_response(body: Any, status: int, headers: dict[str, str] | None = None)
     return response
 
 
+def _instance() -> str:
+    """The problem's `instance`: the path, unless a screen withheld it (it may be what had
+    to be withheld)."""
+    withheld: Withheld | None = g.get("withheld")
+    return withheld.journal_url.partition("?")[0] if withheld else request.path
+
+
 def problem_response(error: DomainError) -> Response:
     correlation_id = getattr(g, "correlation_id", None)
-    body = error.to_problem(correlation_id=correlation_id, instance=request.path)
+    body = error.to_problem(correlation_id=correlation_id, instance=_instance())
     headers = dict(error.headers)
     if correlation_id:
         headers["X-Correlation-ID"] = correlation_id
@@ -192,12 +219,18 @@ def partner_authenticator(role: str) -> Authenticator:
     return authenticate_partner
 
 
+def _raw_body() -> bytes:
+    """The body as sent, read once (at most one byte past the bound)."""
+    raw: bytes | None = g.get("raw_body")
+    if raw is None:
+        raw = g.raw_body = request.stream.read(MAX_BODY_BYTES + 1)
+    return raw
+
+
 def _read_body(operation: Operation) -> Any:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
-    raw = g.get("raw_body")
-    if raw is None:
-        raw = g.raw_body = request.stream.read(MAX_BODY_BYTES + 1)
+    raw = _raw_body()
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
     if not raw:
@@ -240,10 +273,13 @@ def _json_number(text: str) -> int | Decimal:
 class RoleApi:
     """One fake vendor's HTTP surface, bound to its contract."""
 
-    def __init__(self, role: str, contract_name: str | None = None) -> None:
+    def __init__(
+        self, role: str, contract_name: str | None = None, screen: Screen | None = None
+    ) -> None:
         self.role = role
         self.contract_name = contract_name or role
         self.handlers: dict[str, tuple[Handler, bool, str | None]] = {}
+        self.screen = screen
 
     def operation(
         self, operation_id: str, *, write: bool = False, idempotent_on: str | None = None
@@ -309,10 +345,19 @@ class RoleApi:
         url_prefix: str,
     ) -> Callable[..., Response]:
         role = self.role
+        screen = self.screen
 
         def view(**path_args: str) -> Response:
             g.handoff_role = role
             g.operation_id = operation.operation_id
+            if screen is not None:
+                # First of all, so that whatever answers this request (an outage rule, a
+                # 401, a 429) the journal already knows what it must not keep.
+                withheld = g.withheld = screen(
+                    _raw_body(), request.full_path.rstrip("?"), request.headers
+                )
+                if withheld is not None and not withheld.keep_correlation_id:
+                    g.correlation_id = new_correlation_id()
             faults = NO_FAULTS
             if role in runtime.role_operations and runtime.faults.rule_set().candidates(role):
                 faults = self._decide_faults(runtime, operation, auth, path_args)
@@ -407,6 +452,9 @@ class RoleApi:
         url_prefix: str,
         faults: Decision = NO_FAULTS,
     ) -> Reply:
+        withheld: Withheld | None = g.get("withheld")
+        if withheld is not None:
+            raise withheld.refusal
         body = _read_body(operation) if operation.body_validator is not None else None
         query = request.args.to_dict(flat=False)
         params, errors = operation.coerce_and_validate_params(path_args, query, request.headers)
@@ -546,7 +594,7 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
             "Internal error",
             "The fake failed unexpectedly; the journal has the correlation ID",
             correlation_id=getattr(g, "correlation_id", None),
-            instance=request.path,
+            instance=_instance(),
         )
         return json_response(body, 500)
 
@@ -569,19 +617,23 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
         # dispatcher that sent them and recorded by the sink itself.
         if role is None or role in ("admin", "sink"):
             return response
+        withheld: Withheld | None = g.get("withheld")
+        extra: dict[str, Any] = {"faults": g.fault_ids} if g.get("fault_ids") else {}
+        if withheld is not None:
+            extra["withheld"] = withheld.refusal.code
         runtime.journal.record(
             role=role,
             direction="inbound",
             method=request.method,
-            url=request.full_path.rstrip("?"),
+            url=withheld.journal_url if withheld else request.full_path.rstrip("?"),
             operation_id=getattr(g, "operation_id", None),
             status=response.status_code,
             correlation_id=getattr(g, "correlation_id", None),
             partner_id=getattr(g, "partner_id", None),
             duration_ms=(time.perf_counter() - g.handoff_started) * 1000,
-            request_body=body_text(g.get("raw_body")),
+            request_body=None if withheld else body_text(g.get("raw_body")),
             response_body=body_text(response.get_data() if not response.is_streamed else None),
-            extra={"faults": g.fault_ids} if g.get("fault_ids") else None,
+            extra=extra or None,
         )
         return response
 

@@ -1,7 +1,7 @@
 """Every published contract fuzzed in-process by schemathesis, with every check on.
 
-For each contract (MNO, MVNE, control plane, callback sink) and each of its operations: the
-explicit examples, the coverage phase (boundary values, missing and malformed
+For each contract (MNO, MVNE, payments, control plane, callback sink) and each of its
+operations: the explicit examples, the coverage phase (boundary values, missing and malformed
 parameters, undeclared methods) and fuzzing, in positive and negative modes;
 then stateful sequences along the links schemathesis infers (create, read,
 delete, read again). The fakes must answer every case as their contract says,
@@ -59,6 +59,7 @@ KEYS = {
     "admin": {},  # loopback callers need no admin token
     "sink": {},  # a partner endpoint: anyone may deliver to it
     "tax": {"apiKey": api_key("billing-platform")},
+    "payments": {"merchantKey": api_key("billing-platform")},
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
@@ -369,6 +370,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
             [],
         ),
         "care": ({"body.callback": _bind("callbacks")}, []),
+        "payments": ({"body.callback": _bind("callbacks")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
@@ -418,6 +420,7 @@ def _config(role: str, runtime: Runtime, lines: dict[str, str]) -> schemathesis.
 HUBS = [
     ("registerOrderListener", "getOrderListener", "unregisterOrderListener"),
     ("registerProductListener", "getProductListener", "unregisterProductListener"),
+    ("registerPaymentListener", "getPaymentListener", "unregisterPaymentListener"),
 ]
 
 

@@ -1,0 +1,160 @@
+"""The gateway's rules called directly: card data, exact money, the test issuer, transitions."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from conftest import T0
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulators.core.outbox import new_hub_id
+from simulators.core.runtime import Runtime
+from simulators.payments import errors, model
+
+CLIENT = "billing-platform"
+
+
+def with_check_digit(body: str) -> str:
+    for digit in "0123456789":
+        if model.luhn_valid(body + digit):
+            return body + digit
+    raise AssertionError("unreachable")
+
+
+pans = (
+    st.integers(12, 18)
+    .flatmap(lambda n: st.from_regex(rf"[1-9][0-9]{{{n - 1}}}", fullmatch=True))
+    .map(with_check_digit)
+)
+
+
+SURROUNDINGS = st.text(alphabet='ab :"{},', max_size=5)
+
+
+@given(
+    pan=pans,
+    separator=st.sampled_from(["", " ", "-"]),
+    group=st.integers(1, 6),
+    before=SURROUNDINGS,
+    after=SURROUNDINGS,
+)
+def test_every_pan_is_found_however_it_is_grouped(pan, separator, group, before, after):
+    written = separator.join(pan[i : i + group] for i in range(0, len(pan), group))
+    assert model.holds_card_number(before + written + after)
+    assert model.find_card_data(json.dumps({"x": before + written}).encode(), "/p") == "x"
+    assert "[withheld]" in model.mask_card_numbers(written) and pan not in model.mask_card_numbers(
+        written
+    )
+
+
+@given(st.from_regex(r"[0-9]{13,19}", fullmatch=True))
+def test_a_run_is_a_pan_exactly_when_luhn_says_so(digits):
+    assert model.holds_card_number(digits) == model.luhn_valid(digits)
+
+
+def test_known_numbers():
+    assert model.luhn_valid("4111111111111111") and model.luhn_valid("378282246310005")
+    assert not model.holds_card_number("89001012012341234566")  # a 20-digit run: an ICCID
+    assert not model.holds_card_number("2026-03-02T09:00:00.000Z")
+    assert model.find_card_data(b"", "/p?cvv=1") == "query.cvv"
+    assert model.find_card_data(b'{"a": [{"Card_Verification_Value": 1}]}', "/p") == (
+        "a[0].Card_Verification_Value"
+    )
+    assert model.find_card_data(b'{"token": "tok_visa"}', "/p?limit=10") is None
+
+
+@pytest.mark.parametrize(("amount", "units", "minor"), [
+    ("12.50", "EUR", 1250), ("12.5", "EUR", 1250), ("1200", "JPY", 1200), ("0.001", "KWD", 1),
+])  # fmt: skip
+def test_money_is_kept_in_minor_units(amount, units, minor):
+    money = model.parse_money({"amount": amount, "units": units}, "amount")
+    assert money == model.Money(minor, units)
+    assert Decimal(money.amount) == Decimal(amount)
+
+
+@given(st.integers(1, 10**12), st.sampled_from(sorted(model.MINOR_UNITS)))
+def test_money_round_trips_exactly(minor, currency):
+    money = model.Money(minor, currency)
+    assert model.parse_money(money.json(), "amount") == money
+
+
+def test_money_is_never_rounded():
+    with pytest.raises(errors.AmountNotExact):
+        model.parse_money({"amount": "0.005", "units": "USD"}, "amount")
+    with pytest.raises(errors.UnsupportedCurrency):
+        model.parse_money({"amount": "1", "units": "XTS"}, "amount")
+
+
+def _card(runtime: Runtime, token: str, expiration: str = "2030-01") -> str:
+    with runtime.store.write() as conn:
+        method = model.create_payment_method(
+            conn,
+            client_id=CLIENT,
+            body={"account": {"id": "ba-1"}, "brand": "visa", "lastFourDigits": "0004",
+                  "token": token, "expirationDate": expiration},
+            now=T0,
+        )  # fmt: skip
+    return method.id
+
+
+def _pay(runtime: Runtime, method_id: str, now: float = T0, capture: bool = False) -> model.Payment:
+    with runtime.store.write() as conn:
+        return model.create_payment(
+            conn,
+            client_id=CLIENT,
+            method_id=method_id,
+            amount=model.Money(1000, "EUR"),
+            capture=capture,
+            description=None,
+            now=now,
+        )
+
+
+def test_the_card_is_good_through_the_last_day_of_its_month(runtime):
+    assert model.expires_at("2028-02") == pytest.approx(1835481599.999999)  # 2028-02-29 (leap)
+    method_id = _card(runtime, "tok_visa", "2026-03")
+    assert _pay(runtime, method_id, now=model.expires_at("2026-03")).status == model.AUTHORIZED
+    late = _pay(runtime, method_id, now=model.expires_at("2026-03") + 1)
+    assert (late.status, late.decline_code) == (model.DENIED, model.EXPIRED_CARD)
+
+
+def test_transitions_follow_the_state_machine(runtime):
+    method_id = _card(runtime, "tok_visa")
+    payment = _pay(runtime, method_id)
+    with runtime.store.write() as conn:
+        voided = model.void_payment(conn, client_id=CLIENT, payment_id=payment.id, now=T0 + 1)
+        assert (voided.status, voided.status_date) == (model.VOIDED, T0 + 1)
+        with pytest.raises(errors.PaymentVoided):
+            model.capture_payment(conn, client_id=CLIENT, payment_id=payment.id, amount=None,
+                                  now=T0 + 2)  # fmt: skip
+    sale = _pay(runtime, method_id, capture=True)
+    assert (sale.status, sale.captured_minor) == (model.CAPTURED, 1000)
+    with runtime.store.write() as conn:
+        refund, after = model.create_refund(conn, client_id=CLIENT, payment_id=sale.id,
+                                            amount=None, reason="goodwill", now=T0 + 3)  # fmt: skip
+        assert (refund.amount_minor, after.refunded_minor, after.refundable_minor) == (
+            1000,
+            1000,
+            0,
+        )
+        with pytest.raises(errors.RefundExceedsCaptured):
+            model.create_refund(conn, client_id=CLIENT, payment_id=sale.id, amount=None,
+                                reason=None, now=T0 + 4)  # fmt: skip
+
+
+def test_the_pending_snapshot_is_the_payment_before_the_issuer(runtime):
+    payment = _pay(runtime, _card(runtime, "tok_visa"))
+    pending = payment.as_pending()
+    assert (pending.status, pending.authorized_minor, pending.authorization_code) == (
+        model.PENDING_AUTHORIZATION, None, None,
+    )  # fmt: skip
+    assert pending.id == payment.id and pending.amount_minor == payment.amount_minor
+
+
+def test_ids_the_stack_mints_are_never_taken_for_card_numbers():
+    # Ids travel back in paths, queries and bodies, which the card data screen reads.
+    minted = [model.new_id("pay") for _ in range(2000)] + [new_hub_id() for _ in range(2000)]
+    assert [found for found in minted if model.find_card_data(b"", f"/x/{found}")] == []
