@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from . import mno, mvne
+from . import billing, mno, mvne
 from .core import (
     fault_admin,  # noqa: F401 - registers the fault and scenario admin operations
     ratelimit,
@@ -21,7 +21,7 @@ from .core.runtime import Runtime
 from .core.sink_api import sink_api
 
 # Order matters: a role's seeder may rely on the ones before it.
-ROLES: dict[str, ModuleType] = {"mno": mno, "mvne": mvne}
+ROLES: dict[str, ModuleType] = {"mno": mno, "mvne": mvne, "billing": billing}
 
 
 def _serve_contract(app: Flask, name: str, prefix: str, api: Any) -> None:

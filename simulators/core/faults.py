@@ -64,6 +64,8 @@ DATA_FAULTS: dict[str, str] = {
     "TAX_JURISDICTION_DEFAULTED": "the tax engine silently uses the ZIP code's jurisdiction",
     "SLA_CATEGORY_NOT_COVERED": "the MNO takes the ticket; its SLA does not cover the category",
     "DIAGNOSTIC_SCOPE_MISSING": "the care agent's token lacks the diagnostic scope",
+    "RESTORE_ORDER_LOST": "billing records a payment's restore order but it never reaches the MVNE",
+    "SUSPENSION_NOT_SENT": "billing records a dunning suspension but it never reaches the MVNE",
 }
 
 CALLBACKS_ROLE = "callbacks"

@@ -51,7 +51,12 @@ class Runtime:
     # --- peers ----------------------------------------------------------------------
 
     def peer_base_url(self, role: str) -> str:
-        configured = {"mno": self.settings.mno_base_url, "mvne": self.settings.mvne_base_url}
+        configured = {
+            "mno": self.settings.mno_base_url,
+            "mvne": self.settings.mvne_base_url,
+            "tax": self.settings.tax_base_url,
+            "billing": self.settings.billing_base_url,
+        }
         return (configured.get(role) or f"{self.settings.public_base_url}/{role}").rstrip("/")
 
     def call_peer(
