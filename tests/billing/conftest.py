@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -116,8 +116,12 @@ def quote_answer(body: dict[str, Any], omit: set[str], quote_id: str) -> dict[st
         total_tax += line_tax
         total_amount += amount + line_tax
         lines.append(
-            {"lineId": line["lineId"], "amount": line["amount"], "taxes": taxes,
-             "totalTax": str(line_tax)}
+            {
+                "lineId": line["lineId"],
+                "amount": line["amount"],
+                "taxes": taxes,
+                "totalTax": str(line_tax),
+            }
         )
     return {
         "id": quote_id,
@@ -149,9 +153,9 @@ class TaxEngine:
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __call__(self, request: PreparedRequest) -> tuple[int, dict[str, str], str]:
-        from simulators.core.tenancy import derive_api_key
-
         from conftest import SECRET
+
+        from simulators.core.tenancy import derive_api_key
 
         if request.headers.get("X-API-Key") != derive_api_key(SECRET, BILLING_PLATFORM):
             return _problem(401, "UNAUTHENTICATED", "unknown key")
@@ -181,13 +185,38 @@ def tax_engine() -> TaxEngine:
     return TaxEngine()
 
 
+Callback = Callable[[PreparedRequest], Any]
+
+
+@dataclass
+class _Routes:
+    """Collects the stack's in-process routes, so the quotes path can be put in front."""
+
+    callbacks: dict[str, tuple[Any, Callback]] = field(default_factory=dict)
+
+    def add_callback(self, method: str, pattern: Any, callback: Callback) -> None:
+        self.callbacks[method] = (pattern, callback)
+
+
 @pytest.fixture
 def network(app: Flask, tax_engine: TaxEngine) -> Iterator[responses.RequestsMock]:
-    """The in-process stack, with the tax engine's quotes answered by the stand-in
-    (registered first, so it wins over the stack's own paths)."""
+    """The in-process stack, with the tax engine's quotes answered by the stand-in.
+    One route per method (`responses` pops a route when two match a request)."""
+    routes = _Routes()
+    stack = mount(routes, app, BASE_URL)  # type: ignore[arg-type]
+
+    def route(forward: Callback) -> Callback:
+        def answer(request: PreparedRequest) -> Any:
+            if request.method == "POST" and (request.url or "").split("?")[0] == QUOTES_URL:
+                return tax_engine(request)
+            return forward(request)
+
+        return answer
+
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_callback("POST", QUOTES_URL, callback=tax_engine)
-        mock.stack = mount(mock, app, BASE_URL)  # type: ignore[attr-defined]
+        for method, (pattern, forward) in routes.callbacks.items():
+            mock.add_callback(method, pattern, callback=route(forward))
+        mock.stack = stack  # type: ignore[attr-defined]
         yield mock
 
 
