@@ -52,6 +52,7 @@ KEYS = {
     "mvne": {"partnerKey": api_key(PARTNER), "networkKey": api_key("mno-network")},
     "admin": {},  # loopback callers need no admin token
     "sink": {},  # a partner endpoint: anyone may deliver to it
+    "billing": {"partnerKey": api_key(PARTNER)},  # the MVNOs bill with their MVNE key
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
@@ -351,6 +352,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
             ],
         ),
         "sink": ({}, []),
+        "billing": ({"body.product.id": _bind("products")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
