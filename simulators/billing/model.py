@@ -1074,128 +1074,171 @@ def start_run(conn: Connection, run_id: str, now: float) -> tuple[Any, list[Any]
     return load_run(conn, run_id), list(accounts)
 
 
-class ChargesMoved(Exception):  # noqa: N818 - a signal to recompose, not an error
-    """The account's ledger changed between composing and issuing its bill."""
-
-
-def next_bill_no(conn: Connection, partner_id: str, year: int) -> str:
+def reserve_bill_nos(conn: Connection, partner_id: str, year: int, count: int) -> list[str]:
+    """`count` consecutive bill numbers of the partner's year (BILL-2026-000001, ...)."""
+    if count <= 0:
+        return []
     updated = conn.execute(
         bill_counter_table.update()
         .where(bill_counter_table.c.partner_id == partner_id, bill_counter_table.c.year == year)
-        .values(last=bill_counter_table.c.last + 1)
+        .values(last=bill_counter_table.c.last + count)
     )
     if updated.rowcount == 0:
-        conn.execute(bill_counter_table.insert().values(partner_id=partner_id, year=year, last=1))
-    last = conn.execute(
-        select(bill_counter_table.c.last).where(
-            bill_counter_table.c.partner_id == partner_id, bill_counter_table.c.year == year
+        conn.execute(
+            bill_counter_table.insert().values(partner_id=partner_id, year=year, last=count)
         )
-    ).scalar_one()
-    return f"BILL-{year}-{int(last):06d}"
+    last = int(
+        conn.execute(
+            select(bill_counter_table.c.last).where(
+                bill_counter_table.c.partner_id == partner_id, bill_counter_table.c.year == year
+            )
+        ).scalar_one()
+    )
+    return [f"BILL-{year}-{number:06d}" for number in range(last - count + 1, last + 1)]
 
 
-def issue_bill(
+@dataclass
+class Draft:
+    """One account's bill as composed and taxed, before it is issued."""
+
+    account: Any
+    lines: list[BillLine]
+    quote_id: str | None = None
+    hold_reason: str | None = None
+
+    @property
+    def entry_ids(self) -> list[int]:
+        return sorted(entry for line in self.lines for entry in line.entry_ids)
+
+
+@dataclass(frozen=True)
+class Issued:
+    bill_id: str
+    account_id: str
+    state: str
+    due_date: float
+
+
+def issue_bills(
     conn: Connection,
     *,
-    account: Any,
     run: Any,
-    lines: list[BillLine],
-    quote_id: str | None,
-    hold_reason: str | None,
+    drafts: Sequence[Draft],
     payment_term_days: int,
     now: float,
     correlation_id: str | None,
-) -> Any | None:
-    """Issue the account's bill for the run's period from the lines composed for it.
-    None when it exists already (a re-run); ChargesMoved when entries changed meanwhile."""
-    exists = conn.execute(
-        select(bill_table.c.id).where(
-            bill_table.c.account_id == account.id, bill_table.c.period == run.period
-        )
-    ).first()
-    if exists is not None:
-        return None
-    seen = sorted(entry for line in lines for entry in line.entry_ids)
-    current = sorted(row.id for row in entries_for(conn, [account.id], run.period)[account.id])
-    if seen != current:
-        raise ChargesMoved(account.id)
-    bill_id = new_id()
-    result = totals(lines)
-    if result.tax_included_minor < 0:
-        # A credit larger than the bill: the bill comes to zero and the rest rides forward,
-        # as a pair of ledger entries (this bill's, and the next one's).
-        credit = -result.tax_included_minor
-        pair = (
-            (run.period, credit, "Credit carried to the next bill"),
-            (period_of_key(run.period).next.key, -credit, "Credit carried from the last bill"),
-        )
-        for period, amount, description in pair:
-            entry = post_entry(
-                conn,
-                account,
-                kind=CREDIT_CARRIED,
-                amount_minor=amount,
-                period=period,
-                source_ref=f"carried:{run.period}:{period}",
-                description=description,
-                now=now,
-                correlation_id=correlation_id,
+) -> tuple[list[Issued], list[Any]]:
+    """Issue the run's period bills of these drafts in one transaction; return the bills
+    issued and the accounts whose ledger moved since their draft (compose those again).
+    An account already billed for the period (a re-run) is skipped: one bill per period."""
+    ids = [draft.account.id for draft in drafts]
+    billed = {
+        row.account_id
+        for chunk_start in range(0, len(ids), 500)
+        for row in conn.execute(
+            select(bill_table.c.account_id).where(
+                bill_table.c.account_id.in_(ids[chunk_start : chunk_start + 500]),
+                bill_table.c.period == run.period,
             )
-            if period == run.period:
-                seen.append(int(entry.id))
-                lines = [
-                    *lines,
-                    BillLine(
-                        str(len(lines) + 1), CREDIT_CARRIED, description, amount, [int(entry.id)]
-                    ),
-                ]
-        result = totals(lines)
-    stored_lines = [_line_json(line) for line in lines]
-    state = ON_HOLD if hold_reason else SENT
-    if not hold_reason and result.tax_included_minor == 0:
-        state = SETTLED
+        ).all()
+    }
+    current = entries_for(conn, ids, run.period)
+    ready: list[Draft] = []
+    moved: list[Any] = []
+    for draft in drafts:
+        if draft.account.id in billed:
+            continue
+        if sorted(row.id for row in current[draft.account.id]) != draft.entry_ids:
+            moved.append(draft.account)
+        else:
+            ready.append(draft)
     bill_date = run.period_end
-    conn.execute(
-        bill_table.insert().values(
-            id=bill_id,
-            partner_id=account.partner_id,
-            account_id=account.id,
-            run_id=run.id,
-            bill_no=next_bill_no(
-                conn, account.partner_id, datetime.fromtimestamp(bill_date, UTC).year
-            ),
-            period=run.period,
-            period_start=run.period_start,
-            period_end=run.period_end,
-            state=state,
-            state_reason=hold_reason,
-            bill_date=bill_date,
-            due_date=bill_date + payment_term_days * DAY_S,
-            currency=account.currency,
-            lines=stored_lines,
-            tax_items=result.tax_items,
-            tax_excluded_minor=result.tax_excluded_minor,
-            tax_minor=result.tax_minor,
-            tax_included_minor=result.tax_included_minor,
-            amount_due_minor=result.tax_included_minor,
-            paid_minor=0,
-            tax_quote_id=quote_id,
-            ledger_ids=seen,
-            created_at=now,
+    numbers = reserve_bill_nos(conn, run.partner_id, _year(bill_date), len(ready))
+    rows: list[dict[str, Any]] = []
+    issued: list[Issued] = []
+    for draft, bill_no in zip(ready, numbers, strict=True):
+        lines = _carry_credit(conn, run, draft, now, correlation_id)
+        result = totals(lines)
+        state = ON_HOLD if draft.hold_reason else SENT
+        if not draft.hold_reason and result.tax_included_minor == 0:
+            state = SETTLED
+        bill_id = new_id()
+        due = bill_date + payment_term_days * DAY_S
+        rows.append(
+            {
+                "id": bill_id,
+                "partner_id": draft.account.partner_id,
+                "account_id": draft.account.id,
+                "run_id": run.id,
+                "bill_no": bill_no,
+                "period": run.period,
+                "period_start": run.period_start,
+                "period_end": run.period_end,
+                "state": state,
+                "state_reason": draft.hold_reason,
+                "bill_date": bill_date,
+                "due_date": due,
+                "currency": draft.account.currency,
+                "lines": [_line_json(line) for line in lines],
+                "tax_items": result.tax_items,
+                "tax_excluded_minor": result.tax_excluded_minor,
+                "tax_minor": result.tax_minor,
+                "tax_included_minor": result.tax_included_minor,
+                "amount_due_minor": result.tax_included_minor,
+                "paid_minor": 0,
+                "tax_quote_id": draft.quote_id,
+                "ledger_ids": sorted(e for line in lines for e in line.entry_ids),
+                "created_at": now,
+            }
         )
+        issued.append(Issued(bill_id, draft.account.id, state, due))
+    if rows:
+        conn.execute(bill_table.insert(), rows)
+        held = [row["account_id"] for row in rows if row["state"] == ON_HOLD]
+        _audit(
+            conn,
+            now=now,
+            actor="system",
+            partner_id=run.partner_id,
+            action="billRun.billsIssued",
+            entity_type="billRun",
+            entity_id=run.id,
+            correlation_id=correlation_id,
+            details={"period": run.period, "issued": len(rows), "onHold": held},
+        )
+    return issued, moved
+
+
+def _carry_credit(
+    conn: Connection, run: Any, draft: Draft, now: float, correlation_id: str | None
+) -> list[BillLine]:
+    """A credit larger than the bill: the bill comes to zero and the rest rides forward, as
+    a pair of ledger entries (this bill's, and the next one's)."""
+    lines = list(draft.lines)
+    owed = totals(lines).tax_included_minor
+    if owed >= 0:
+        return lines
+    credit = -owed
+    pair = (
+        (run.period, credit, "Credit carried to the next bill"),
+        (period_of_key(run.period).next.key, -credit, "Credit carried from the last bill"),
     )
-    _audit(
-        conn,
-        now=now,
-        actor="system",
-        partner_id=account.partner_id,
-        action=f"customerBill.{state}",
-        entity_type="customerBill",
-        entity_id=bill_id,
-        correlation_id=correlation_id,
-        details={"period": run.period, "reason": hold_reason} if hold_reason else None,
-    )
-    return load_bill(conn, bill_id)
+    for period, amount, description in pair:
+        entry = post_entry(
+            conn,
+            draft.account,
+            kind=CREDIT_CARRIED,
+            amount_minor=amount,
+            period=period,
+            source_ref=f"carried:{run.period}:{period}",
+            description=description,
+            now=now,
+            correlation_id=correlation_id,
+        )
+        if period == run.period:
+            number = str(len(lines) + 1)
+            lines.append(BillLine(number, CREDIT_CARRIED, description, amount, [int(entry.id)]))
+    return lines
 
 
 def _year(moment: float) -> int:

@@ -9,6 +9,7 @@ issues every bill exactly once.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from simulators.core.faults import Sample
@@ -24,6 +25,9 @@ DUNNING_STEP = "billing.dunning_step"
 MVNE_ORDER = "billing.mvne_order"
 # A bill run waits out a tax engine or MVNE outage for a long time before giving up.
 BILL_RUN_ATTEMPTS = 20
+# Bills issued per write transaction, and tax quotes in flight at once.
+CHUNK = 200
+TAX_CONCURRENCY = 8
 VERBS = {"suspended": "suspend", "terminated": "terminate", "active": "restore"}
 
 
@@ -145,8 +149,7 @@ def run_bill_run(runtime: Runtime, run_id: str, correlation_id: str | None = Non
             )
         with runtime.store.read() as conn:
             entries = model.entries_for(conn, [account.id for account in billable], run.period)
-        for account in billable:
-            _bill_account(runtime, run, account, entries[account.id], settings, cid)
+        _bill_accounts(runtime, run, billable, entries, settings, cid)
     with runtime.store.write() as conn:
         finished = model.finish_run(conn, run.id, runtime.clock.now())
         if model.has_active_accounts(conn, run.partner_id, run.bill_cycle_day):
@@ -174,48 +177,81 @@ def _cannot_bill(
     return None
 
 
-def _bill_account(
+def _bill_accounts(
     runtime: Runtime,
     run: Any,
-    account: Any,
-    entries: list[Any],
+    accounts: list[Any],
+    entries: dict[str, list[Any]],
     settings: dict[str, Any],
     cid: str,
 ) -> None:
-    for _ in range(5):
-        lines = model.bill_lines([model.charge_of(row) for row in entries])
-        quote_id, hold = _tax(runtime, run, account, lines, cid)
-        with runtime.store.write() as conn:
-            try:
-                bill = model.issue_bill(
+    """Compose, tax and issue the bills of a chunk of accounts at a time."""
+    for start in range(0, len(accounts), CHUNK):
+        pending = accounts[start : start + CHUNK]
+        for _ in range(5):
+            drafts, outage = _taxed_drafts(runtime, run, pending, entries, cid)
+            with runtime.store.write() as conn:
+                issued, moved = model.issue_bills(
                     conn,
-                    account=account,
                     run=run,
-                    lines=lines,
-                    quote_id=quote_id,
-                    hold_reason=hold,
+                    drafts=drafts,
                     payment_term_days=int(settings["paymentTermDays"]),
                     now=runtime.clock.now(),
                     correlation_id=cid,
                 )
-            except model.ChargesMoved:
-                entries = model.entries_for(conn, [account.id], run.period)[account.id]
-                continue
-            if bill is not None and bill.state == model.SENT:
                 first = model.LADDER[0]
-                due = bill.due_date + settings["dunningLadder"][first] * DAY_S
-                schedule(runtime, conn, DUNNING_STEP, {"billId": bill.id, "step": first}, due, cid)
-        return
-    raise RuntimeError(f"account {account.id} kept changing while its bill was composed")
+                for bill in issued:
+                    if bill.state == model.SENT:
+                        due = bill.due_date + settings["dunningLadder"][first] * DAY_S
+                        payload = {"billId": bill.bill_id, "step": first}
+                        schedule(runtime, conn, DUNNING_STEP, payload, due, cid)
+                if moved:
+                    # Charges posted while these were composed: compose them again.
+                    entries.update(model.entries_for(conn, [a.id for a in moved], run.period))
+            if outage is not None:
+                # What was quoted is issued; the rest waits for the step's next attempt.
+                raise outage
+            if not moved:
+                break
+            pending = moved
+        else:
+            raise RuntimeError(f"bill run {run.id}: charges kept moving under the bills")
 
 
-def _tax(
-    runtime: Runtime, run: Any, account: Any, lines: list[model.BillLine], cid: str
-) -> tuple[str | None, str | None]:
-    """Tax the lines in place; (quote id, hold reason). An outage raises: the run retries."""
+def _taxed_drafts(
+    runtime: Runtime,
+    run: Any,
+    accounts: list[Any],
+    entries: dict[str, list[Any]],
+    cid: str,
+) -> tuple[list[model.Draft], taxes.TaxUnavailable | None]:
+    """One quote per bill, several in flight at once (the tax engine is a remote service);
+    the drafts that got an answer, in account order, and the outage if one struck."""
+    drafts = [
+        model.Draft(
+            account, model.bill_lines([model.charge_of(row) for row in entries[account.id]])
+        )
+        for account in accounts
+    ]
+    outcomes: dict[int, taxes.TaxUnavailable | None] = {}
+    with ThreadPoolExecutor(max_workers=TAX_CONCURRENCY) as pool:
+        futures = {pool.submit(_tax, runtime, run, draft, cid): n for n, draft in enumerate(drafts)}
+        for future, n in futures.items():
+            try:
+                future.result()
+                outcomes[n] = None
+            except taxes.TaxUnavailable as unavailable:
+                outcomes[n] = unavailable
+    outage = next((error for error in outcomes.values() if error is not None), None)
+    return [draft for n, draft in enumerate(drafts) if outcomes[n] is None], outage
+
+
+def _tax(runtime: Runtime, run: Any, draft: model.Draft, cid: str) -> None:
+    """Tax the draft's lines in place, or hold it; an outage raises: the run retries."""
+    account, lines = draft.account, draft.lines
     taxable = model.taxable_lines(lines)
     if not taxable:
-        return None, None
+        return
     request = taxes.quote_request(
         document_id=f"{account.id}:{run.period}",
         date=model.period_of_key(run.period).next.key,
@@ -228,12 +264,13 @@ def _tax(
     try:
         quote = taxes.request_quote(runtime, request, cid)
     except taxes.TaxRefused as refused:
-        return None, f"TAX_REFUSED: {refused.code}"
+        draft.hold_reason = f"TAX_REFUSED: {refused.code}"
+        return
     for line in lines:
         line.taxes = list(quote.taxes.get(line.line_id, []))
     missing = model.missing_levels(account, lines)
-    hold = f"TAX_LEVEL_MISSING: {', '.join(missing)}" if missing else None
-    return quote.quote_id, hold
+    draft.quote_id = quote.quote_id
+    draft.hold_reason = f"TAX_LEVEL_MISSING: {', '.join(missing)}" if missing else None
 
 
 # --- dunning ---------------------------------------------------------------------------------

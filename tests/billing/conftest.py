@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -151,6 +152,8 @@ class TaxEngine:
     down_after: int | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # Billing asks for several quotes at once.
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, request: PreparedRequest) -> tuple[int, dict[str, str], str]:
         from conftest import SECRET
@@ -159,11 +162,13 @@ class TaxEngine:
 
         if request.headers.get("X-API-Key") != derive_api_key(SECRET, BILLING_PLATFORM):
             return _problem(401, "UNAUTHENTICATED", "unknown key")
-        if self.down or (self.down_after is not None and len(self.requests) >= self.down_after):
-            return _problem(503, "UNAVAILABLE", "the tax engine is down")
         raw = request.body
         body = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-        self.requests.append(body)
+        with self._lock:
+            if self.down or (self.down_after is not None and len(self.requests) >= self.down_after):
+                return _problem(503, "UNAVAILABLE", "the tax engine is down")
+            self.requests.append(body)
+            quote_id = f"txq_{next(self._ids)}"
         address = body["placeOfPrimaryUse"]
         if not address.get("country"):
             return _problem(422, "COUNTRY_REQUIRED", "the address has no country")
@@ -174,7 +179,6 @@ class TaxEngine:
                 return _problem(422, "UNKNOWN_TRANSACTION_SERVICE", f"line {line['lineId']}")
         if self.refuse_with:
             return _problem(422, self.refuse_with, "refused")
-        quote_id = f"txq_{next(self._ids)}"
         answer = quote_answer(body, self.omit, quote_id)
         headers = {"Content-Type": "application/json", "Location": answer["href"]}
         return 201, headers, json.dumps(answer)

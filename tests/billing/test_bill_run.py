@@ -133,12 +133,11 @@ def test_a_run_interrupted_between_accounts_issues_each_bill_exactly_once(
     for number in range(3):
         line = us_line(client, runtime, charlie, f"ext-{number}")
         accounts.append(open_account(client, runtime, charlie, line["id"]))
-    tax_engine.down_after = 1  # the tax engine fails after the first account's quote
+    tax_engine.down_after = 1  # the tax engine fails after its first quote
     to_bill_run(runtime)
     issued = [bills_of(client, charlie, a["id"]) for a in accounts]
-    assert [len(b) for b in issued] == [1, 0, 0], [
-        (b[0]["state"], b[0].get("stateReason")) for b in issued if b
-    ]
+    # One account was billed before the outage (which one: quotes go out several at once).
+    assert sorted(len(b) for b in issued) == [0, 0, 1]
     runs = conforms(client.get(f"{BILLING}/billRun", headers=charlie), "billing", "listBillRuns")
     assert [r["state"] for r in runs] == ["running"]
     run = runs[0]

@@ -145,16 +145,9 @@ def test_late_usage_rides_on_the_next_bill(runtime: Runtime) -> None:
                 for r in model.entries_for(conn, [account.id], march.key)[account.id]
             ]
         )
-        model.issue_bill(
-            conn,
-            account=account,
-            run=run,
-            lines=lines,
-            quote_id=None,
-            hold_reason=None,
-            payment_term_days=14,
-            now=march.end,
-            correlation_id=None,
+        draft = model.Draft(account, lines)
+        model.issue_bills(
+            conn, run=run, drafts=[draft], payment_term_days=14, now=march.end, correlation_id=None
         )
         april = march.next
         run2, _ = model.ensure_run(conn, "mvno-alpha", 1, april)
