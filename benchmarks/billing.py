@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import responses
 from sqlalchemy import select
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from simulators.billing import model as billing  # noqa: E402
+from simulators.billing import mvne as mvne_client  # noqa: E402
 from simulators.billing import steps  # noqa: E402
 from simulators.core.admin import reset_state  # noqa: E402
 from simulators.core.config import Settings  # noqa: E402
@@ -167,6 +169,32 @@ def seed(runtime: object, subscribers: int, usage_each: int) -> str:
     return str(run.id)
 
 
+PHASES = {
+    "MVNE reads (HTTP)": (mvne_client, ("subscriptions", "rated_usage")),
+    "ledger postings": (billing, ("cycle_charges",)),
+    "tax quotes (HTTP)": (steps, ("_taxed_drafts",)),
+    "bills issued (store)": (billing, ("issue_bills",)),
+}
+
+
+def time_phases() -> dict[str, float]:
+    """Wrap the bill run's phases with wall-clock timers (the benchmark's own patching)."""
+    spent = dict.fromkeys(PHASES, 0.0)
+    for phase, (module, names) in PHASES.items():
+        for name in names:
+            original = getattr(module, name)
+
+            def timed(*args: object, _f: Any = original, _p: str = phase, **kw: object) -> Any:
+                started = time.perf_counter()
+                try:
+                    return _f(*args, **kw)
+                finally:
+                    spent[_p] += time.perf_counter() - started
+
+            setattr(module, name, timed)
+    return spent
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--subscribers", type=int, default=10_000)
@@ -201,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             with runtime.store.read() as conn:
                 run = billing.load_run(conn, run_id)
             runtime.clock.set(run.period_end + 1, frozen=True)
+            spent = time_phases()
             started = time.perf_counter()
             finished = steps.run_bill_run(runtime, run_id)
             elapsed = time.perf_counter() - started
@@ -215,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         f"= {rate:,.0f} bills/s; {len(tax.requests)} tax quotes; "
         f"failures {len(finished.failures)}; target >= 500 bills/s {verdict}"
     )
+    for phase, seconds in spent.items():
+        print(f"  {phase:<22} {seconds:6.2f} s")
     print(json.dumps({"kind": "billing", "backend": backend, "subscribers": args.subscribers,
                       "usagePerSubscriber": args.usage, "bills": bills,
                       "seconds": round(elapsed, 3), "billsPerSecond": round(rate, 1),
