@@ -105,3 +105,8 @@ class MvneUnreachable(DomainError):
 class LedgerEntryNotFound(NotFound):
     code = "LEDGER_ENTRY_NOT_FOUND"
     title = "No such ledger entry for this partner"
+
+
+class CreditLimitExceeded(Unprocessable):
+    code = "CREDIT_LIMIT_EXCEEDED"
+    title = "The charge would take the account over its credit limit"

@@ -46,7 +46,7 @@ from .taxes import LineTax, TaxableLine
 ROLE = "billing"
 DAY_S = 86400.0
 
-PENDING, ACTIVE, REJECTED, CLOSED = "pending", "active", "rejected", "closed"
+PENDING, ACTIVE, REJECTED = "pending", "active", "rejected"
 # Bill states (TMF678).
 NEW, ON_HOLD, VALIDATED, SENT, SETTLED, PARTIALLY_PAID = (
     "new",
@@ -659,12 +659,26 @@ def post_one_off(
             f"The account bills in {account.currency}", field="amount.units"
         )
     charge_type = body["chargeType"]
+    amount = to_minor(body["amount"]["amount"])
+    if account.credit_limit_minor is not None:
+        # Owed on issued bills plus what the ledger holds for the next one.
+        unbilled = sum(
+            row.amount_minor for row in entries_for(conn, [account.id], "9999")[account.id]
+        )
+        exposure = receivable_minor(conn, account.id) + unbilled + amount
+        if exposure > account.credit_limit_minor:
+            raise errors.CreditLimitExceeded(
+                f"The charge would take the account to {Decimal(exposure) / 100:.2f} "
+                f"{account.currency}, over its limit of "
+                f"{Decimal(account.credit_limit_minor) / 100:.2f}",
+                field="amount.amount",
+            )
     return post_entry(
         conn,
         account,
         kind=ONE_OFF,
         charge_type=charge_type,
-        amount_minor=to_minor(body["amount"]["amount"]),
+        amount_minor=amount,
         period=open_period(conn, account, now).key,
         source_ref=f"oneOff:{new_id()}",
         description=body.get("description") or f"{charge_type.capitalize()} charge",

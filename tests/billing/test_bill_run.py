@@ -251,3 +251,29 @@ def test_a_one_off_charge_rides_on_the_next_bill_taxed_as_its_kind(
 
 def test_the_clock_starts_where_the_fixtures_say() -> None:
     assert END_OF_MARCH - T0 == 29 * 86400 + 15 * 3600
+
+
+def test_a_one_off_charge_over_the_credit_limit_is_refused(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str]
+) -> None:
+    line = us_line(client, runtime, charlie)
+    account = open_account(
+        client, runtime, charlie, line["id"], creditLimit={"amount": 50, "units": "USD"}
+    )
+    to_bill_run(runtime)  # 25.00 + 2.25 tax owed, unpaid
+
+    def charge(amount: float) -> Any:
+        return client.post(
+            f"{BILLING}/charge",
+            json={
+                "billingAccount": {"id": account["id"]},
+                "chargeType": "equipment",
+                "amount": {"amount": amount, "units": "USD"},
+            },
+            headers=charlie,
+        )
+
+    assert charge(20).status_code == 201  # 27.25 + 20.00 = 47.25
+    refused = charge(2.76)  # 50.01
+    assert conforms(refused, "billing", "createOneOffCharge")["code"] == "CREDIT_LIMIT_EXCEEDED"
+    assert charge(2.75).status_code == 201  # exactly 50.00

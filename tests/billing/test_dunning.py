@@ -175,3 +175,22 @@ def test_payments_are_exact_and_counted_once(
     # Still owing: the ladder goes on.
     settle(runtime, 4 * DAY + 60)
     assert steps_taken(client, charlie)[-1] == ("restriction", "suspendSent")
+
+
+def test_disconnection_terminates_the_line_and_a_late_payment_does_not_revive_it(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str]
+) -> None:
+    line, account, bill = overdue_line(client, runtime, charlie)
+    settle(runtime, 30 * DAY + 60)
+    assert steps_taken(client, charlie)[-1] == ("disconnection", "terminateSent")
+    assert mvne_status(client, charlie, line["id"]) == "terminated"
+    settle(runtime, 10 * DAY)
+    assert steps_taken(client, charlie)[-1] == ("collections", "none")
+    state = client.get(f"{ACCOUNTS}/{account['id']}", headers=charlie).get_json()
+    assert (state["dunningStage"], state["serviceStatus"]) == ("collections", "terminated")
+
+    assert pay(client, charlie, bill, 27.25, "collector-1").status_code == 201
+    settle(runtime)
+    assert [step for step, _ in steps_taken(client, charlie)].count("restore") == 0
+    assert mvne_status(client, charlie, line["id"]) == "terminated"
+    assert reconciliation(client, charlie)["breaks"] == 0
