@@ -992,7 +992,9 @@ def missing_levels(account: Any, lines: Sequence[BillLine]) -> list[str]:
         taxable = line.taxable_as
         if taxable is None:
             continue
-        table = EXPECTED_LEVELS_ACCESS if taxable == RECURRING else EXPECTED_LEVELS
+        # The monthly E911 fee is owed on a postpaid plan line only.
+        per_line = taxable == RECURRING and account.rating_type == "postpaid"
+        table = EXPECTED_LEVELS_ACCESS if per_line else EXPECTED_LEVELS
         expected = table.get(country, EU_VAT_LEVELS if account.customer_type == "B2C" else ())
         have = {tax.level for tax in line.taxes}
         problems.extend(

@@ -257,6 +257,7 @@ def _tax(runtime: Runtime, run: Any, draft: model.Draft, cid: str) -> None:
         date=model.period_of_key(run.period).next.key,
         currency=account.currency,
         customer_type=account.customer_type,
+        rating_type=account.rating_type,
         exemptions=[item["level"] for item in account.tax_exemption],
         address=dict(account.place),
         lines=taxable,

@@ -84,6 +84,7 @@ def quote_request(
     date: str,
     currency: str,
     customer_type: str,
+    rating_type: str,
     exemptions: list[str],
     address: dict[str, Any],
     lines: list[TaxableLine],
@@ -92,7 +93,13 @@ def quote_request(
         "documentId": document_id,
         "date": date,
         "currency": currency,
-        "customer": {"type": customer_type, "vatId": None, "exemptions": exemptions},
+        "customer": {
+            "type": customer_type,
+            "vatId": None,
+            "exemptions": exemptions,
+            # Postpaid lines owe the monthly E911 fee; prepaid collect it at the point of sale.
+            "ratingType": rating_type,
+        },
         "placeOfPrimaryUse": address,
         "lines": [
             {

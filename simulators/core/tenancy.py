@@ -251,9 +251,9 @@ def set_partner_status(conn: Connection, partner_id: str, status: str, now: floa
 
 
 __all__ = [
-    "BILLING_PLATFORM",
     "MNO_NETWORK",
     "MVNE_PLATFORM",
+    "BILLING_PLATFORM",
     "peer_api_key",
     "Partner",
     "PermissionDenied",
@@ -274,7 +274,7 @@ __all__ = [
 # The two peer credentials of the reference stack.
 MVNE_PLATFORM = "mvne-platform"  # the MVNE, as the MNO's client
 MNO_NETWORK = "mno-network"  # the MNO's network, as the MVNE's charging client
-BILLING_PLATFORM = "billing-platform"  # the billing vendor, as the tax engine's client
+BILLING_PLATFORM = "billing-platform"  # the billing platform, as the tax engine's client
 
 
 def peer_api_key(settings: Any, partner_id: str) -> str:

@@ -2,7 +2,7 @@
 
 `tax_engine` answers `POST /tax/v1/quotes` in the contract's shape with a small,
 deterministic table: in the US a state tax of 5 % on every line and an E911 fee
-of 1.00 per subscriber line on plan fees; elsewhere 20 % VAT. It can be told to
+of 1.00 per subscriber line on postpaid plan fees; elsewhere 20 % VAT. It can be told to
 leave out a level, refuse, or be down. Everything about it lives here, so the
 real tax role replaces it in one place.
 """
@@ -88,7 +88,8 @@ def quote_answer(body: dict[str, Any], omit: set[str], quote_id: str) -> dict[st
                     "amount": str(state),
                 }
             )
-            if line["serviceType"] == "access" and line.get("lineCount"):
+            postpaid = body["customer"].get("ratingType", "postpaid") == "postpaid"
+            if line["serviceType"] == "access" and line.get("lineCount", 1) and postpaid:
                 fee = E911_FEE * int(line["lineCount"])
                 taxes.append(
                     {

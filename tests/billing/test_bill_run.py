@@ -200,6 +200,9 @@ def test_prepaid_usage_is_not_billed_again(
     to_bill_run(runtime)
     [bill] = bills_of(client, charlie, account["id"])
     assert [b["lineType"] for b in bill["billLine"]] == ["recurring"]
+    # Nor does a prepaid line owe the monthly E911 fee: state tax only, and not on hold.
+    assert bill["state"] == "sent"
+    assert [item["taxCategory"] for item in bill["taxItem"]] == ["state"]
 
 
 def test_a_partner_without_usage_access_gets_a_run_failure_not_a_wrong_bill(
