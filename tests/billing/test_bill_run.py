@@ -280,3 +280,46 @@ def test_a_one_off_charge_over_the_credit_limit_is_refused(
     refused = charge(2.76)  # 50.01
     assert conforms(refused, "billing", "createOneOffCharge")["code"] == "CREDIT_LIMIT_EXCEEDED"
     assert charge(2.75).status_code == 201  # exactly 50.00
+
+
+class Killed(BaseException):
+    """The process dying: not an exception any step would catch."""
+
+
+def test_a_run_killed_after_a_bill_and_run_again_issues_each_bill_once(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str], monkeypatch: Any
+) -> None:
+    accounts = []
+    for number in range(3):
+        line = us_line(client, runtime, charlie, f"ext-{number}")
+        accounts.append(open_account(client, runtime, charlie, line["id"]))
+    monkeypatch.setattr(steps, "CHUNK", 1)  # one bill per transaction
+    issue = model.issue_bills
+    calls = []
+
+    def dies_on_the_second(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise Killed
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(model, "issue_bills", dies_on_the_second)
+    with runtime.store.read() as conn:
+        run = conn.execute(model.run_table.select()).one()
+    runtime.clock.set(run.period_end + 1)
+    try:
+        steps.run_bill_run(runtime, run.id)
+    except Killed:
+        pass
+    assert sorted(len(bills_of(client, charlie, a["id"])) for a in accounts) == [0, 0, 1]
+
+    monkeypatch.setattr(model, "issue_bills", issue)
+    steps.run_bill_run(runtime, run.id)
+    steps.run_bill_run(runtime, run.id)
+    issued = [bills_of(client, charlie, a["id"]) for a in accounts]
+    assert [len(b) for b in issued] == [1, 1, 1]
+    assert sorted(b[0]["billNo"] for b in issued) == [
+        "BILL-2026-000001",
+        "BILL-2026-000002",
+        "BILL-2026-000003",
+    ]
