@@ -23,6 +23,9 @@ class Settings:
     mno_base_url: str = ""
     # Base URL the MNO uses to reach the MVNE's charging API; empty means "this stack's /mvne".
     mvne_base_url: str = ""
+    # Where billing asks for tax, and where billing is reached; empty means "this stack's".
+    tax_base_url: str = ""
+    billing_base_url: str = ""
     # Credential the MVNE presents to the MNO and the MNO's network presents to the MVNE.
     mno_api_key: str = ""
     network_api_key: str = ""
@@ -84,6 +87,8 @@ def settings_from_env(env: dict[str, str] | None = None, **overrides: object) ->
         "HANDOFF_PORT": ("port", int),
         "HANDOFF_MNO_URL": ("mno_base_url", str),
         "HANDOFF_MVNE_URL": ("mvne_base_url", str),
+        "HANDOFF_TAX_URL": ("tax_base_url", str),
+        "HANDOFF_BILLING_URL": ("billing_base_url", str),
         "HANDOFF_MNO_API_KEY": ("mno_api_key", str),
         "HANDOFF_NETWORK_API_KEY": ("network_api_key", str),
         "HANDOFF_SECRET_KEY": ("secret_key", str),

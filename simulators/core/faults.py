@@ -67,6 +67,8 @@ DATA_FAULTS: dict[str, str] = {
     "TAX_E911_WRONG_DISTRICT": "the tax engine sources the E911 fee to the adjacent district",
     "SLA_CATEGORY_NOT_COVERED": "the MNO takes the ticket; its SLA does not cover the category",
     "DIAGNOSTIC_SCOPE_MISSING": "the care agent's token lacks the diagnostic scope",
+    "RESTORE_ORDER_LOST": "billing records a payment's restore order but it never reaches the MVNE",
+    "SUSPENSION_NOT_SENT": "billing records a dunning suspension but it never reaches the MVNE",
 }
 
 CALLBACKS_ROLE = "callbacks"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -44,14 +46,19 @@ class Runtime:
         self.sink_signatures = SignatureCheck(settings.secret_key)
         # Each role's reference data, run in this order on start, reset and seed.
         self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
-        self._session = requests.Session()
+        self._session = _peer_session()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
 
     # --- peers ----------------------------------------------------------------------
 
     def peer_base_url(self, role: str) -> str:
-        configured = {"mno": self.settings.mno_base_url, "mvne": self.settings.mvne_base_url}
+        configured = {
+            "mno": self.settings.mno_base_url,
+            "mvne": self.settings.mvne_base_url,
+            "tax": self.settings.tax_base_url,
+            "billing": self.settings.billing_base_url,
+        }
         return (configured.get(role) or f"{self.settings.public_base_url}/{role}").rstrip("/")
 
     def call_peer(
@@ -171,6 +178,19 @@ class Runtime:
             self._worker.join(timeout=STOP_GRACE_S)
             self._worker = None
         self.journal.flush()
+
+
+def _peer_session() -> requests.Session:
+    """A session for peer calls. Without proxy variables, stop requests from reading the
+    environment on every call (a third of an in-process call's cost): the CA bundle it
+    would have found there is taken once here instead. Only ~/.netrc is no longer read."""
+    session = requests.Session()
+    if not urllib.request.getproxies():
+        session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            session.verify = bundle
+    return session
 
 
 def _dumps(value: Any) -> str:

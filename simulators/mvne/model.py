@@ -214,6 +214,9 @@ REFERENCE_OFFERINGS = [
     ("po-us-data", "US Data Plus", "US", "USD", 2000, 1, 10, 5),
 ]
 
+# The monthly plan fee a postpaid bill charges, in minor units (pay-as-you-go has none).
+MONTHLY_FEES_MINOR = {"po-gb-payg": 0, "po-gb-smart": 1000, "po-us-talk": 2500, "po-us-data": 4000}
+
 ALL_CAPABILITIES = [
     "SUBMIT_ORDER",
     "ACTIVATE_SIM",

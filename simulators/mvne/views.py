@@ -7,6 +7,8 @@ from typing import Any
 
 from simulators.core.clock import isoformat
 
+from .model import MONTHLY_FEES_MINOR
+
 ORDERING = "/tmf-api/productOrderingManagement/v4"
 INVENTORY = "/tmf-api/productInventoryManagement/v4"
 RESOURCES = "/tmf-api/resourceInventoryManagement/v4"
@@ -25,6 +27,7 @@ def money(minor: int, currency: str) -> dict[str, Any]:
 def offering_view(row: Any, base: str, markets: list[str], actions: list[str]) -> dict[str, Any]:
     prices = [
         ("Activation credit", "oneTime", None, row.initial_credit_minor),
+        ("Monthly plan", "recurring", None, MONTHLY_FEES_MINOR.get(row.id, 0)),
         ("Data", "usage", "MB", row.data_rate_minor),
         ("Voice", "usage", "min", row.voice_rate_minor),
         ("SMS", "usage", "msg", row.sms_rate_minor),
@@ -42,6 +45,7 @@ def offering_view(row: Any, base: str, markets: list[str], actions: list[str]) -
                 "name": name,
                 "priceType": kind,
                 **({"unitOfMeasure": unit} if unit else {}),
+                **({"recurringChargePeriod": "month"} if kind == "recurring" else {}),
                 "price": money(amount, row.currency),
             }
             for name, kind, unit, amount in prices

@@ -60,6 +60,7 @@ KEYS = {
     "sink": {},  # a partner endpoint: anyone may deliver to it
     "tax": {"apiKey": api_key("billing-platform")},
     "payments": {"merchantKey": api_key("billing-platform")},
+    "billing": {"partnerKey": api_key(PARTNER)},  # the MVNOs bill with their MVNE key
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
@@ -371,6 +372,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
         ),
         "care": ({"body.callback": _bind("callbacks")}, []),
         "payments": ({"body.callback": _bind("callbacks")}, []),
+        "billing": ({"body.product.id": _bind("products")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
