@@ -350,7 +350,7 @@ def test_card_data_sent_to_the_live_gateway_reaches_no_log_and_no_table(stack, r
     from payments.conftest import METHODS, PAN, PAYMENTS, card_body
     from payments.test_card_data import traces_of_pan
 
-    billing = {"X-API-Key": api_key("billing-platform")}
+    billing = {"X-API-Key": api_key("billing-merchant")}
     stack.start()
     methods = f"{stack.url}{METHODS}"
     refused = [

@@ -98,7 +98,7 @@ def reset_state(runtime: Any, role: str | None, seed: int | None = None) -> tupl
             _reset_role(runtime, conn, role)
     if role is None:
         runtime.faults.changed()
-        return ["core", *runtime.seeders], keep_seed
+        return ["core", *runtime.role_operations], keep_seed
     return [role], keep_seed
 
 

@@ -277,6 +277,9 @@ __all__ = [
 MVNE_PLATFORM = "mvne-platform"  # the MVNE, as the MNO's client
 MNO_NETWORK = "mno-network"  # the MNO's network, as the MVNE's charging client
 BILLING_PLATFORM = "billing-platform"  # the billing platform, as the tax engine's client
+# The same platform as the payment gateway's merchant: an identity (and key) of its own,
+# since a partner id belongs to one API.
+BILLING_MERCHANT = "billing-merchant"
 
 
 def care_agent_id(mvne_partner_id: str) -> str:

@@ -22,7 +22,7 @@ from sqlalchemy import BigInteger, Column, Connection, Float, Integer, Row, Stri
 
 from simulators.core import audit
 from simulators.core.store import role_table
-from simulators.core.tenancy import BILLING_PLATFORM, create_partner, partners, peer_api_key
+from simulators.core.tenancy import BILLING_MERCHANT, create_partner, partners, peer_api_key
 
 from . import errors
 
@@ -887,17 +887,17 @@ def list_refunds(
 
 def seed_reference_data(runtime: Runtime, conn: Connection, seed: int) -> None:
     """The billing platform as the gateway's merchant client; only added when missing."""
-    known = conn.execute(select(partners.c.id).where(partners.c.id == BILLING_PLATFORM)).first()
+    known = conn.execute(select(partners.c.id).where(partners.c.id == BILLING_MERCHANT)).first()
     if known is not None:
         return
     create_partner(
         conn,
         secret_key=runtime.settings.secret_key,
-        partner_id=BILLING_PLATFORM,
+        partner_id=BILLING_MERCHANT,
         role=ROLE,
         name="Billing platform",
         agreement={"capabilities": list(CLIENT_CAPABILITIES)},
         granted=list(CLIENT_CAPABILITIES),
         now=runtime.clock.now(conn),
-        api_key=peer_api_key(runtime.settings, BILLING_PLATFORM),
+        api_key=peer_api_key(runtime.settings, BILLING_MERCHANT),
     )

@@ -59,7 +59,7 @@ KEYS = {
     "admin": {},  # loopback callers need no admin token
     "sink": {},  # a partner endpoint: anyone may deliver to it
     "tax": {"apiKey": api_key("billing-platform")},
-    "payments": {"merchantKey": api_key("billing-platform")},
+    "payments": {"merchantKey": api_key("billing-merchant")},
     "billing": {"partnerKey": api_key(PARTNER)},  # the MVNOs bill with their MVNE key
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our

@@ -24,7 +24,7 @@ PAN = "4111111111111111"
 @pytest.fixture
 def billing() -> dict[str, str]:
     """Headers of the billing platform, the gateway's seeded merchant client."""
-    return {"X-API-Key": api_key("billing-platform")}
+    return {"X-API-Key": api_key("billing-merchant")}
 
 
 @pytest.fixture

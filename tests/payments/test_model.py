@@ -14,7 +14,7 @@ from simulators.core.outbox import new_hub_id
 from simulators.core.runtime import Runtime
 from simulators.payments import errors, model
 
-CLIENT = "billing-platform"
+CLIENT = "billing-merchant"
 
 
 def with_check_digit(body: str) -> str:

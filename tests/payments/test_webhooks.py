@@ -109,7 +109,7 @@ def test_a_replayed_payment_event_reaches_the_sink_again_under_its_webhook_id(
     add_fault(
         client,
         {
-            "match": {"role": "callbacks", "partner": "billing-platform"},
+            "match": {"role": "callbacks", "partner": "billing-merchant"},
             "effect": {"type": "replay", "count": 1},
             "dosage": {"firstN": 1},
         },
