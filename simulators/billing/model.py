@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from simulators.core import audit
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, role_table
 
 from . import errors
 from .taxes import LineTax, TaxableLine
@@ -523,16 +523,14 @@ def list_accounts(
         conditions.append(account_table.c.state == state)
     if product_id:
         conditions.append(account_table.c.product_id == product_id)
-    total = conn.execute(
-        select(func.count()).select_from(account_table).where(*conditions)
-    ).scalar_one()
-    rows = conn.execute(
-        select(account_table)
-        .where(*conditions)
-        .order_by(account_table.c.created_at, account_table.c.pk)
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    total, rows = count_and_page(
+        conn,
+        account_table,
+        conditions,
+        [account_table.c.created_at, account_table.c.pk],
+        offset,
+        limit,
+    )
     return total, rows
 
 
@@ -1055,14 +1053,14 @@ def list_runs(
     conn: Connection, partner_id: str, offset: int, limit: int
 ) -> tuple[int, Sequence[Any]]:
     condition = run_table.c.partner_id == partner_id
-    total = conn.execute(select(func.count()).select_from(run_table).where(condition)).scalar_one()
-    rows = conn.execute(
-        select(run_table)
-        .where(condition)
-        .order_by(run_table.c.period.desc(), run_table.c.pk.desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    total, rows = count_and_page(
+        conn,
+        run_table,
+        [condition],
+        [run_table.c.period.desc(), run_table.c.pk.desc()],
+        offset,
+        limit,
+    )
     return total, rows
 
 
@@ -1351,16 +1349,14 @@ def list_bills(
         conditions.append(bill_table.c.account_id == account_id)
     if state:
         conditions.append(bill_table.c.state == state)
-    total = conn.execute(
-        select(func.count()).select_from(bill_table).where(*conditions)
-    ).scalar_one()
-    rows = conn.execute(
-        select(bill_table)
-        .where(*conditions)
-        .order_by(bill_table.c.bill_date.desc(), bill_table.c.pk.desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    total, rows = count_and_page(
+        conn,
+        bill_table,
+        conditions,
+        [bill_table.c.bill_date.desc(), bill_table.c.pk.desc()],
+        offset,
+        limit,
+    )
     return total, rows
 
 
@@ -1617,16 +1613,9 @@ def list_actions(
     conditions = [dunning_table.c.partner_id == partner_id]
     if account_id:
         conditions.append(dunning_table.c.account_id == account_id)
-    total = conn.execute(
-        select(func.count()).select_from(dunning_table).where(*conditions)
-    ).scalar_one()
-    rows = conn.execute(
-        select(dunning_table)
-        .where(*conditions)
-        .order_by(dunning_table.c.id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    total, rows = count_and_page(
+        conn, dunning_table, conditions, [dunning_table.c.id], offset, limit
+    )
     return total, rows
 
 
@@ -1636,16 +1625,14 @@ def list_payments(
     conditions = [payment_table.c.partner_id == partner_id]
     if bill_id:
         conditions.append(payment_table.c.bill_id == bill_id)
-    total = conn.execute(
-        select(func.count()).select_from(payment_table).where(*conditions)
-    ).scalar_one()
-    rows = conn.execute(
-        select(payment_table)
-        .where(*conditions)
-        .order_by(payment_table.c.paid_at.desc(), payment_table.c.pk.desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    total, rows = count_and_page(
+        conn,
+        payment_table,
+        conditions,
+        [payment_table.c.paid_at.desc(), payment_table.c.pk.desc()],
+        offset,
+        limit,
+    )
     return total, rows
 
 
@@ -1782,16 +1769,14 @@ def list_disputes(
         conditions.append(late)
     elif breached is False:
         conditions.append(~late)
-    total = conn.execute(
-        select(func.count()).select_from(dispute_table).where(*conditions)
-    ).scalar_one()
-    rows = conn.execute(
-        select(dispute_table)
-        .where(*conditions)
-        .order_by(dispute_table.c.created_at, dispute_table.c.pk)
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    total, rows = count_and_page(
+        conn,
+        dispute_table,
+        conditions,
+        [dispute_table.c.created_at, dispute_table.c.pk],
+        offset,
+        limit,
+    )
     return total, rows
 
 

@@ -32,7 +32,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from .outbox import hub_table, webhook_secret
-from .store import CORE_ROLE, role_table
+from .store import CORE_ROLE, count_and_page, role_table
 
 PREFIX = "/__sink"
 BODY_LIMIT = 64 * 1024
@@ -304,8 +304,5 @@ def deliveries(
         conditions.append(table.c.event_type == event_type)
     if signature:
         conditions.append(table.c.signature == signature)
-    total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
-    rows = conn.execute(
-        select(table).where(*conditions).order_by(table.c.id).offset(offset).limit(limit)
-    ).all()
+    total, rows = count_and_page(conn, table, conditions, [table.c.id], offset, limit)
     return int(total), [dict(row._mapping) for row in rows]

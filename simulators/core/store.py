@@ -15,7 +15,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    MetaData,
+    Row,
+    Table,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.engine import make_url
 
 metadata = MetaData()
@@ -29,6 +40,22 @@ def role_table(role: str, name: str, *columns: Any, **kwargs: Any) -> Table:
     info = dict(kwargs.pop("info", {}))
     info["role"] = role
     return Table(name, metadata, *columns, info=info, **kwargs)
+
+
+def count_and_page(
+    conn: Connection,
+    table: Table,
+    conditions: list[Any],
+    order_by: list[Any],
+    offset: int,
+    limit: int,
+) -> tuple[int, list[Row[Any]]]:
+    """One page of the rows meeting `conditions`, in `order_by`, and how many meet them."""
+    total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
+    rows = conn.execute(
+        select(table).where(*conditions).order_by(*order_by).offset(offset).limit(limit)
+    ).all()
+    return int(total), list(rows)
 
 
 class Store:

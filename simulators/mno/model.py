@@ -26,14 +26,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
     select,
     text,
 )
 
 from simulators.core import audit
 from simulators.core.identifiers import is_valid_iccid, is_valid_imsi, is_valid_msisdn
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, role_table
 from simulators.core.tasks import Reschedule, Task, Tasks
 from simulators.core.tenancy import MVNE_PLATFORM, create_partner, partners, peer_api_key
 
@@ -395,16 +394,6 @@ def _load_orders(conn: Connection, rows: Sequence[Row[Any]]) -> list[ServiceOrde
     return [_order_from_row(row, by_order[row.id]) for row in rows]
 
 
-def _count_and_page(
-    conn: Connection, table: Any, conditions: list[Any], offset: int, limit: int
-) -> tuple[int, list[Row[Any]]]:
-    total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
-    rows = conn.execute(
-        select(table).where(*conditions).order_by(table.c.pk).offset(offset).limit(limit)
-    ).all()
-    return int(total), list(rows)
-
-
 def _request_hash(external_id: str, description: str | None, items: Sequence[Any]) -> str:
     canonical = json.dumps(
         {"externalId": external_id, "description": description, "serviceOrderItem": items},
@@ -641,7 +630,9 @@ def list_service_orders(
         conditions.append(service_orders.c.state == state)
     if external_id:
         conditions.append(service_orders.c.external_id == external_id)
-    total, rows = _count_and_page(conn, service_orders, conditions, offset, limit)
+    total, rows = count_and_page(
+        conn, service_orders, conditions, [service_orders.c.pk], offset, limit
+    )
     return total, _load_orders(conn, rows)
 
 
@@ -908,7 +899,7 @@ def list_services(
     for column, value in (("msisdn", msisdn), ("imsi", imsi), ("iccid", iccid), ("state", state)):
         if value:
             conditions.append(services.c[column] == value)
-    total, rows = _count_and_page(conn, services, conditions, offset, limit)
+    total, rows = count_and_page(conn, services, conditions, [services.c.pk], offset, limit)
     return total, [_service_from_row(row) for row in rows]
 
 
@@ -938,7 +929,7 @@ def list_usage(
     for column, value in (("msisdn", msisdn), ("service_id", service_id), ("status", status)):
         if value:
             conditions.append(usages.c[column] == value)
-    total, rows = _count_and_page(conn, usages, conditions, offset, limit)
+    total, rows = count_and_page(conn, usages, conditions, [usages.c.pk], offset, limit)
     return total, [_usage_from_row(row) for row in rows]
 
 

@@ -18,10 +18,10 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-from sqlalchemy import BigInteger, Column, Connection, Float, Integer, Row, String, func, select
+from sqlalchemy import BigInteger, Column, Connection, Float, Integer, Row, String, select
 
 from simulators.core import audit
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, role_table
 from simulators.core.tenancy import BILLING_MERCHANT, create_partner, partners, peer_api_key
 
 from . import errors
@@ -451,16 +451,6 @@ def _refund_from_row(row: Row[Any]) -> Refund:
     )
 
 
-def _page(
-    conn: Connection, table: Any, conditions: list[Any], offset: int, limit: int
-) -> tuple[int, list[Row[Any]]]:
-    total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
-    rows = conn.execute(
-        select(table).where(*conditions).order_by(table.c.pk).offset(offset).limit(limit)
-    ).all()
-    return int(total), list(rows)
-
-
 def _audit(
     conn: Connection, client_id: str, action: str, entity: str, entity_id: str, now: float,
     correlation_id: str | None, **details: Any,
@@ -551,7 +541,9 @@ def list_payment_methods(
     if account_id is not None:
         conditions.append(payment_methods.c.account_id == account_id)
     if status is None:
-        total, rows = _page(conn, payment_methods, conditions, offset, limit)
+        total, rows = count_and_page(
+            conn, payment_methods, conditions, [payment_methods.c.pk], offset, limit
+        )
         return total, [_method_from_row(row, now) for row in rows]
     # The status depends on the clock (expiry), so it is filtered after it is known.
     every = conn.execute(
@@ -723,7 +715,7 @@ def list_payments(
         conditions.append(payments.c.account_id == account_id)
     if method_id is not None:
         conditions.append(payments.c.method_id == method_id)
-    total, rows = _page(conn, payments, conditions, offset, limit)
+    total, rows = count_and_page(conn, payments, conditions, [payments.c.pk], offset, limit)
     return total, [_payment_from_row(row) for row in rows]
 
 
@@ -878,7 +870,7 @@ def list_refunds(
     conditions: list[Any] = [refunds.c.client_id == client_id]
     if payment_id is not None:
         conditions.append(refunds.c.payment_id == payment_id)
-    total, rows = _page(conn, refunds, conditions, offset, limit)
+    total, rows = count_and_page(conn, refunds, conditions, [refunds.c.pk], offset, limit)
     return total, [_refund_from_row(row) for row in rows]
 
 

@@ -39,11 +39,10 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
-    func,
     select,
 )
 
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, role_table
 from simulators.core.tenancy import BILLING_PLATFORM, create_partner, partners, peer_api_key
 
 from . import errors
@@ -734,10 +733,7 @@ def list_quotes(
     where = [quotes_table.c.client_id == client_id]
     if document_id is not None:
         where.append(quotes_table.c.document_id == document_id)
-    total = conn.execute(select(func.count()).select_from(quotes_table).where(*where)).scalar_one()
-    rows = conn.execute(
-        select(quotes_table).where(*where).order_by(quotes_table.c.pk).offset(offset).limit(limit)
-    ).all()
+    total, rows = count_and_page(conn, quotes_table, where, [quotes_table.c.pk], offset, limit)
     return int(total), [_stored(row) for row in rows]
 
 
