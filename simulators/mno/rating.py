@@ -236,24 +236,25 @@ class _Volumes:
 
 
 class _Days:
-    """The summary days a batch touches: whether each is still open, and what to schedule."""
+    """The summary days a batch touches: whether a record is late (its day closed, that is
+    its summary was due, before it arrived), and which publications to schedule."""
 
     def __init__(self, conn: Connection, tasks: Tasks | None, now: float) -> None:
         self.conn = conn
         self.tasks = tasks
         self.now = now
-        self.state: dict[tuple[str, str], str] = {}
+        self.late: dict[tuple[str, str], bool] = {}
         self.duplicates: dict[tuple[str, str], int] = {}
 
-    def published(self, partner_id: str, day: str) -> bool:
+    def is_late(self, partner_id: str, day: str) -> bool:
         key = (partner_id, day)
-        state = self.state.get(key)
-        if state is None:
-            state = self._touch(partner_id, day)
-            self.state[key] = state
-        return state != DAY_OPEN
+        late = self.late.get(key)
+        if late is None:
+            late = self._touch(partner_id, day)
+            self.late[key] = late
+        return late
 
-    def _touch(self, partner_id: str, day: str) -> str:
+    def _touch(self, partner_id: str, day: str) -> bool:
         query = ledger.locking(
             self.conn,
             select(usage_days.c.state).where(
@@ -261,6 +262,9 @@ class _Days:
             ),
             shared=False,
         )
+        _, end = agreements.day_bounds(day)
+        due = end + SUMMARY_DELAY_S
+        late = self.now >= due
         state = self.conn.execute(query).scalar()
         if state is None:
             ledger.insert_ignoring_conflicts(
@@ -279,24 +283,20 @@ class _Days:
             )
             state = self.conn.execute(query).scalar_one()
             if state == DAY_OPEN:
-                _, end = agreements.day_bounds(day)
-                self._schedule(partner_id, day, end + SUMMARY_DELAY_S)
-        return str(state)
-
-    def mark_late(self, partner_id: str, day: str) -> None:
-        """A record for a day already published: publish that day again, now."""
-        key = (partner_id, day)
-        if self.state.get(key) == DAY_PUBLISHED:
+                # A day first seen after it closed is published at once.
+                self._schedule(partner_id, day, self.now if late else due)
+        elif state == DAY_PUBLISHED and late:
+            # A record for a day already published: publish that day again, now.
             self.conn.execute(
                 usage_days.update()
                 .where(usage_days.c.partner_id == partner_id, usage_days.c.day == day)
                 .values(state=DAY_REVISING)
             )
-            self.state[key] = DAY_REVISING
             self._schedule(partner_id, day, self.now)
+        return late
 
     def count_duplicate(self, partner_id: str, day: str) -> None:
-        self.published(partner_id, day)
+        self.is_late(partner_id, day)
         key = (partner_id, day)
         self.duplicates[key] = self.duplicates.get(key, 0) + 1
 
@@ -395,10 +395,9 @@ def ingest(
         account_id, agreement_id = registry[partner_id]
         version: AgreementVersion | None = book.in_force(partner_id, record.event_time)
         day, month = calendar.of(record.event_time)
-        late = days.published(partner_id, day)
+        late = days.is_late(partner_id, day)
         if late:
             outcome.late += 1
-            days.mark_late(partner_id, day)
         outcome.usage_ids.append(key)
         if version is None:
             unrated.append(

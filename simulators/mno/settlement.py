@@ -239,21 +239,6 @@ def get_statement(conn: Connection, partner_id: str, statement_id: str) -> Any:
     return row
 
 
-def list_statements(
-    conn: Connection, partner_id: str, *, offset: int, limit: int
-) -> tuple[int, list[Any]]:
-    condition = statements.c.partner_id == partner_id
-    total = conn.execute(select(func.count()).select_from(statements).where(condition))
-    rows = conn.execute(
-        select(statements)
-        .where(condition)
-        .order_by(statements.c.period_id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return int(total.scalar_one()), list(rows)
-
-
 # --- SLA --------------------------------------------------------------------------------------
 
 
@@ -368,23 +353,6 @@ def record_outage(
         details={"start": isoformat(start), "end": isoformat(end)},
     )
     return conn.execute(select(outages).where(outages.c.id == outage_id)).one()
-
-
-def list_outages(
-    conn: Connection, *, partner_id: str | None, offset: int, limit: int
-) -> tuple[int, list[Any]]:
-    conditions: list[Any] = []
-    if partner_id:
-        conditions.append((outages.c.partner_id == partner_id) | outages.c.partner_id.is_(None))
-    total = conn.execute(select(func.count()).select_from(outages).where(*conditions))
-    rows = conn.execute(
-        select(outages)
-        .where(*conditions)
-        .order_by(outages.c.start, outages.c.id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return int(total.scalar_one()), list(rows)
 
 
 # --- closing a period ---------------------------------------------------------------------

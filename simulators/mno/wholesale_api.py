@@ -9,6 +9,7 @@ from typing import Any
 from simulators.core.clock import isoformat, parse_iso
 from simulators.core.http import Reply, RequestContext, created, list_reply, paging
 from simulators.core.outbox import hub_view, webhook_secret
+from simulators.core.problems import BadRequest
 
 from . import (
     agreements,
@@ -33,6 +34,15 @@ def _partner(ctx: RequestContext) -> str:
     """The wholesale partner the calling credential speaks for (never a body field)."""
     assert ctx.partner is not None
     return partners.of_credential(ctx.partner)
+
+
+def _instant(value: str, field: str) -> float:
+    """An RFC 3339 date-time of the request as epoch seconds; 400 naming the field if
+    Python cannot read it (the contract's format check lets some forms through)."""
+    try:
+        return parse_iso(value.upper())
+    except ValueError:
+        raise BadRequest(f"{field}: {value!r} is not an RFC 3339 date-time", field=field) from None
 
 
 def _money(micros: int | None, currency: str | None) -> dict[str, str] | None:
@@ -209,8 +219,8 @@ def list_wholesale_usage(ctx: RequestContext) -> Reply:
         partner_id,
         usage_type=ctx.params.get("usageType"),
         period_id=ctx.params.get("periodId"),
-        since=parse_iso(since) if since else None,
-        until=parse_iso(until) if until else None,
+        since=_instant(since, "usageDate.gte") if since else None,
+        until=_instant(until, "usageDate.lt") if until else None,
         msisdn=ctx.params.get("msisdn"),
         offset=offset,
         limit=limit,
@@ -275,13 +285,6 @@ def list_settlement_periods(ctx: RequestContext) -> Reply:
         ctx.conn, _partner(ctx), status=ctx.params.get("status"), offset=offset, limit=limit
     )
     return list_reply(total, [period_json(ctx, row) for row in rows])
-
-
-@api.operation("listStatements")
-def list_statements(ctx: RequestContext) -> Reply:
-    offset, limit = paging(ctx)
-    total, rows = settlement.list_statements(ctx.conn, _partner(ctx), offset=offset, limit=limit)
-    return list_reply(total, [settlement.statement_json(row, ctx.base_url) for row in rows])
 
 
 @api.operation("getStatement")
@@ -506,7 +509,7 @@ def create_agreement_version(ctx: RequestContext) -> Reply:
         ctx.conn,
         partner_id=partner_id,
         agreement_id=existing.agreement_id,
-        effective_from=parse_iso(body["effectiveFrom"]),
+        effective_from=_instant(body["effectiveFrom"], "effectiveFrom"),
         terms=body["terms"],
         now=now,
         actor=ctx.partner_id,
@@ -615,21 +618,12 @@ def record_outage(ctx: RequestContext) -> Reply:
     row = settlement.record_outage(
         ctx.conn,
         body=ctx.body,
-        start=parse_iso(ctx.body["start"]),
-        end=parse_iso(ctx.body["end"]),
+        start=_instant(ctx.body["start"], "start"),
+        end=_instant(ctx.body["end"], "end"),
         now=ctx.now(),
         actor=ctx.partner_id,
     )
     return Reply(outage_json(row), 201)
-
-
-@api.operation("listOutages")
-def list_outages(ctx: RequestContext) -> Reply:
-    offset, limit = paging(ctx)
-    total, rows = settlement.list_outages(
-        ctx.conn, partner_id=ctx.params.get("partnerId"), offset=offset, limit=limit
-    )
-    return list_reply(total, [outage_json(row) for row in rows])
 
 
 @api.operation("listAllDisputes")
