@@ -88,9 +88,7 @@ class WholesalePartner:
     imsi_prefixes: tuple[str, ...]
 
 
-def credential_id(partner_id: str) -> str:
-    """The tenancy id an MVNO's wholesale API key belongs to."""
-    return f"{partner_id}-wholesale"
+credential_id = tenancy.wholesale_credential_id
 
 
 def pool_imsi_prefix(seed: int, block: int) -> str:
@@ -228,49 +226,71 @@ def ensure_credential(
 def seed(secret_key: str, conn: Connection, seed_value: int, now: float) -> None:
     """The reference MVNOs with their IMSI blocks and agreement, and the settlement staff.
 
-    Only what is missing is added; after a seed change the blocks follow the new seed, as
-    the SIM pools cut from them do.
+    Only what is missing is added (a reset seeds again, so this stays a handful of
+    statements); after a seed change the blocks follow the new seed, as the SIM pools cut
+    from them do.
     """
-    for reference in REFERENCE_PARTNERS:
-        prefix = pool_imsi_prefix(seed_value, int(reference["imsiBlock"]))
-        existing = find(conn, reference["id"])
-        if existing is None:
-            register(
-                conn,
-                secret_key=secret_key,
-                partner_id=reference["id"],
-                name=reference["name"],
-                imsi_prefixes=[prefix],
-                mvne_partner_id=reference["id"],
-                now=now,
-            )
-        elif prefix not in existing.imsi_prefixes:
-            conn.execute(imsi_ranges.delete().where(imsi_ranges.c.partner_id == existing.id))
-            conn.execute(imsi_ranges.insert().values(prefix=prefix, partner_id=existing.id))
-        else:
-            ensure_credential(
-                conn, secret_key=secret_key, partner_id=existing.id, name=existing.name, now=now
-            )
-        if not agreements.versions_of(conn, reference["id"]):
-            agreements.add_version(
-                conn,
-                partner_id=reference["id"],
-                agreement_id=f"wa-{reference['id']}",
-                effective_from=REFERENCE_EFFECTIVE_FROM,
-                terms=agreements.reference_terms(str(reference["currency"])),
-                now=now,
-                actor="system",
-                correlation_id=None,
-                allow_past=True,
-            )
     known = {
-        row.id
+        row.id: row.prefix
         for row in conn.execute(
-            select(tenancy.partners.c.id).where(tenancy.partners.c.role == OPERATIONS_ROLE)
+            select(wholesale_partners.c.id, imsi_ranges.c.prefix).outerjoin(
+                imsi_ranges, imsi_ranges.c.partner_id == wholesale_partners.c.id
+            )
         )
     }
+    credentials = set(
+        conn.execute(
+            select(tenancy.partners.c.id).where(
+                tenancy.partners.c.role.in_((WHOLESALE_ROLE, OPERATIONS_ROLE))
+            )
+        ).scalars()
+    )
+    missing = [ref for ref in REFERENCE_PARTNERS if ref["id"] not in known]
+    if missing:
+        conn.execute(
+            wholesale_partners.insert(),
+            [
+                {
+                    "id": ref["id"],
+                    "name": ref["name"],
+                    "account_id": f"acct-{ref['id']}",
+                    "agreement_id": f"wa-{ref['id']}",
+                    "mvne_partner_id": ref["id"],
+                    "created_at": now,
+                }
+                for ref in missing
+            ],
+        )
+        conn.execute(
+            agreements.agreement_versions.insert(),
+            [
+                {
+                    "partner_id": ref["id"],
+                    "agreement_id": f"wa-{ref['id']}",
+                    "version": 1,
+                    "effective_from": REFERENCE_EFFECTIVE_FROM,
+                    "currency": ref["currency"],
+                    "terms": agreements.reference_terms(str(ref["currency"])),
+                    "created_at": now,
+                    "created_by": "system",
+                }
+                for ref in missing
+            ],
+        )
+    blocks = {
+        ref["id"]: pool_imsi_prefix(seed_value, int(ref["imsiBlock"])) for ref in REFERENCE_PARTNERS
+    }
+    moved = [partner for partner, prefix in blocks.items() if known.get(partner) != prefix]
+    if moved:
+        conn.execute(imsi_ranges.delete().where(imsi_ranges.c.partner_id.in_(moved)))
+        conn.execute(imsi_ranges.insert(), [{"prefix": blocks[p], "partner_id": p} for p in moved])
+    for ref in REFERENCE_PARTNERS:
+        if credential_id(ref["id"]) not in credentials:
+            ensure_credential(
+                conn, secret_key=secret_key, partner_id=ref["id"], name=ref["name"], now=now
+            )
     for operator_id, name, granted in OPERATORS:
-        if operator_id not in known:
+        if operator_id not in credentials:
             tenancy.create_partner(
                 conn,
                 secret_key=secret_key,
