@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from simulators.core.contract import load_contract
+from simulators.core.scenarios import ScenarioInvalid
+
 from . import (
     admin,  # noqa: F401  (registers the admin traffic and generator operations)
+    agreements,
     partners,
     rating,
     settlement,
@@ -30,6 +34,8 @@ def install(runtime: Runtime) -> None:
     runtime.tasks.register(settlement.INVOICE_DUE, settlement.run_invoice_due)
     runtime.tasks.register(usage.GENERATE, usage.run_generator)
     runtime.seeders["mno"] = seed
+    runtime.pack_data_loaders["agreementVersions"] = load_agreement_versions
+    runtime.pack_data_loaders["usageGenerator"] = load_usage_generator
 
 
 def seed(runtime: Runtime, conn: Any, seed_value: int) -> None:
@@ -37,3 +43,44 @@ def seed(runtime: Runtime, conn: Any, seed_value: int) -> None:
     blocks, agreements and credentials; the settlement staff."""
     seed_reference_data(runtime, conn, seed_value)
     partners.seed(runtime.settings.secret_key, conn, seed_value, runtime.clock.now(conn))
+
+
+def load_agreement_versions(
+    runtime: Runtime, conn: Any, items: list[dict[str, Any]], now: float, source: str
+) -> None:
+    """A scenario pack's new agreement versions: the latest terms with the pack's laid over."""
+    check = load_contract("mno").component_check("AgreementTerms")
+    for index, item in enumerate(items):
+        partner = partners.get(conn, item["partnerId"])
+        latest = agreements.versions_of(conn, partner.id)[-1]
+        if latest.created_by == source and latest.effective_from >= now:
+            continue  # applied again before its version took effect: that version stands
+        terms = {**latest.terms, **item["terms"]}
+        problems = check.errors(terms)
+        if problems:
+            raise ScenarioInvalid(
+                f"data.agreementVersions[{index}].terms: {problems[0].message}",
+                field=f"data.agreementVersions[{index}].terms",
+            )
+        agreements.add_version(
+            conn,
+            partner_id=partner.id,
+            agreement_id=partner.agreement_id,
+            effective_from=now + float(item.get("effectiveAfterSeconds", 0)),
+            terms=terms,
+            now=now,
+            actor=source,
+            correlation_id=None,
+        )
+
+
+def load_usage_generator(
+    runtime: Runtime, conn: Any, settings: dict[str, Any], now: float, source: str
+) -> None:
+    usage.configure(
+        runtime,
+        conn,
+        enabled=bool(settings["enabled"]),
+        profile=dict(settings.get("profile") or {}),
+        now=now,
+    )

@@ -150,6 +150,9 @@ class UsageRate:
     def charge(self, offset: int, quantity: int) -> int:
         """Graduated tiers: each unit at the price of the tier its place in the window falls
         in. `offset` is the window's volume before this event."""
+        first = self.tiers[0]
+        if first.up_to is None or offset + quantity <= first.up_to:
+            return quantity * first.price_micros  # the usual case: all in the first tier
         start, end = offset, offset + quantity
         lower = 0
         amount = 0
