@@ -155,9 +155,7 @@ def run(runtime: Any, events: int, batch_size: int) -> dict[str, Any]:
 
     def flush() -> None:
         with store.write() as conn:
-            outcome = rating.ingest(
-                conn, batch, now=batch[-1].event_time + 60, tasks=runtime.tasks
-            )
+            outcome = rating.ingest(conn, batch, now=batch[-1].event_time + 60, tasks=runtime.tasks)
         for name in totals:
             totals[name] += int(getattr(outcome, name))
         batch.clear()
