@@ -79,6 +79,7 @@ def feed(events: int) -> Iterator[rating.NetworkUsage]:
     numbers = [f"+4477009{line:05d}" for line in range(LINES_PER_PARTNER)]
     sizes = (37, 512, 3, 120, 1, 88, 2048, 15, 640, 9)
     recent: list[rating.NetworkUsage] = []
+    make = rating.NetworkUsage._make
     for number in range(events):
         if number % DUPLICATE_EVERY == DUPLICATE_EVERY - 1 and recent:
             yield recent[number % len(recent)]
@@ -89,16 +90,18 @@ def feed(events: int) -> Iterator[rating.NetworkUsage]:
         if number % LATE_EVERY == LATE_EVERY // 2:
             at -= LATE_BY_S
         line = number % LINES_PER_PARTNER
-        record = rating.NetworkUsage(
-            f"cdr-{number:010d}",
-            partner,
-            services[partner][line],
-            numbers[line],
-            usage_type,
-            at,
-            sizes[number % 10] if usage_type == "data" else 1 + number % 30,
-            unit,
-            "208" if number % 17 == 0 else None,
+        record = make(
+            (
+                f"cdr-{number:010d}",
+                partner,
+                services[partner][line],
+                numbers[line],
+                usage_type,
+                at,
+                sizes[number % 10] if usage_type == "data" else 1 + number % 30,
+                unit,
+                "208" if number % 17 == 0 else None,
+            )
         )
         if len(recent) < 64:
             recent.append(record)

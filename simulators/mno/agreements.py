@@ -126,10 +126,6 @@ def day_bounds(day: str) -> tuple[float, float]:
     return start, start + 86400.0
 
 
-def window_of(window: str, epoch: float) -> str:
-    return day_of(epoch) if window == "day" else month_of(epoch)
-
-
 # --- terms ------------------------------------------------------------------------------------
 
 
@@ -354,10 +350,6 @@ class VersionBook:
         index = bisect.bisect_right(starts, at) - 1
         return self._by_partner[partner_id][index] if index >= 0 else None
 
-    def latest(self, partner_id: str) -> AgreementVersion | None:
-        found = self._by_partner.get(partner_id)
-        return found[-1] if found else None
-
     def of(self, partner_id: str) -> list[AgreementVersion]:
         return list(self._by_partner.get(partner_id, []))
 
@@ -375,13 +367,6 @@ def in_force(conn: Connection, partner_id: str, at: float) -> AgreementVersion |
 
 def versions_of(conn: Connection, partner_id: str) -> list[AgreementVersion]:
     return load_book(conn, [partner_id]).of(partner_id)
-
-
-def get_version(conn: Connection, partner_id: str, version_ref: str) -> AgreementVersion:
-    for version in versions_of(conn, partner_id):
-        if version.id == version_ref:
-            return version
-    raise errors.AgreementNotFound(f"No agreement version {version_ref}")
 
 
 def add_version(

@@ -126,14 +126,6 @@ def find(conn: Connection, partner_id: str) -> WholesalePartner | None:
         return None
 
 
-def list_all(conn: Connection) -> list[WholesalePartner]:
-    prefixes: dict[str, list[str]] = {}
-    for prefix, partner_id in conn.execute(select(imsi_ranges.c.prefix, imsi_ranges.c.partner_id)):
-        prefixes.setdefault(partner_id, []).append(prefix)
-    rows = conn.execute(select(wholesale_partners).order_by(wholesale_partners.c.id)).all()
-    return [_from_row(row, prefixes.get(row.id, [])) for row in rows]
-
-
 def partner_of_imsi(conn: Connection, imsi: str) -> str | None:
     """The wholesale partner whose IMSI block holds this IMSI (the longest prefix wins)."""
     candidates = [imsi[:length] for length in range(5, len(imsi) + 1)]

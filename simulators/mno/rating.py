@@ -144,7 +144,6 @@ class IngestOutcome:
     unrated: int = 0
     duplicates: int = 0
     late: int = 0
-    amount_micros: dict[str, int] = field(default_factory=dict)
     usage_ids: list[str] = field(default_factory=list)
 
 
@@ -408,7 +407,6 @@ def ingest(
     periods = ledger.PeriodBook(conn)
     rated: list[tuple[Any, ...]] = []
     unrated: list[dict[str, Any]] = []
-    totals = outcome.amount_micros
     late_count = 0
     late_of: dict[tuple[str, str], bool] = {}
     posting_of: dict[tuple[str, str], str] = {}
@@ -480,7 +478,6 @@ def ingest(
                 late,
             )
         )
-        totals[partner_id] = totals.get(partner_id, 0) + amount
     outcome.late = late_count
     outcome.usage_ids = list(keyed)
     outcome.rated = len(rated)
@@ -500,7 +497,7 @@ def rate_at(version: AgreementVersion, usage_type: str, offset: int, quantity: i
 
 # --- reading ----------------------------------------------------------------------------------
 
-_usage_rows = select(ledger.ledger).where(
+_USAGE_ROWS = select(ledger.ledger).where(
     ledger.ledger.c.kind == ledger.USAGE, ledger.ledger.c.entry_type == ledger.ORIGINAL
 )
 
@@ -508,7 +505,7 @@ _usage_rows = select(ledger.ledger).where(
 def get_usage(conn: Connection, partner_id: str, usage_id: str) -> Any:
     """One rated usage row of the partner: the ledger's original charge for it."""
     row = conn.execute(
-        _usage_rows.where(
+        _USAGE_ROWS.where(
             ledger.ledger.c.idempotency_key == usage_id, ledger.ledger.c.partner_id == partner_id
         )
     ).first()
@@ -554,18 +551,3 @@ def list_usage(
         .limit(limit)
     ).all()
     return int(total), list(rows)
-
-
-def usage_between(conn: Connection, partner_id: str, start: float, end: float) -> list[Any]:
-    """The partner's rated usage dated in [start, end), found through the identity index
-    (usage identities begin with the event time)."""
-    key = ledger.ledger.c.idempotency_key
-    return list(
-        conn.execute(
-            _usage_rows.where(
-                key >= f"u{round(start * 1000):013d}",
-                key < f"u{round(end * 1000):013d}",
-                ledger.ledger.c.partner_id == partner_id,
-            ).order_by(ledger.ledger.c.id)
-        ).all()
-    )

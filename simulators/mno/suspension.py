@@ -34,7 +34,6 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
-    func,
     select,
 )
 
@@ -136,16 +135,6 @@ def decisions_of(conn: Connection, suspension_id: str, limit: int = 100) -> list
             .order_by(decisions.c.pk)
             .limit(limit)
         ).all()
-    )
-
-
-def decision_count(conn: Connection, suspension_id: str) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(decisions)
-            .where(decisions.c.suspension_id == suspension_id)
-        ).scalar_one()
     )
 
 
