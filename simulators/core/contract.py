@@ -200,10 +200,35 @@ class Contract:
         return node
 
     def _validator(self, schema: dict[str, Any]) -> SchemaCheck:
-        # Keep the document's components beside the schema so its "#/components" refs resolve.
+        # Keep the components the schema refers to beside it, so its "#/components" refs
+        # resolve. Only those: each validator compiles what it is given, and every schema of
+        # a contract compiled with all of them cost tens of megabytes per worker.
         root = dict(schema)
-        root["components"] = self._components
+        used = self._referenced_components(schema)
+        if used:
+            root["components"] = used
         return SchemaCheck(root)
+
+    def _referenced_components(self, schema: Any) -> dict[str, dict[str, Any]]:
+        """The components `schema` refers to, directly or through other components."""
+        used: dict[str, dict[str, Any]] = {}
+        pending = [schema]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str) and ref.startswith("#/components/"):
+                    # "#/components/schemas/Name" (or a pointer further into that component)
+                    section, _, rest = ref.removeprefix("#/components/").partition("/")
+                    name = rest.split("/")[0].replace("~1", "/").replace("~0", "~")
+                    if name not in used.setdefault(section, {}):
+                        target = self._components[section][name]
+                        used[section][name] = target
+                        pending.append(target)
+                pending.extend(value for key, value in node.items() if key != "$ref")
+            elif isinstance(node, list):
+                pending.extend(node)
+        return used
 
     def _compile(
         self, path: str, method: str, spec: dict[str, Any], shared: list[dict[str, Any]]
