@@ -213,6 +213,26 @@ def test_bad_last_row_of_a_file_of_several_chunks_leaves_no_sim_loaded(client, r
     assert batch_sims(client, alpha)[0] == quantity
 
 
+def test_connection_lost_part_way_leaves_no_sim_and_the_file_sent_again_loads_whole(
+    client, runtime, alpha
+):
+    quantity = inventory.CHUNK_ROWS * 2 + 7
+    content = vendor_file(quantity=quantity)
+    before = sim_count(runtime)
+    # The body ends two thirds in, short of its Content-Length: the sender went away.
+    cut = client.put(
+        f"{BATCHES}/B-0001",
+        input_stream=io.BytesIO(content[: len(content) * 2 // 3]),
+        headers={**alpha, **TEXT},
+        environ_overrides={"CONTENT_LENGTH": str(len(content))},
+    )
+    assert cut.status_code == 400 and conforms(cut, "mvne", "loadSimBatch")
+    assert sim_count(runtime) == before
+    assert client.get(f"{BATCHES}/B-0001", headers=alpha).status_code == 404
+    assert put_batch(client, alpha, content).status_code == 201
+    assert batch_sims(client, alpha)[0] == quantity
+
+
 def test_identifiers_already_in_the_inventory_are_refused_at_their_row(
     client, runtime, alpha, bravo
 ):
