@@ -243,9 +243,6 @@ def _check_media_type(operation: Operation) -> None:
             f"Content-Type {mimetype or '(none)'} is not accepted; "
             f"send {', '.join(sorted(accepted))}"
         )
-    charset = request.mimetype_params.get("charset")
-    if charset is not None and charset.lower() not in ("utf-8", "utf8", "us-ascii"):
-        raise UnsupportedMediaType(f"charset {charset} is not accepted; send UTF-8")
 
 
 def _read_body(operation: Operation) -> Any:
@@ -273,8 +270,10 @@ class BodyStream:
     """A request body taken as it arrives, for operations whose contract body is not JSON.
 
     Iterating yields the body's lines exactly as sent (bytes, line ends kept), reading a
-    block at a time: a file of many megabytes is never held whole. Past the operation's
-    limit the iteration raises 413, whether or not Content-Length announced the size.
+    block at a time: a file of many megabytes is never held whole. A line longer than a
+    block comes in pieces of a block or more (joined, they are still the body as sent).
+    Past the operation's limit the iteration raises 413, whether or not Content-Length
+    announced the size.
     """
 
     BLOCK_BYTES = 64 * 1024
@@ -302,6 +301,9 @@ class BodyStream:
             tail = lines.pop()
             for line in lines:
                 yield line + b"\n"
+            if len(tail) >= self.BLOCK_BYTES:
+                yield tail
+                tail = b""
             block = self._stream.read(self.BLOCK_BYTES)
         if tail:
             yield tail
@@ -316,6 +318,9 @@ def _body_stream(operation: Operation) -> BodyStream | None:
             raise BadRequest("This operation needs a body", field="(body)")
         return None
     _check_media_type(operation)
+    charset = request.mimetype_params.get("charset")
+    if charset is not None and charset.lower() not in ("utf-8", "utf8", "us-ascii"):
+        raise UnsupportedMediaType(f"charset {charset} is not accepted; send UTF-8")
     stream = g.body_stream = BodyStream(request.stream, limit, first_block)
     return stream
 
