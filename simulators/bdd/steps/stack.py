@@ -1,0 +1,239 @@
+"""The stack itself: the simulated clock, fault rules and scenario packs, partners on the
+control plane, and what the request journal saw."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from simulators.core.scenarios import SCENARIOS_DIR
+
+from ..catalogue import phrase
+from ..target import ROLES
+from ..world import StepFailed, World
+
+# Every capability of an MVNE agreement, for a partner onboarded by a step.
+ALL_CAPABILITIES = [
+    "SUBMIT_ORDER",
+    "ACTIVATE_SIM",
+    "MANAGE_SUBSCRIPTION",
+    "TOP_UP",
+    "QUERY_BALANCE",
+    "QUERY_USAGE",
+    "QUERY_INVENTORY",
+    "VIEW_CATALOG",
+    "MANAGE_EVENTS",
+]
+
+
+# --- the clock ---------------------------------------------------------------------------
+
+
+@phrase("when", "{amount:d} {unit:Unit} pass", role="clock",
+        example="When 16 days pass",
+        summary="the simulated clock moves on; every step and delivery due on the way runs "
+        "at its moment")  # fmt: skip
+def time_passes(handoff: World, amount: int, unit: float) -> None:
+    handoff.advance(amount * unit)
+
+
+@phrase("when", "{amount:d} {unit:Unit} passes", role="clock",
+        example="When 1 hour passes")  # fmt: skip
+def time_passes_singular(handoff: World, amount: int, unit: float) -> None:
+    handoff.advance(amount * unit)
+
+
+@phrase("when", "everything due has run", role="clock",
+        example="When everything due has run",
+        summary="run the lifecycle steps and deliveries due now, without moving the clock")  # fmt: skip
+def everything_due(handoff: World) -> None:
+    handoff.settle()
+
+
+@phrase("given", 'the clock is at "{instant:Q}"', role="clock",
+        example='Given the clock is at "2026-03-31T23:00:00Z"')  # fmt: skip
+def clock_at(handoff: World, instant: str) -> None:
+    handoff.admin("PUT", "/clock", {"now": instant, "frozen": True})
+
+
+# --- faults and scenario packs -----------------------------------------------------------
+
+
+def add_rule(world: World, rule: dict[str, Any]) -> dict[str, Any]:
+    role = rule.get("match", {}).get("role")
+    roles = tuple(role if isinstance(role, list) else [role]) if role else ROLES
+    answer: dict[str, Any] = world.admin(
+        "POST", "/faults", rule, roles=tuple(r for r in roles if r in ROLES)
+    )
+    return answer
+
+
+@phrase("given", 'the {role:Role} answers "{operation:Q}" with {status:d} for the next '
+        "{count:d} calls", role="faults",
+        example='Given the MNO answers "createServiceOrder" with 503 for the next 2 calls')  # fmt: skip
+def answers_status_n(handoff: World, role: str, operation: str, status: int, count: int) -> None:
+    add_rule(handoff, {"match": {"role": role, "operation": operation},
+                       "effect": {"type": "status", "status": status},
+                       "dosage": {"firstN": count}})  # fmt: skip
+
+
+@phrase("given", 'the {role:Role} answers "{operation:Q}" with {status:d}', role="faults",
+        example='Given the MVNE answers "getSubscriptionDiagnostics" with 503')  # fmt: skip
+def answers_status(handoff: World, role: str, operation: str, status: int) -> None:
+    add_rule(handoff, {"match": {"role": role, "operation": operation},
+                       "effect": {"type": "status", "status": status}})  # fmt: skip
+
+
+@phrase("given", 'the {role:Role} times out on "{operation:Q}" for the next {count:d} calls',
+        role="faults",
+        example='Given the MNO times out on "createServiceOrder" for the next 2 calls',
+        summary="the request is never processed and never answered")  # fmt: skip
+def times_out(handoff: World, role: str, operation: str, count: int) -> None:
+    add_rule(handoff, {"match": {"role": role, "operation": operation},
+                       "effect": {"type": "timeout", "holdSeconds": 1},
+                       "dosage": {"firstN": count}})  # fmt: skip
+
+
+@phrase("given", 'the {role:Role} processes the next "{operation:Q}" but its answer is lost',
+        role="faults",
+        example='Given the MVNE processes the next "createProductOrder" but its answer is lost',
+        summary="the request takes effect; the connection drops before the answer")  # fmt: skip
+def answer_lost(handoff: World, role: str, operation: str) -> None:
+    add_rule(handoff, {"match": {"role": role, "operation": operation},
+                       "effect": {"type": "timeout", "stage": "after", "holdSeconds": 1},
+                       "dosage": {"firstN": 1}})  # fmt: skip
+
+
+@phrase("given", 'the data fault "{fault:Q}" is switched on for the {role:Role}', role="faults",
+        example='Given the data fault "SUSPENSION_NOT_SENT" is switched on for the billing '
+        "platform")  # fmt: skip
+def data_fault(handoff: World, fault: str, role: str) -> None:
+    add_rule(handoff, {"match": {"role": role}, "effect": {"type": "data", "fault": fault}})
+
+
+@phrase("given", 'the data fault "{fault:Q}" is switched on for "{operation:Q}" at the '
+        "{role:Role}", role="faults",
+        example='Given the data fault "ORDER_STUCK" is switched on for "createServiceOrder" '
+        "at the MNO")  # fmt: skip
+def data_fault_operation(handoff: World, fault: str, operation: str, role: str) -> None:
+    add_rule(handoff, {"match": {"role": role, "operation": operation},
+                       "effect": {"type": "data", "fault": fault}})  # fmt: skip
+
+
+@phrase("given", "the fault rule", role="faults",
+        example="Given the fault rule (a JSON doc string: match, effect, dosage as "
+        "POST /__admin/faults takes it)")  # fmt: skip
+def fault_rule(handoff: World, docstring: str) -> None:
+    add_rule(handoff, json.loads(handoff.expand(docstring)))
+
+
+@phrase("given", 'the scenario "{name:Q}" is applied', role="faults",
+        example='Given the scenario "tax-jurisdiction-gap" is applied')  # fmt: skip
+def scenario_applied(handoff: World, name: str) -> None:
+    path = SCENARIOS_DIR / f"{name}.yaml"
+    roles: tuple[str, ...] = ROLES
+    if path.is_file():
+        pack = yaml.safe_load(path.read_text())
+        named = {((rule.get("match") or {}).get("role")) for rule in pack.get("faults") or []}
+        if None not in named:
+            roles = tuple(role for role in named if role in ROLES)
+    handoff.admin("POST", f"/scenarios/{name}", roles=roles)
+
+
+@phrase("given", "every fault is switched off", role="faults",
+        example="Given every fault is switched off")  # fmt: skip
+def faults_off(handoff: World) -> None:
+    handoff.admin("DELETE", "/faults")
+
+
+# --- partners on the control plane -------------------------------------------------------
+
+
+@phrase("given", 'the partner "{partner:Q}"', role="tenancy",
+        example='Given the partner "mvno-bravo"',
+        summary="the MVNO the following steps act for (mvno-alpha unless said)")  # fmt: skip
+def the_partner(handoff: World, partner: str) -> None:
+    handoff.partner = handoff.expand(partner)
+
+
+@phrase("given", 'the partner "{partner:Q}" is onboarded for "{offerings:Q}" in "{markets:Q}"',
+        role="tenancy",
+        example='Given the partner "mvno-charlie" is onboarded for "po-us-talk, po-us-data" '
+        'in "US"',
+        summary="a new MVNO with every capability; the following steps act for it")  # fmt: skip
+def onboarded(handoff: World, partner: str, offerings: str, markets: str) -> None:
+    answer = handoff.admin("POST", "/partners", {
+        "id": partner,
+        "name": partner.replace("-", " ").title(),
+        "agreement": {"offerings": _list(offerings), "markets": _list(markets),
+                      "capabilities": ALL_CAPABILITIES},
+    }, roles=("mvne",))  # fmt: skip
+    handoff.keys[partner] = answer["apiKey"]
+    handoff.partner = partner
+
+
+@phrase("given", 'the capability "{capability:Q}" of "{partner:Q}" is {status:Q}',
+        role="tenancy",
+        example='Given the capability "SUBMIT_ORDER" of "mvno-alpha" is suspended')  # fmt: skip
+def capability(handoff: World, capability: str, partner: str, status: str) -> None:
+    handoff.admin("PUT", f"/partners/{partner}/capabilities/{capability}",
+                  {"status": status}, roles=("mvne",))  # fmt: skip
+
+
+@phrase("when", 'the capability "{capability:Q}" of "{partner:Q}" is suspended', role="tenancy",
+        example='When the capability "SUBMIT_ORDER" of "mvno-alpha" is suspended')  # fmt: skip
+def capability_suspended_now(handoff: World, capability: str, partner: str) -> None:
+    handoff.admin("PUT", f"/partners/{partner}/capabilities/{capability}",
+                  {"status": "suspended"}, roles=("mvne",))  # fmt: skip
+
+
+@phrase("when", 'the partner "{partner:Q}" is terminated', role="tenancy",
+        example='When the partner "mvno-alpha" is terminated')  # fmt: skip
+def terminated(handoff: World, partner: str) -> None:
+    answer = handoff.admin("POST", f"/partners/{partner}/terminate", roles=("mvne",))
+    handoff.remember("termination", answer)
+
+
+# --- the journal -------------------------------------------------------------------------
+
+
+def journal(world: World, **params: Any) -> list[dict[str, Any]]:
+    world.target.require_control_plane()
+    return world.admin_pages("/journal", params)
+
+
+@phrase("then", 'the {role:Role} received "{operation:Q}" {count:d} times', role="journal",
+        example='Then the MNO received "createServiceOrder" 8 times',
+        summary="requests the role served for that operation, whatever it answered")  # fmt: skip
+def received_times(handoff: World, role: str, operation: str, count: int) -> None:
+    handoff.target.require_control_plane(role)
+    found = [e for e in journal(handoff, role=role, direction="inbound")
+             if e["operationId"] == operation]  # fmt: skip
+    if len(found) != count:
+        statuses = [entry["status"] for entry in found]
+        raise StepFailed(f"the {role} received {operation} {len(found)} times ({statuses})")
+
+
+@phrase("then", 'the correlation ID "{correlation:Q}" reaches the {role:Role}', role="journal",
+        example='Then the correlation ID "shop-0001" reaches the MNO')  # fmt: skip
+def correlation_reaches(handoff: World, correlation: str, role: str) -> None:
+    handoff.target.require_control_plane(role)
+    entries = journal(handoff, correlationId=handoff.expand(correlation), role=role)
+    if not entries:
+        raise StepFailed(f"the {role}'s journal has nothing under {correlation!r}")
+
+
+@phrase("then", 'the journal holds no "{text:Q}"', role="journal",
+        example='Then the journal holds no "4111111111111111"',
+        summary="no request, answer or URL the stack recorded contains the text")  # fmt: skip
+def journal_holds_no(handoff: World, text: str) -> None:
+    value = handoff.expand(text)
+    for entry in journal(handoff):
+        if value in json.dumps(entry):
+            raise StepFailed(f"the journal keeps {value!r}: {json.dumps(entry)[:400]}")
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
