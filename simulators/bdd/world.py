@@ -100,22 +100,38 @@ class World:
             raise StepFailed(f"no {name} in this scenario (it knows: {known})")
         return self.remembered[name]
 
+    def lookup(self, reference: str) -> Any:
+        """The remembered value `order.id` names (`sims.0.iccid` indexes a list)."""
+        name, *attributes = reference.split(".")
+        current = self.recall(name)
+        for attribute in attributes:
+            if isinstance(current, dict) and attribute in current:
+                current = current[attribute]
+            elif isinstance(current, list) and attribute.isdigit() and int(attribute) < len(current):
+                current = current[int(attribute)]
+            else:
+                raise StepFailed(f"${{{reference}}}: {name} has no {attribute!r}")
+        return current
+
     def expand(self, text: str) -> str:
         """Replace `${order.id}`-style placeholders with remembered values."""
 
         def value(found: re.Match[str]) -> str:
-            name, *attributes = found[1].split(".")
-            current = self.recall(name)
-            for attribute in attributes:
-                if isinstance(current, dict) and attribute in current:
-                    current = current[attribute]
-                elif isinstance(current, list) and attribute.isdigit():
-                    current = current[int(attribute)]
-                else:
-                    raise StepFailed(f"${{{found[1]}}}: {name} has no {attribute!r}")
+            current = self.lookup(found[1])
             return current if isinstance(current, str) else json.dumps(current)
 
         return _PLACEHOLDER.sub(value, text)
+
+    def value_of(self, cell: str) -> Any:
+        """A data table cell as a JSON value: a lone placeholder keeps the remembered
+        value's type, JSON literals (5, true, "5") are parsed, anything else is text."""
+        whole = _PLACEHOLDER.fullmatch(cell.strip())
+        if whole:
+            return self.lookup(whole[1])
+        try:
+            return json.loads(cell)
+        except ValueError:
+            return self.expand(cell)
 
     def unique(self, prefix: str) -> str:
         self.counter += 1
@@ -203,9 +219,11 @@ class World:
         *,
         params: dict[str, Any] | None = None,
         roles: tuple[str, ...] = (),
+        operation: str | None = None,
     ) -> Any:
         """Call `/__admin` (skipping the scenario where no Handoff control plane serves
-        `roles`); the answer must be a success."""
+        `roles`); the answer must be a success. With `operation`, the answer becomes the
+        scenario's last response, for the generic `Then the response ...` steps."""
         self.target.require_control_plane(*roles)
         url = f"{self.target.stack_url}/__admin{path}"
         headers = {"Accept": "application/json"}
@@ -214,6 +232,8 @@ class World:
         answer = self.session.request(
             method, url, json=json_body, params=params, headers=headers, timeout=60
         )
+        if operation is not None:
+            self.last = Exchange("admin", operation, method, url, headers, answer)
         if not 200 <= answer.status_code < 300:
             raise StepFailed(
                 f"the control plane refused {method} {path}: {answer.status_code} "

@@ -99,7 +99,7 @@ def request_body(
         body: dict[str, Any] = {}
         rows = datatable[1:] if datatable and datatable[0][:2] == ["property", "value"] else datatable
         for path, value in rows:
-            _set_property(body, path, _table_value(handoff.expand(value)))
+            _set_property(body, path, handoff.value_of(value))
         handoff.draft.body = body
     else:
         raise StepFailed("the request body needs a doc string or a data table")
@@ -156,6 +156,23 @@ def status_is(handoff: World, status: int) -> None:
     exchange = _last(handoff)
     if exchange.status != status:
         raise StepFailed(f"expected {status}: {exchange.describe()}")
+
+
+@phrase("then", "the request got no answer", role=ROLE,
+        example="Then the request got no answer",
+        summary="the connection was dropped or timed out before any answer")  # fmt: skip
+def no_answer(handoff: World) -> None:
+    exchange = _last(handoff)
+    if exchange.response is not None:
+        raise StepFailed(f"the request was answered: {exchange.describe()}")
+
+
+@phrase("then", 'the response body does not contain "{text:Q}"', role=ROLE,
+        example='Then the response body does not contain "HLR"')  # fmt: skip
+def body_lacks(handoff: World, text: str) -> None:
+    response = _response(handoff)
+    if handoff.expand(text) in response.text:
+        raise StepFailed(f"the response holds {text!r}: {response.text[:400]}")
 
 
 @phrase("then", 'the response property "{path:Q}" is "{value:Q}"', role=ROLE,
@@ -271,8 +288,8 @@ def complies_with_contract(handoff: World) -> None:
         if exchange.response is not None and exchange.response.content:
             raise StepFailed(f"{exchange.operation} {status} must have no body")
         return
-    media = (exchange.response.headers.get("Content-Type", "") if exchange.response else "")
-    media = media.split(";")[0].strip()
+    response = _response(handoff)
+    media = response.headers.get("Content-Type", "").split(";")[0].strip()
     if media not in content:
         raise StepFailed(f"{exchange.operation} {status} answered {media}, not {list(content)}")
     _validate(contract, content[media]["schema"], exchange)
@@ -361,13 +378,6 @@ def _set_property(body: dict[str, Any], path: str, value: Any) -> None:
         else:
             current.setdefault(part, empty)
         current = current[part]
-
-
-def _table_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _operation_spec(contract: Contract, operation_id: str) -> dict[str, Any]:
