@@ -33,8 +33,9 @@ def _json_literal(text: str) -> Any:
     return json.loads(text)
 
 
-# A bare JSON literal: true, false, null or a number (a string is written between quotes).
-_json_literal.pattern = r"true|false|null|-?\d+(?:\.\d+)?"  # type: ignore[attr-defined]
+# A bare JSON literal: true, false, null, a number or an array (a string is written between
+# quotes).
+_json_literal.pattern = r"true|false|null|-?\d+(?:\.\d+)?|\[.*\]"  # type: ignore[attr-defined]
 
 
 def _number(text: str) -> float:

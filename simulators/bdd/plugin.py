@@ -151,6 +151,7 @@ def _in_process(
         secret_key=IN_PROCESS_SECRET,
         keys=keys,
         mock=mock,
+        runtime=runtime_of(app),
     )
     try:
         yield target

@@ -37,8 +37,10 @@ class Target:
     has_control_plane: bool = True
     # Opens the control plane of a stack reached from off its loopback.
     admin_token: str = ""
-    # In-process: the `responses` mock the stack is mounted into, started per scenario.
+    # In-process: the `responses` mock the stack is mounted into, started per scenario,
+    # and the stack's runtime.
     mock: Any = field(default=None, repr=False)
+    runtime: Any = field(default=None, repr=False)
 
     def url(self, role: str) -> str:
         """The base URL of a role's API, without a trailing slash."""

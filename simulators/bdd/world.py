@@ -255,18 +255,40 @@ class World:
             if not page or len(found) >= int(answer.headers.get("X-Total-Count", len(found))):
                 return found
 
+    # In-process, what moves time runs on the stack's runtime, as `/__admin` would: a
+    # request to the mounted stack holds it while it runs, and the steps and deliveries
+    # due meanwhile send their own requests from worker threads.
+
     def settle(self) -> None:
-        self.admin("POST", "/settle")
+        runtime = self.target.runtime
+        if runtime is not None:
+            runtime.settle()
+        else:
+            self.admin("POST", "/settle")
 
     def advance(self, seconds: float) -> None:
-        self.admin("POST", "/clock/advance", {"seconds": seconds})
+        runtime = self.target.runtime
+        if runtime is not None:
+            runtime.advance(seconds)
+        else:
+            self.admin("POST", "/clock/advance", {"seconds": seconds})
+
+    def set_clock(self, instant: str) -> None:
+        runtime = self.target.runtime
+        if runtime is not None:
+            from simulators.core.clock import parse_iso
+
+            runtime.clock.set(parse_iso(instant), True)
+            runtime.settle()
+        else:
+            self.admin("PUT", "/clock", {"now": instant, "frozen": True})
 
     def start_scenario(self) -> None:
         """A fresh, seeded stack on a frozen clock (where the stack is Handoff's)."""
         if not self.target.has_control_plane:
             return
         self.admin("POST", "/reset", {})
-        self.admin("PUT", "/clock", {"now": SCENARIO_START, "frozen": True})
+        self.set_clock(SCENARIO_START)
 
 
 def path_with(template: str, values: dict[str, str]) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from simulators.core.scenarios import SCENARIOS_DIR
+from simulators.core.scenarios import SCENARIOS_DIR, apply_pack, find_pack
 
 from ..catalogue import phrase
 from ..target import ROLES
@@ -55,7 +55,8 @@ def everything_due(handoff: World) -> None:
 @phrase("given", 'the clock is at "{instant:Q}"', role="clock",
         example='Given the clock is at "2026-03-31T23:00:00Z"')  # fmt: skip
 def clock_at(handoff: World, instant: str) -> None:
-    handoff.admin("PUT", "/clock", {"now": instant, "frozen": True})
+    handoff.target.require_control_plane()
+    handoff.set_clock(handoff.expand(instant))
 
 
 # --- faults and scenario packs -----------------------------------------------------------
@@ -139,7 +140,15 @@ def scenario_applied(handoff: World, name: str) -> None:
         named = {((rule.get("match") or {}).get("role")) for rule in pack.get("faults") or []}
         if None not in named:
             roles = tuple(role for role in named if role in ROLES)
-    handoff.admin("POST", f"/scenarios/{name}", roles=roles)
+    runtime = handoff.target.runtime
+    if runtime is None:
+        handoff.admin("POST", f"/scenarios/{name}", roles=roles)
+        return
+    # In-process the pack is applied here, as `/__admin` would: its settling may send
+    # requests from worker threads (see World.settle).
+    handoff.target.require_control_plane(*roles)
+    apply_pack(runtime, find_pack(name, runtime.role_operations))
+    runtime.settle()
 
 
 @phrase("given", "every fault is switched off", role="faults",

@@ -119,6 +119,16 @@ def reconcile(handoff: World) -> None:
     handoff.remember("tax reconciliation", handoff.expect(answer, 200))
 
 
+@phrase("when", "the billing platform reconciles the bill's tax quote", role=TAX,
+        example="When the billing platform reconciles the bill's tax quote",
+        summary="the quote the bill names (taxQuote), quoted again without faults")  # fmt: skip
+def reconcile_bill(handoff: World) -> None:
+    quote_id = handoff.recall("bill")["taxQuote"]
+    answer = handoff.send(TAX, "POST", RECONCILIATIONS, operation="reconcileTaxQuotes",
+                          json_body={"quoteIds": [quote_id]})  # fmt: skip
+    handoff.remember("tax reconciliation", handoff.expect(answer, 200))
+
+
 @phrase("when", 'the billing platform reconciles the quotes of the document "{document:Q}"',
         role=TAX,
         example='When the billing platform reconciles the quotes of the document '
