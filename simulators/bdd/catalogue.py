@@ -94,8 +94,12 @@ class Phrase:
         return _FIELD.sub(lambda found: "{" + found[1] + "}", self.pattern)
 
     @property
+    def keywords(self) -> list[str]:
+        return self.keyword.split("/")
+
+    @property
     def line(self) -> str:
-        return f"{self.keyword.capitalize()} {self.text}"
+        return f"{'/'.join(k.capitalize() for k in self.keywords)} {self.text}"
 
 
 CATALOGUE: list[Phrase] = []
@@ -110,16 +114,17 @@ def phrase(
     summary: str = "",
     target_fixture: str | None = None,
 ) -> Callable[[F], F]:
-    """Declare a step: `pattern` in `parse` syntax (`{name:Q}` between quotes, `{n:d}`),
-    an example line as a feature would write it, and the role the step touches."""
+    """Declare a step: its keyword ("given", or "given/when" for a step that reads well as
+    both), `pattern` in `parse` syntax (`{name:Q}` between quotes, `{n:d}`), an example
+    line as a feature would write it, and the role the step touches."""
     entry = Phrase(keyword, pattern, example, role, summary)
     CATALOGUE.append(entry)
-    declare = KEYWORDS[keyword]
 
     def register(function: F) -> F:
         parser = parsers.parse(pattern, extra_types=TYPES)
-        # stacklevel 2: the step's fixture belongs to the module that declared the step.
-        declare(parser, target_fixture=target_fixture, stacklevel=2)(function)
+        for name in entry.keywords:
+            # stacklevel 2: the step's fixture belongs to the module that declared it.
+            KEYWORDS[name](parser, target_fixture=target_fixture, stacklevel=2)(function)
         return function
 
     return register
@@ -134,7 +139,7 @@ def nearest(step_type: str, text: str, limit: int = 5) -> list[Phrase]:
             difflib.SequenceMatcher(None, text, entry.text).ratio(),
             difflib.SequenceMatcher(None, text, example).ratio(),
         )
-        if entry.keyword == step_type:
+        if step_type in entry.keywords:
             score += 0.05
         scored.append((score, entry))
     scored.sort(key=lambda item: -item[0])

@@ -36,7 +36,7 @@ def bills(world: World) -> list[dict[str, Any]]:
     answer = world.send(BILLING, "GET", BILLS, operation="listCustomerBills",
                         params={"billingAccount.id": account["id"]})  # fmt: skip
     found: list[dict[str, Any]] = world.expect(answer, 200)
-    return found
+    return sorted(found, key=lambda bill: bill["billDate"])
 
 
 def read_bill(world: World) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def matrix(handoff: World, category: str, owner: str) -> None:
                                 json_body=settings), 200)  # fmt: skip
 
 
-@phrase("when", "the bill run of the period has run", role=BILLING,
+@phrase("given/when", "the bill run of the period has run", role=BILLING,
         example="When the bill run of the period has run",
         summary="the clock reaches the account's next cycle day; the run pulls usage from "
         "the MVNE and tax from the tax engine; the newest bill is remembered as ${bill}")  # fmt: skip
@@ -151,7 +151,7 @@ def run_failure(handoff: World, code: str) -> None:
         raise StepFailed(f"the bill runs' failures are {failures}")
 
 
-@phrase("when", "the bill run is due", role=BILLING,
+@phrase("given/when", "the bill run is due", role=BILLING,
         example="When the bill run is due",
         summary="the clock reaches the account's next cycle day (no bill is expected)")  # fmt: skip
 def bill_run_due(handoff: World) -> None:
@@ -171,14 +171,14 @@ def pay(world: World, amount: float, reference: str) -> None:
     world.send(BILLING, "POST", PAYMENTS, operation="createPayment", json_body=body)
 
 
-@phrase("when", 'the bill is paid in full with the reference "{reference:Q}"', role=BILLING,
+@phrase("given/when", 'the bill is paid in full with the reference "{reference:Q}"', role=BILLING,
         example='When the bill is paid in full with the reference "card-0001"')  # fmt: skip
 def paid_in_full(handoff: World, reference: str) -> None:
     bill = read_bill(handoff)
     pay(handoff, bill["remainingAmount"]["amount"], reference)
 
 
-@phrase("when", 'the bill is paid {amount:N} with the reference "{reference:Q}"', role=BILLING,
+@phrase("given/when", 'the bill is paid {amount:N} with the reference "{reference:Q}"', role=BILLING,
         example='When the bill is paid 10.25 with the reference "card-0001"')  # fmt: skip
 def paid_part(handoff: World, amount: float, reference: str) -> None:
     pay(handoff, amount, reference)

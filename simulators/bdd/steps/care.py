@@ -44,7 +44,7 @@ def ticket_alone(handoff: World, severity: int) -> None:
     open_ticket(handoff, str(severity), None)
 
 
-@phrase("when", "the agent runs diagnostics on the ticket", role=CARE,
+@phrase("given/when", "the agent runs diagnostics on the ticket", role=CARE,
         example="When the agent runs diagnostics on the ticket",
         summary="care asks the MVNE's diagnostic API with its care-agent credential")  # fmt: skip
 def run_diagnostics(handoff: World) -> None:
@@ -55,7 +55,7 @@ def run_diagnostics(handoff: World) -> None:
         handoff.remember("ticket", answer.json())
 
 
-@phrase("when", 'the agent sets the ticket "{status:Q}"', role=CARE,
+@phrase("given/when", 'the agent sets the ticket "{status:Q}"', role=CARE,
         example='When the agent sets the ticket "pending"')  # fmt: skip
 def set_ticket(handoff: World, status: str) -> None:
     ticket = handoff.recall("ticket")
@@ -63,7 +63,7 @@ def set_ticket(handoff: World, status: str) -> None:
                  json_body={"status": status})  # fmt: skip
 
 
-@phrase("when", 'the agent adds the note "{text:Q}"', role=CARE,
+@phrase("given/when", 'the agent adds the note "{text:Q}"', role=CARE,
         example='When the agent adds the note "Looking into it"')  # fmt: skip
 def add_note(handoff: World, text: str) -> None:
     ticket = handoff.recall("ticket")

@@ -149,7 +149,7 @@ def carries_correlation(handoff: World, value: str) -> None:
     handoff.remember("correlation id", handoff.expand(value))
 
 
-@phrase("when", 'the partner orders the activation of the SIM on "{offering:Q}"', role=MVNE,
+@phrase("given/when", 'the partner orders the activation of the SIM on "{offering:Q}"', role=MVNE,
         example='When the partner orders the activation of the SIM on "po-gb-payg"',
         summary="a TMF622 productOrder with a fresh externalId; the answer is the response")  # fmt: skip
 def order_sim(handoff: World, offering: str) -> None:
@@ -234,7 +234,7 @@ def active_subscription(handoff: World, offering: str) -> None:
     activate(handoff, offering)
 
 
-@phrase("when", 'the partner sets the subscription "{status:Q}"', role=MVNE,
+@phrase("given/when", 'the partner sets the subscription "{status:Q}"', role=MVNE,
         example='When the partner sets the subscription "suspended"',
         summary="PATCH status: suspended, active (resume) or terminated")  # fmt: skip
 def set_status(handoff: World, status: str) -> None:
@@ -271,7 +271,7 @@ def subscription_field(handoff: World, field: str, value: str) -> None:
 
 # --- balances and usage --------------------------------------------------------------------
 
-@phrase("when", "the subscriber uses {quantity:d} {kind:Usage}", role=MVNE,
+@phrase("given/when", "the subscriber uses {quantity:d} {kind:Usage}", role=MVNE,
         example="When the subscriber uses 600 MB of data",
         summary="traffic on the network: the MNO records it and the MVNE charges it")  # fmt: skip
 def subscriber_uses(handoff: World, quantity: int, kind: str) -> None:
@@ -280,7 +280,7 @@ def subscriber_uses(handoff: World, quantity: int, kind: str) -> None:
     handoff.remember("traffic", handoff.admin("POST", "/traffic", body, roles=("mno", "mvne")))
 
 
-@phrase("when", 'the MNO charges the usage record "{record:Q}" of {quantity:d} {kind:Usage}',
+@phrase("given/when", 'the MNO charges the usage record "{record:Q}" of {quantity:d} {kind:Usage}',
         role=MVNE,
         example='When the MNO charges the usage record "net-evt-1" of 5 minutes of voice',
         summary="the network calls the MVNE's charging API itself (chargeUsage)")  # fmt: skip
@@ -302,7 +302,7 @@ def balance_is(handoff: World, amount: float, currency: str) -> None:
         raise StepFailed(f"the balance is {value['amount']} {value['units']}")
 
 
-@phrase("when", "the partner tops up {amount:N} {currency:w}", role=MVNE,
+@phrase("given/when", "the partner tops up {amount:N} {currency:w}", role=MVNE,
         example="When the partner tops up 10.07 GBP")  # fmt: skip
 def top_up(handoff: World, amount: float, currency: str) -> None:
     product = handoff.recall("subscription")

@@ -43,6 +43,7 @@ def registers_pan(handoff: World, number: str) -> None:
 
 def charge(world: World, amount: str, currency: str, capture: bool, key: str | None) -> None:
     card = world.recall("card")
+    amount = world.expand(amount)
     body = {"paymentMethod": {"id": card["id"]},
             "amount": {"amount": amount, "units": currency}, "capture": capture}  # fmt: skip
     headers = {"Idempotency-Key": key} if key else None
@@ -52,7 +53,7 @@ def charge(world: World, amount: str, currency: str, capture: bool, key: str | N
         world.remember("payment", answer.json())
 
 
-@phrase("when", 'the billing platform charges "{amount:Q}" {currency:w} to the card',
+@phrase("given/when", 'the billing platform charges "{amount:Q}" {currency:w} to the card',
         role=PAYMENTS,
         example='When the billing platform charges "25.00" EUR to the card',
         summary="authorise and capture at once (a sale); remembered as ${payment}")  # fmt: skip
@@ -68,14 +69,14 @@ def charges_with_key(handoff: World, amount: str, currency: str, key: str) -> No
     charge(handoff, amount, currency, True, handoff.expand(key))
 
 
-@phrase("when", 'the billing platform authorises "{amount:Q}" {currency:w} on the card',
+@phrase("given/when", 'the billing platform authorises "{amount:Q}" {currency:w} on the card',
         role=PAYMENTS,
         example='When the billing platform authorises "30.00" EUR on the card')  # fmt: skip
 def authorises(handoff: World, amount: str, currency: str) -> None:
     charge(handoff, amount, currency, False, None)
 
 
-@phrase("when", 'the billing platform captures "{amount:Q}" {currency:w} of the payment',
+@phrase("given/when", 'the billing platform captures "{amount:Q}" {currency:w} of the payment',
         role=PAYMENTS,
         example='When the billing platform captures "20.00" EUR of the payment')  # fmt: skip
 def captures(handoff: World, amount: str, currency: str) -> None:

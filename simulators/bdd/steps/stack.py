@@ -31,7 +31,7 @@ ALL_CAPABILITIES = [
 # --- the clock ---------------------------------------------------------------------------
 
 
-@phrase("when", "{amount:d} {unit:Unit} pass", role="clock",
+@phrase("given/when", "{amount:d} {unit:Unit} pass", role="clock",
         example="When 16 days pass",
         summary="the simulated clock moves on; every step and delivery due on the way runs "
         "at its moment")  # fmt: skip
@@ -39,13 +39,13 @@ def time_passes(handoff: World, amount: int, unit: float) -> None:
     handoff.advance(amount * unit)
 
 
-@phrase("when", "{amount:d} {unit:Unit} passes", role="clock",
+@phrase("given/when", "{amount:d} {unit:Unit} passes", role="clock",
         example="When 1 hour passes")  # fmt: skip
 def time_passes_singular(handoff: World, amount: int, unit: float) -> None:
     handoff.advance(amount * unit)
 
 
-@phrase("when", "everything due has run", role="clock",
+@phrase("given/when", "everything due has run", role="clock",
         example="When everything due has run",
         summary="run the lifecycle steps and deliveries due now, without moving the clock")  # fmt: skip
 def everything_due(handoff: World) -> None:
