@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from . import tags
+from .snapshot import Snapshot
 from .target import (
     IN_PROCESS_URL,
     Target,
@@ -152,6 +153,7 @@ def _in_process(
         keys=keys,
         mock=mock,
         runtime=runtime_of(app),
+        snapshot=Snapshot(runtime_of(app)),
     )
     try:
         yield target
@@ -174,5 +176,7 @@ def handoff(handoff_target: Target) -> Iterator[World]:
         yield world
     finally:
         session.close()
+        if handoff_target.runtime is not None:
+            handoff_target.runtime.journal.flush()
         if mock is not None:
             mock.stop(allow_assert=False)

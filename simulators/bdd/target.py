@@ -41,6 +41,8 @@ class Target:
     # and the stack's runtime.
     mock: Any = field(default=None, repr=False)
     runtime: Any = field(default=None, repr=False)
+    # In-process: the seeded store each scenario starts from (see snapshot.py).
+    snapshot: Any = field(default=None, repr=False)
 
     def url(self, role: str) -> str:
         """The base URL of a role's API, without a trailing slash."""

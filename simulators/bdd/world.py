@@ -287,8 +287,14 @@ class World:
         """A fresh, seeded stack on a frozen clock (where the stack is Handoff's)."""
         if not self.target.has_control_plane:
             return
+        snapshot = self.target.snapshot
+        if snapshot is not None and snapshot.rows:
+            snapshot.restore()
+            return
         self.admin("POST", "/reset", {})
         self.set_clock(SCENARIO_START)
+        if snapshot is not None:
+            snapshot.capture()
 
 
 def path_with(template: str, values: dict[str, str]) -> str:
