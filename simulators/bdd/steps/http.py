@@ -242,6 +242,13 @@ def header_exists(handoff: World, name: str) -> None:
         raise StepFailed(f"the response has no {name} header: {_last(handoff).describe()}")
 
 
+@phrase("then", 'the response header "{name:Q}" does not exist', role=ROLE,
+        example='Then the response header "Idempotent-Replayed" does not exist')  # fmt: skip
+def header_absent(handoff: World, name: str) -> None:
+    if name in _response(handoff).headers:
+        raise StepFailed(f"the response has a {name} header: {_response(handoff).headers[name]}")
+
+
 @phrase("then", 'the response header "{name:Q}" has same value as the request header '
         '"{request_name:Q}"', role=ROLE,
         example='Then the response header "X-Correlation-ID" has same value as the request '
