@@ -53,7 +53,7 @@ Feature: Order events reach the partner signed, in order, once
   @fp-6 @failure
   Scenario: Wrong and missing signatures are told apart from valid ones
     Given the first callback is signed with a wrong signature
-    And every 3rd callback is sent without a signature
+    And one callback in 3 is sent without a signature
     When the partner orders the activation of the SIM on "po-gb-payg"
     And 5 seconds pass
     Then the signatures at the sink "orders" are "invalid, valid, missing"

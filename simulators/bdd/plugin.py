@@ -33,17 +33,9 @@ try:
 except ImportError:  # pytest without pytest-bdd: the options and fixtures stay, no steps
     pytest_plugins: list[str] = []
 else:
-    pytest_plugins = [
-        "simulators.bdd.steps.http",
-        "simulators.bdd.steps.stack",
-        "simulators.bdd.steps.mvne",
-        "simulators.bdd.steps.mno",
-        "simulators.bdd.steps.tax",
-        "simulators.bdd.steps.billing",
-        "simulators.bdd.steps.payments",
-        "simulators.bdd.steps.care",
-        "simulators.bdd.steps.callbacks",
-    ]
+    from .catalogue import STEP_MODULES
+
+    pytest_plugins = list(STEP_MODULES)
 
 # The in-process stack's master key: its own, so its API keys are never a real stack's.
 IN_PROCESS_SECRET = "handoff-bdd-in-process"

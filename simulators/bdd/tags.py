@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Folder of features/ -> (tag, the handoff, the owner roles).
 HANDOFFS: dict[str, tuple[str, str]] = {
@@ -45,8 +46,10 @@ MAX_STEPS = 15
 def markers() -> list[tuple[str, str]]:
     """(marker, description) for every tag a scenario may carry."""
     found = [(name, f"handoff: {handoff}") for name, (handoff, _owners) in HANDOFFS.items()]
-    found += [(f"fp-{number}", f"failure point {number}: {text}")
-              for number, text in FAILURE_POINTS.items()]  # fmt: skip
+    found += [
+        (f"fp-{number}", f"failure point {number}: {text}")
+        for number, text in FAILURE_POINTS.items()
+    ]
     found += list(KINDS.items())
     return found
 
@@ -82,7 +85,7 @@ def lint(root: Path) -> LintReport:
         text = path.read_text()
         if not text.lstrip().startswith("#"):
             report.add(path, 1, "begins without the comment block (handoff, owners, failure)")
-        document = Parser().parse(text)
+        document: Any = Parser().parse(text)
         feature = document.get("feature") or {}
         folder = path.relative_to(root).parts[0] if len(path.relative_to(root).parts) > 1 else ""
         feature_tags = {tag["name"].lstrip("@") for tag in feature.get("tags", [])}
@@ -102,8 +105,14 @@ def lint(root: Path) -> LintReport:
             steps = background_steps + len(scenario["steps"])
             if steps > MAX_STEPS:
                 report.add(path, line, f"{name!r} has {steps} steps (at most {MAX_STEPS})")
-            _check_tags(report, path, line, name, folder,
-                        feature_tags | {tag["name"].lstrip("@") for tag in scenario["tags"]})  # fmt: skip
+            _check_tags(
+                report,
+                path,
+                line,
+                name,
+                folder,
+                feature_tags | {tag["name"].lstrip("@") for tag in scenario["tags"]},
+            )
     return report
 
 

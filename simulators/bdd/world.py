@@ -10,13 +10,14 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
 
 from .target import Target
 
+T = TypeVar("T")
 # Every scenario starts on this simulated instant (a Monday morning), with the clock frozen.
 SCENARIO_START = "2026-03-02T09:00:00Z"
 _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
@@ -90,7 +91,7 @@ class World:
 
     # --- remembering --------------------------------------------------------------------
 
-    def remember(self, name: str, value: Any) -> Any:
+    def remember(self, name: str, value: T) -> T:
         self.remembered[name] = value
         return value
 
@@ -107,7 +108,9 @@ class World:
         for attribute in attributes:
             if isinstance(current, dict) and attribute in current:
                 current = current[attribute]
-            elif isinstance(current, list) and attribute.isdigit() and int(attribute) < len(current):
+            elif (
+                isinstance(current, list) and attribute.isdigit() and int(attribute) < len(current)
+            ):
                 current = current[int(attribute)]
             else:
                 raise StepFailed(f"${{{reference}}}: {name} has no {attribute!r}")

@@ -28,64 +28,99 @@ def _split_resource(world: World, resource: str) -> tuple[str, str]:
     return role, "/" + rest
 
 
-@phrase("given", 'the resource "{resource:Q}"', role=ROLE,
-        example='Given the resource "/mvne/tmf-api/productOrderingManagement/v4/productOrder"',
-        summary="the path (with its role prefix) the next request goes to; {name} templates "
-        "are filled by path parameters")  # fmt: skip
+@phrase(
+    "given",
+    'the resource "{resource:Q}"',
+    role=ROLE,
+    example='Given the resource "/mvne/tmf-api/productOrderingManagement/v4/productOrder"',
+    summary="the path (with its role prefix) the next request goes to; {name} templates "
+    "are filled by path parameters",
+)
 def the_resource(handoff: World, resource: str) -> None:
     handoff.draft.role, handoff.draft.path = _split_resource(handoff, resource)
 
 
-@phrase("given", 'the caller is "{identity:Q}"', role=ROLE,
-        example='Given the caller is "mvne-platform"',
-        summary="whose credential `a valid access token` is, instead of the role's "
-        "usual caller")  # fmt: skip
+@phrase(
+    "given",
+    'the caller is "{identity:Q}"',
+    role=ROLE,
+    example='Given the caller is "mvne-platform"',
+    summary="whose credential `a valid access token` is, instead of the role's usual caller",
+)
 def the_caller(handoff: World, identity: str) -> None:
     handoff.identity = handoff.expand(identity)
 
 
-@phrase("given", 'the header "{name:Q}" is set to "{value:Q}"', role=ROLE,
-        example='Given the header "X-Correlation-ID" is set to "shop-0001"')  # fmt: skip
+@phrase(
+    "given",
+    'the header "{name:Q}" is set to "{value:Q}"',
+    role=ROLE,
+    example='Given the header "X-Correlation-ID" is set to "shop-0001"',
+)
 def header_set(handoff: World, name: str, value: str) -> None:
     handoff.draft.headers[name] = handoff.expand(value)
 
 
-@phrase("given", 'the header "{name:Q}" is set to a valid access token', role=ROLE,
-        example='Given the header "X-API-Key" is set to a valid access token',
-        summary="the caller's credential for the resource's role (Authorization: Bearer)")  # fmt: skip
+@phrase(
+    "given",
+    'the header "{name:Q}" is set to a valid access token',
+    role=ROLE,
+    example='Given the header "X-API-Key" is set to a valid access token',
+    summary="the caller's credential for the resource's role (Authorization: Bearer)",
+)
 def header_token(handoff: World, name: str) -> None:
     role = handoff.draft.role or "mvne"
     key = handoff.key_of(handoff.caller_for(role))
     handoff.draft.headers[name] = f"Bearer {key}" if name.lower() == "authorization" else key
 
 
-@phrase("given", 'the header "{name:Q}" is set to a UUID value', role=ROLE,
-        example='Given the header "X-Correlation-ID" is set to a UUID value')  # fmt: skip
+@phrase(
+    "given",
+    'the header "{name:Q}" is set to a UUID value',
+    role=ROLE,
+    example='Given the header "X-Correlation-ID" is set to a UUID value',
+)
 def header_uuid(handoff: World, name: str) -> None:
     handoff.draft.headers[name] = new_correlator()
 
 
-@phrase("given", 'the header "{name:Q}" is removed', role=ROLE,
-        example='Given the header "X-API-Key" is removed')  # fmt: skip
+@phrase(
+    "given",
+    'the header "{name:Q}" is removed',
+    role=ROLE,
+    example='Given the header "X-API-Key" is removed',
+)
 def header_removed(handoff: World, name: str) -> None:
     handoff.draft.headers[name] = ""
 
 
-@phrase("given", 'the path parameter "{name:Q}" is set to "{value:Q}"', role=ROLE,
-        example='Given the path parameter "id" is set to "${order.id}"')  # fmt: skip
+@phrase(
+    "given",
+    'the path parameter "{name:Q}" is set to "{value:Q}"',
+    role=ROLE,
+    example='Given the path parameter "id" is set to "${order.id}"',
+)
 def path_parameter(handoff: World, name: str, value: str) -> None:
     handoff.draft.path_params[name] = handoff.expand(value)
 
 
-@phrase("given", 'the query parameter "{name:Q}" is set to "{value:Q}"', role=ROLE,
-        example='Given the query parameter "limit" is set to "5"')  # fmt: skip
+@phrase(
+    "given",
+    'the query parameter "{name:Q}" is set to "{value:Q}"',
+    role=ROLE,
+    example='Given the query parameter "limit" is set to "5"',
+)
 def query_parameter(handoff: World, name: str, value: str) -> None:
     handoff.draft.query.append((name, handoff.expand(value)))
 
 
-@phrase("given", "the request body is set to", role=ROLE,
-        example='Given the request body is set to (a JSON doc string, or a table of '
-        'property | value rows)')  # fmt: skip
+@phrase(
+    "given",
+    "the request body is set to",
+    role=ROLE,
+    example="Given the request body is set to (a JSON doc string, or a table of "
+    "property | value rows)",
+)
 def request_body(
     handoff: World, docstring: str | None = None, datatable: list[list[str]] | None = None
 ) -> None:
@@ -97,7 +132,9 @@ def request_body(
             handoff.draft.body = text  # sent as is: a malformed body is a test case too
     elif datatable is not None:
         body: dict[str, Any] = {}
-        rows = datatable[1:] if datatable and datatable[0][:2] == ["property", "value"] else datatable
+        rows = (
+            datatable[1:] if datatable and datatable[0][:2] == ["property", "value"] else datatable
+        )
         for path, value in rows:
             _set_property(body, path, handoff.value_of(value))
         handoff.draft.body = body
@@ -106,22 +143,34 @@ def request_body(
     handoff.draft.has_body = True
 
 
-@phrase("given", 'the request body property "{path:Q}" is set to "{value:Q}"', role=ROLE,
-        example='Given the request body property "$.externalId" is set to "shop-0001"')  # fmt: skip
+@phrase(
+    "given",
+    'the request body property "{path:Q}" is set to "{value:Q}"',
+    role=ROLE,
+    example='Given the request body property "$.externalId" is set to "shop-0001"',
+)
 def body_property(handoff: World, path: str, value: str) -> None:
     _set_body(handoff, path, handoff.expand(value))
 
 
-@phrase("given", 'the request body property "{path:Q}" is set to {value:JSON}', role=ROLE,
-        example='Given the request body property "$.lines[0].lineCount" is set to 2')  # fmt: skip
+@phrase(
+    "given",
+    'the request body property "{path:Q}" is set to {value:JSON}',
+    role=ROLE,
+    example='Given the request body property "$.lines[0].lineCount" is set to 2',
+)
 def body_property_literal(handoff: World, path: str, value: Any) -> None:
     _set_body(handoff, path, value)
 
 
-@phrase("when", 'the request "{operation_id:Q}" is sent', role=ROLE,
-        example='When the request "createProductOrder" is sent',
-        summary="method and path from the contract; the resource's role decides which "
-        "contract when an operationId exists in several")  # fmt: skip
+@phrase(
+    "when",
+    'the request "{operation_id:Q}" is sent',
+    role=ROLE,
+    example='When the request "createProductOrder" is sent',
+    summary="method and path from the contract; the resource's role decides which "
+    "contract when an operationId exists in several",
+)
 def request_sent(handoff: World, operation_id: str) -> None:
     draft = handoff.draft
     role, operation = _operation(draft.role, operation_id)
@@ -150,33 +199,49 @@ def request_sent(handoff: World, operation_id: str) -> None:
     )
 
 
-@phrase("then", "the response status code is {status:d}", role=ROLE,
-        example="Then the response status code is 201")  # fmt: skip
+@phrase(
+    "then",
+    "the response status code is {status:d}",
+    role=ROLE,
+    example="Then the response status code is 201",
+)
 def status_is(handoff: World, status: int) -> None:
     exchange = _last(handoff)
     if exchange.status != status:
         raise StepFailed(f"expected {status}: {exchange.describe()}")
 
 
-@phrase("then", "the request got no answer", role=ROLE,
-        example="Then the request got no answer",
-        summary="the connection was dropped or timed out before any answer")  # fmt: skip
+@phrase(
+    "then",
+    "the request got no answer",
+    role=ROLE,
+    example="Then the request got no answer",
+    summary="the connection was dropped or timed out before any answer",
+)
 def no_answer(handoff: World) -> None:
     exchange = _last(handoff)
     if exchange.response is not None:
         raise StepFailed(f"the request was answered: {exchange.describe()}")
 
 
-@phrase("then", 'the response body does not contain "{text:Q}"', role=ROLE,
-        example='Then the response body does not contain "HLR"')  # fmt: skip
+@phrase(
+    "then",
+    'the response body does not contain "{text:Q}"',
+    role=ROLE,
+    example='Then the response body does not contain "HLR"',
+)
 def body_lacks(handoff: World, text: str) -> None:
     response = _response(handoff)
     if handoff.expand(text) in response.text:
         raise StepFailed(f"the response holds {text!r}: {response.text[:400]}")
 
 
-@phrase("then", 'the response property "{path:Q}" is "{value:Q}"', role=ROLE,
-        example='Then the response property "$.code" is "ICCID_UNMAPPED"')  # fmt: skip
+@phrase(
+    "then",
+    'the response property "{path:Q}" is "{value:Q}"',
+    role=ROLE,
+    example='Then the response property "$.code" is "ICCID_UNMAPPED"',
+)
 def property_is(handoff: World, path: str, value: str) -> None:
     found = _property(handoff, path)
     expected = handoff.expand(value)
@@ -184,16 +249,24 @@ def property_is(handoff: World, path: str, value: str) -> None:
         raise StepFailed(f"{path} is {found!r}, not {expected!r}: {_last(handoff).describe()}")
 
 
-@phrase("then", 'the response property "{path:Q}" is {value:JSON}', role=ROLE,
-        example='Then the response property "$.remainingValue.amount" is 4.9')  # fmt: skip
+@phrase(
+    "then",
+    'the response property "{path:Q}" is {value:JSON}',
+    role=ROLE,
+    example='Then the response property "$.remainingValue.amount" is 4.9',
+)
 def property_is_literal(handoff: World, path: str, value: Any) -> None:
     found = _property(handoff, path)
     if found != value or isinstance(found, bool) != isinstance(value, bool):
         raise StepFailed(f"{path} is {found!r}, not {value!r}: {_last(handoff).describe()}")
 
 
-@phrase("then", 'the response property "{path:Q}" contains "{text:Q}"', role=ROLE,
-        example='Then the response property "$.detail" contains "iccid"')  # fmt: skip
+@phrase(
+    "then",
+    'the response property "{path:Q}" contains "{text:Q}"',
+    role=ROLE,
+    example='Then the response property "$.detail" contains "iccid"',
+)
 def property_contains(handoff: World, path: str, text: str) -> None:
     found = _property(handoff, path)
     expected = handoff.expand(text)
@@ -201,22 +274,34 @@ def property_contains(handoff: World, path: str, text: str) -> None:
         raise StepFailed(f"{path} is {found!r}, which does not contain {expected!r}")
 
 
-@phrase("then", 'the response property "{path:Q}" exists', role=ROLE,
-        example='Then the response property "$.completionDate" exists')  # fmt: skip
+@phrase(
+    "then",
+    'the response property "{path:Q}" exists',
+    role=ROLE,
+    example='Then the response property "$.completionDate" exists',
+)
 def property_exists(handoff: World, path: str) -> None:
     _property(handoff, path)
 
 
-@phrase("then", 'the response property "{path:Q}" does not exist', role=ROLE,
-        example='Then the response property "$.secret" does not exist')  # fmt: skip
+@phrase(
+    "then",
+    'the response property "{path:Q}" does not exist',
+    role=ROLE,
+    example='Then the response property "$.secret" does not exist',
+)
 def property_absent(handoff: World, path: str) -> None:
     matches = jsonpath(path).find(_last(handoff).json())
     if matches:
         raise StepFailed(f"{path} is present: {matches[0].value!r}")
 
 
-@phrase("then", 'the response property "{path:Q}" has {count:d} items', role=ROLE,
-        example='Then the response property "$" has 3 items')  # fmt: skip
+@phrase(
+    "then",
+    'the response property "{path:Q}" has {count:d} items',
+    role=ROLE,
+    example='Then the response property "$" has 3 items',
+)
 def property_count(handoff: World, path: str, count: int) -> None:
     found = _property(handoff, path)
     if not isinstance(found, list) or len(found) != count:
@@ -224,8 +309,12 @@ def property_count(handoff: World, path: str, count: int) -> None:
         raise StepFailed(f"{path} has {size} items, not {count}: {_last(handoff).describe()}")
 
 
-@phrase("then", 'the response header "{name:Q}" is "{value:Q}"', role=ROLE,
-        example='Then the response header "Idempotent-Replayed" is "true"')  # fmt: skip
+@phrase(
+    "then",
+    'the response header "{name:Q}" is "{value:Q}"',
+    role=ROLE,
+    example='Then the response header "Idempotent-Replayed" is "true"',
+)
 def header_is(handoff: World, name: str, value: str) -> None:
     found = _response(handoff).headers.get(name)
     expected = handoff.expand(value)
@@ -235,24 +324,35 @@ def header_is(handoff: World, name: str, value: str) -> None:
         raise StepFailed(f"the response header {name} is {found!r}, not {expected!r}")
 
 
-@phrase("then", 'the response header "{name:Q}" exists', role=ROLE,
-        example='Then the response header "Location" exists')  # fmt: skip
+@phrase(
+    "then",
+    'the response header "{name:Q}" exists',
+    role=ROLE,
+    example='Then the response header "Location" exists',
+)
 def header_exists(handoff: World, name: str) -> None:
     if name not in _response(handoff).headers:
         raise StepFailed(f"the response has no {name} header: {_last(handoff).describe()}")
 
 
-@phrase("then", 'the response header "{name:Q}" does not exist', role=ROLE,
-        example='Then the response header "Idempotent-Replayed" does not exist')  # fmt: skip
+@phrase(
+    "then",
+    'the response header "{name:Q}" does not exist',
+    role=ROLE,
+    example='Then the response header "Idempotent-Replayed" does not exist',
+)
 def header_absent(handoff: World, name: str) -> None:
     if name in _response(handoff).headers:
         raise StepFailed(f"the response has a {name} header: {_response(handoff).headers[name]}")
 
 
-@phrase("then", 'the response header "{name:Q}" has same value as the request header '
-        '"{request_name:Q}"', role=ROLE,
-        example='Then the response header "X-Correlation-ID" has same value as the request '
-        'header "X-Correlation-ID"')  # fmt: skip
+@phrase(
+    "then",
+    'the response header "{name:Q}" has same value as the request header "{request_name:Q}"',
+    role=ROLE,
+    example='Then the response header "X-Correlation-ID" has same value as the request '
+    'header "X-Correlation-ID"',
+)
 def header_echoed(handoff: World, name: str, request_name: str) -> None:
     exchange = _last(handoff)
     sent = {key.lower(): value for key, value in exchange.request_headers.items()}
@@ -264,9 +364,13 @@ def header_echoed(handoff: World, name: str, request_name: str) -> None:
         )
 
 
-@phrase("then", 'the response body complies with the OAS schema at "{pointer:Q}"', role=ROLE,
-        example='Then the response body complies with the OAS schema at '
-        '"/components/schemas/ProductOrder"')  # fmt: skip
+@phrase(
+    "then",
+    'the response body complies with the OAS schema at "{pointer:Q}"',
+    role=ROLE,
+    example="Then the response body complies with the OAS schema at "
+    '"/components/schemas/ProductOrder"',
+)
 def complies_with_schema(handoff: World, pointer: str) -> None:
     exchange = _last(handoff)
     contract = load_contract(exchange.role)
@@ -274,9 +378,13 @@ def complies_with_schema(handoff: World, pointer: str) -> None:
     _validate(contract, schema, exchange)
 
 
-@phrase("then", "the response complies with the contract", role=ROLE,
-        example="Then the response complies with the contract",
-        summary="the status is one the operation documents, and the body its schema")  # fmt: skip
+@phrase(
+    "then",
+    "the response complies with the contract",
+    role=ROLE,
+    example="Then the response complies with the contract",
+    summary="the status is one the operation documents, and the body its schema",
+)
 def complies_with_contract(handoff: World) -> None:
     exchange = _last(handoff)
     if exchange.operation is None:

@@ -31,29 +31,40 @@ ALL_CAPABILITIES = [
 # --- the clock ---------------------------------------------------------------------------
 
 
-@phrase("given/when", "{amount:d} {unit:Unit} pass", role="clock",
-        example="When 16 days pass",
-        summary="the simulated clock moves on; every step and delivery due on the way runs "
-        "at its moment")  # fmt: skip
+@phrase(
+    "given/when",
+    "{amount:d} {unit:Unit} pass",
+    role="clock",
+    example="When 16 days pass",
+    summary="the simulated clock moves on; every step and delivery due on the way runs "
+    "at its moment",
+)
 def time_passes(handoff: World, amount: int, unit: float) -> None:
     handoff.advance(amount * unit)
 
 
-@phrase("given/when", "{amount:d} {unit:Unit} passes", role="clock",
-        example="When 1 hour passes")  # fmt: skip
+@phrase("given/when", "{amount:d} {unit:Unit} passes", role="clock", example="When 1 hour passes")
 def time_passes_singular(handoff: World, amount: int, unit: float) -> None:
     handoff.advance(amount * unit)
 
 
-@phrase("given/when", "everything due has run", role="clock",
-        example="When everything due has run",
-        summary="run the lifecycle steps and deliveries due now, without moving the clock")  # fmt: skip
+@phrase(
+    "given/when",
+    "everything due has run",
+    role="clock",
+    example="When everything due has run",
+    summary="run the lifecycle steps and deliveries due now, without moving the clock",
+)
 def everything_due(handoff: World) -> None:
     handoff.settle()
 
 
-@phrase("given", 'the clock is at "{instant:Q}"', role="clock",
-        example='Given the clock is at "2026-03-31T23:00:00Z"')  # fmt: skip
+@phrase(
+    "given",
+    'the clock is at "{instant:Q}"',
+    role="clock",
+    example='Given the clock is at "2026-03-31T23:00:00Z"',
+)
 def clock_at(handoff: World, instant: str) -> None:
     handoff.target.require_control_plane()
     handoff.set_clock(handoff.expand(instant))
@@ -71,67 +82,118 @@ def add_rule(world: World, rule: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-@phrase("given", 'the {role:Role} answers "{operation:Q}" with {status:d} for the next '
-        "{count:d} calls", role="faults",
-        example='Given the MNO answers "createServiceOrder" with 503 for the next 2 calls')  # fmt: skip
+@phrase(
+    "given",
+    'the {role:Role} answers "{operation:Q}" with {status:d} for the next {count:d} calls',
+    role="faults",
+    example='Given the MNO answers "createServiceOrder" with 503 for the next 2 calls',
+)
 def answers_status_n(handoff: World, role: str, operation: str, status: int, count: int) -> None:
-    add_rule(handoff, {"match": {"role": role, "operation": operation},
-                       "effect": {"type": "status", "status": status},
-                       "dosage": {"firstN": count}})  # fmt: skip
+    add_rule(
+        handoff,
+        {
+            "match": {"role": role, "operation": operation},
+            "effect": {"type": "status", "status": status},
+            "dosage": {"firstN": count},
+        },
+    )
 
 
-@phrase("given", 'the {role:Role} answers "{operation:Q}" with {status:d}', role="faults",
-        example='Given the MVNE answers "getSubscriptionDiagnostics" with 503')  # fmt: skip
+@phrase(
+    "given",
+    'the {role:Role} answers "{operation:Q}" with {status:d}',
+    role="faults",
+    example='Given the MVNE answers "getSubscriptionDiagnostics" with 503',
+)
 def answers_status(handoff: World, role: str, operation: str, status: int) -> None:
-    add_rule(handoff, {"match": {"role": role, "operation": operation},
-                       "effect": {"type": "status", "status": status}})  # fmt: skip
+    add_rule(
+        handoff,
+        {
+            "match": {"role": role, "operation": operation},
+            "effect": {"type": "status", "status": status},
+        },
+    )
 
 
-@phrase("given", 'the {role:Role} times out on "{operation:Q}" for the next {count:d} calls',
-        role="faults",
-        example='Given the MNO times out on "createServiceOrder" for the next 2 calls',
-        summary="the request is never processed and never answered")  # fmt: skip
+@phrase(
+    "given",
+    'the {role:Role} times out on "{operation:Q}" for the next {count:d} calls',
+    role="faults",
+    example='Given the MNO times out on "createServiceOrder" for the next 2 calls',
+    summary="the request is never processed and never answered",
+)
 def times_out(handoff: World, role: str, operation: str, count: int) -> None:
-    add_rule(handoff, {"match": {"role": role, "operation": operation},
-                       "effect": {"type": "timeout", "holdSeconds": 1},
-                       "dosage": {"firstN": count}})  # fmt: skip
+    add_rule(
+        handoff,
+        {
+            "match": {"role": role, "operation": operation},
+            "effect": {"type": "timeout", "holdSeconds": 1},
+            "dosage": {"firstN": count},
+        },
+    )
 
 
-@phrase("given", 'the {role:Role} processes the next "{operation:Q}" but its answer is lost',
-        role="faults",
-        example='Given the MVNE processes the next "createProductOrder" but its answer is lost',
-        summary="the request takes effect; the connection drops before the answer")  # fmt: skip
+@phrase(
+    "given",
+    'the {role:Role} processes the next "{operation:Q}" but its answer is lost',
+    role="faults",
+    example='Given the MVNE processes the next "createProductOrder" but its answer is lost',
+    summary="the request takes effect; the connection drops before the answer",
+)
 def answer_lost(handoff: World, role: str, operation: str) -> None:
-    add_rule(handoff, {"match": {"role": role, "operation": operation},
-                       "effect": {"type": "timeout", "stage": "after", "holdSeconds": 1},
-                       "dosage": {"firstN": 1}})  # fmt: skip
+    add_rule(
+        handoff,
+        {
+            "match": {"role": role, "operation": operation},
+            "effect": {"type": "timeout", "stage": "after", "holdSeconds": 1},
+            "dosage": {"firstN": 1},
+        },
+    )
 
 
-@phrase("given", 'the data fault "{fault:Q}" is switched on for the {role:Role}', role="faults",
-        example='Given the data fault "SUSPENSION_NOT_SENT" is switched on for the billing '
-        "platform")  # fmt: skip
+@phrase(
+    "given",
+    'the data fault "{fault:Q}" is switched on for the {role:Role}',
+    role="faults",
+    example='Given the data fault "SUSPENSION_NOT_SENT" is switched on for the billing platform',
+)
 def data_fault(handoff: World, fault: str, role: str) -> None:
     add_rule(handoff, {"match": {"role": role}, "effect": {"type": "data", "fault": fault}})
 
 
-@phrase("given", 'the data fault "{fault:Q}" is switched on for "{operation:Q}" at the '
-        "{role:Role}", role="faults",
-        example='Given the data fault "ORDER_STUCK" is switched on for "createServiceOrder" '
-        "at the MNO")  # fmt: skip
+@phrase(
+    "given",
+    'the data fault "{fault:Q}" is switched on for "{operation:Q}" at the {role:Role}',
+    role="faults",
+    example='Given the data fault "ORDER_STUCK" is switched on for "createServiceOrder" at the MNO',
+)
 def data_fault_operation(handoff: World, fault: str, operation: str, role: str) -> None:
-    add_rule(handoff, {"match": {"role": role, "operation": operation},
-                       "effect": {"type": "data", "fault": fault}})  # fmt: skip
+    add_rule(
+        handoff,
+        {
+            "match": {"role": role, "operation": operation},
+            "effect": {"type": "data", "fault": fault},
+        },
+    )
 
 
-@phrase("given", "the fault rule", role="faults",
-        example="Given the fault rule (a JSON doc string: match, effect, dosage as "
-        "POST /__admin/faults takes it)")  # fmt: skip
+@phrase(
+    "given",
+    "the fault rule",
+    role="faults",
+    example="Given the fault rule (a JSON doc string: match, effect, dosage as "
+    "POST /__admin/faults takes it)",
+)
 def fault_rule(handoff: World, docstring: str) -> None:
     add_rule(handoff, json.loads(handoff.expand(docstring)))
 
 
-@phrase("given", 'the scenario "{name:Q}" is applied', role="faults",
-        example='Given the scenario "tax-jurisdiction-gap" is applied')  # fmt: skip
+@phrase(
+    "given",
+    'the scenario "{name:Q}" is applied',
+    role="faults",
+    example='Given the scenario "tax-jurisdiction-gap" is applied',
+)
 def scenario_applied(handoff: World, name: str) -> None:
     path = SCENARIOS_DIR / f"{name}.yaml"
     roles: tuple[str, ...] = ROLES
@@ -151,8 +213,12 @@ def scenario_applied(handoff: World, name: str) -> None:
     runtime.settle()
 
 
-@phrase("given", "every fault is switched off", role="faults",
-        example="Given every fault is switched off")  # fmt: skip
+@phrase(
+    "given",
+    "every fault is switched off",
+    role="faults",
+    example="Given every fault is switched off",
+)
 def faults_off(handoff: World) -> None:
     handoff.admin("DELETE", "/faults")
 
@@ -160,49 +226,80 @@ def faults_off(handoff: World) -> None:
 # --- partners on the control plane -------------------------------------------------------
 
 
-@phrase("given", 'the partner "{partner:Q}"', role="tenancy",
-        example='Given the partner "mvno-bravo"',
-        summary="the MVNO the following steps act for (mvno-alpha unless said)")  # fmt: skip
+@phrase(
+    "given",
+    'the partner "{partner:Q}"',
+    role="tenancy",
+    example='Given the partner "mvno-bravo"',
+    summary="the MVNO the following steps act for (mvno-alpha unless said)",
+)
 def the_partner(handoff: World, partner: str) -> None:
     handoff.partner = handoff.expand(partner)
 
 
-@phrase("given", 'the partner "{partner:Q}" is onboarded for "{offerings:Q}" in "{markets:Q}"',
-        role="tenancy",
-        example='Given the partner "mvno-charlie" is onboarded for "po-us-talk, po-us-data" '
-        'in "US"',
-        summary="a new MVNO with every capability; the following steps act for it")  # fmt: skip
+@phrase(
+    "given",
+    'the partner "{partner:Q}" is onboarded for "{offerings:Q}" in "{markets:Q}"',
+    role="tenancy",
+    example='Given the partner "mvno-charlie" is onboarded for "po-us-talk, po-us-data" in "US"',
+    summary="a new MVNO with every capability; the following steps act for it",
+)
 def onboarded(handoff: World, partner: str, offerings: str, markets: str) -> None:
-    answer = handoff.admin("POST", "/partners", {
-        "id": partner,
-        "name": partner.replace("-", " ").title(),
-        "agreement": {"offerings": _list(offerings), "markets": _list(markets),
-                      "capabilities": ALL_CAPABILITIES},
-    }, roles=("mvne",))  # fmt: skip
+    answer = handoff.admin(
+        "POST",
+        "/partners",
+        {
+            "id": partner,
+            "name": partner.replace("-", " ").title(),
+            "agreement": {
+                "offerings": _list(offerings),
+                "markets": _list(markets),
+                "capabilities": ALL_CAPABILITIES,
+            },
+        },
+        roles=("mvne",),
+    )
     handoff.keys[partner] = answer["apiKey"]
     handoff.partner = partner
 
 
-@phrase("given", 'the capability "{capability:Q}" of "{partner:Q}" is {status:Q}',
-        role="tenancy",
-        example='Given the capability "SUBMIT_ORDER" of "mvno-alpha" is suspended')  # fmt: skip
+@phrase(
+    "given",
+    'the capability "{capability:Q}" of "{partner:Q}" is {status:Q}',
+    role="tenancy",
+    example='Given the capability "SUBMIT_ORDER" of "mvno-alpha" is suspended',
+)
 def capability(handoff: World, capability: str, partner: str, status: str) -> None:
-    handoff.admin("PUT", f"/partners/{partner}/capabilities/{capability}",
-                  {"status": status}, roles=("mvne",))  # fmt: skip
+    handoff.admin(
+        "PUT", f"/partners/{partner}/capabilities/{capability}", {"status": status}, roles=("mvne",)
+    )
 
 
-@phrase("when", 'the capability "{capability:Q}" of "{partner:Q}" is suspended', role="tenancy",
-        example='When the capability "SUBMIT_ORDER" of "mvno-alpha" is suspended')  # fmt: skip
+@phrase(
+    "when",
+    'the capability "{capability:Q}" of "{partner:Q}" is suspended',
+    role="tenancy",
+    example='When the capability "SUBMIT_ORDER" of "mvno-alpha" is suspended',
+)
 def capability_suspended_now(handoff: World, capability: str, partner: str) -> None:
-    handoff.admin("PUT", f"/partners/{partner}/capabilities/{capability}",
-                  {"status": "suspended"}, roles=("mvne",))  # fmt: skip
+    handoff.admin(
+        "PUT",
+        f"/partners/{partner}/capabilities/{capability}",
+        {"status": "suspended"},
+        roles=("mvne",),
+    )
 
 
-@phrase("when", 'the partner "{partner:Q}" is terminated', role="tenancy",
-        example='When the partner "mvno-alpha" is terminated')  # fmt: skip
+@phrase(
+    "when",
+    'the partner "{partner:Q}" is terminated',
+    role="tenancy",
+    example='When the partner "mvno-alpha" is terminated',
+)
 def terminated(handoff: World, partner: str) -> None:
-    handoff.admin("POST", f"/partners/{partner}/terminate", roles=("mvne",),
-                  operation="terminatePartner")  # fmt: skip
+    handoff.admin(
+        "POST", f"/partners/{partner}/terminate", roles=("mvne",), operation="terminatePartner"
+    )
 
 
 # --- the journal -------------------------------------------------------------------------
@@ -213,20 +310,29 @@ def journal(world: World, **params: Any) -> list[dict[str, Any]]:
     return world.admin_pages("/journal", params)
 
 
-@phrase("then", 'the {role:Role} received "{operation:Q}" {count:d} times', role="journal",
-        example='Then the MNO received "createServiceOrder" 8 times',
-        summary="requests the role served for that operation, whatever it answered")  # fmt: skip
+@phrase(
+    "then",
+    'the {role:Role} received "{operation:Q}" {count:d} times',
+    role="journal",
+    example='Then the MNO received "createServiceOrder" 8 times',
+    summary="requests the role served for that operation, whatever it answered",
+)
 def received_times(handoff: World, role: str, operation: str, count: int) -> None:
     handoff.target.require_control_plane(role)
-    found = [e for e in journal(handoff, role=role, direction="inbound")
-             if e["operationId"] == operation]  # fmt: skip
+    found = [
+        e for e in journal(handoff, role=role, direction="inbound") if e["operationId"] == operation
+    ]
     if len(found) != count:
         statuses = [entry["status"] for entry in found]
         raise StepFailed(f"the {role} received {operation} {len(found)} times ({statuses})")
 
 
-@phrase("then", 'the correlation ID "{correlation:Q}" reaches the {role:Role}', role="journal",
-        example='Then the correlation ID "shop-0001" reaches the MNO')  # fmt: skip
+@phrase(
+    "then",
+    'the correlation ID "{correlation:Q}" reaches the {role:Role}',
+    role="journal",
+    example='Then the correlation ID "shop-0001" reaches the MNO',
+)
 def correlation_reaches(handoff: World, correlation: str, role: str) -> None:
     handoff.target.require_control_plane(role)
     entries = journal(handoff, correlationId=handoff.expand(correlation), role=role)
@@ -234,9 +340,13 @@ def correlation_reaches(handoff: World, correlation: str, role: str) -> None:
         raise StepFailed(f"the {role}'s journal has nothing under {correlation!r}")
 
 
-@phrase("then", 'the journal holds no "{text:Q}"', role="journal",
-        example='Then the journal holds no "4111111111111111"',
-        summary="no request, answer or URL the stack recorded contains the text")  # fmt: skip
+@phrase(
+    "then",
+    'the journal holds no "{text:Q}"',
+    role="journal",
+    example='Then the journal holds no "4111111111111111"',
+    summary="no request, answer or URL the stack recorded contains the text",
+)
 def journal_holds_no(handoff: World, text: str) -> None:
     value = handoff.expand(text)
     for entry in journal(handoff):
