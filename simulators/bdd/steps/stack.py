@@ -4,6 +4,7 @@ control plane, and what the request journal saw."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import yaml
@@ -310,6 +311,17 @@ def journal(world: World, **params: Any) -> list[dict[str, Any]]:
     return world.admin_pages("/journal", params)
 
 
+def settled_journal(world: World, done: Any, **params: Any) -> list[dict[str, Any]]:
+    """The journal once `done(entries)` holds, or as it stands after a second: a live
+    stack's workers each flush their journal buffer every quarter second."""
+    entries = journal(world, **params)
+    deadline = time.monotonic() + (0 if world.target.runtime is not None else 1.0)
+    while not done(entries) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        entries = journal(world, **params)
+    return entries
+
+
 @phrase(
     "then",
     'the {role:Role} received "{operation:Q}" {count:d} times',
@@ -335,7 +347,7 @@ def received_times(handoff: World, role: str, operation: str, count: int) -> Non
 )
 def correlation_reaches(handoff: World, correlation: str, role: str) -> None:
     handoff.target.require_control_plane(role)
-    entries = journal(handoff, correlationId=handoff.expand(correlation), role=role)
+    entries = settled_journal(handoff, bool, correlationId=handoff.expand(correlation), role=role)
     if not entries:
         raise StepFailed(f"the {role}'s journal has nothing under {correlation!r}")
 
