@@ -495,5 +495,24 @@ def contracts() -> None:
         console.print(str(path))
 
 
+@main.command("steps")
+@click.option("--role", default=None, help="Only the steps of this role (e.g. mvne, clock).")
+@click.option("--markdown", is_flag=True, help="Print features/STEPS.md instead of a table.")
+def steps(role: str | None, markdown: bool) -> None:
+    """The Gherkin step phrases a feature can use: phrase, example, role."""
+    try:
+        from .bdd import catalogue
+    except ImportError as exc:  # the step library needs pytest-bdd
+        raise click.ClickException(f"{exc}: pip install 'handoff[bdd]'") from None
+    if markdown:
+        click.echo(catalogue.markdown(), nl=False)
+        return
+    table = Table("phrase", "example", "role", title="Step phrases", show_lines=False)
+    for phrase, example, owner in catalogue.rows():
+        if role is None or owner == role:
+            table.add_row(phrase, example, owner)
+    console.print(table)
+
+
 if __name__ == "__main__":
     main()
