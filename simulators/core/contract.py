@@ -41,6 +41,9 @@ _PATH_PARAM = re.compile(r"{([^}]+)}")
 class FieldError:
     field: str
     message: str
+    # The JSON Schema keyword that failed (`maximum`, `pattern`, ...), for APIs whose error
+    # codes tell kinds of refusal apart (CAMARA's OUT_OF_RANGE vs INVALID_ARGUMENT).
+    keyword: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
@@ -113,16 +116,18 @@ class Operation:
             label = f"{param.location} parameter '{param.name}'"
             if raw is None:
                 if param.required:
-                    errors.append(FieldError(param.name, f"{label} is required"))
+                    errors.append(FieldError(param.name, f"{label} is required", "required"))
                 continue
             try:
                 value = _coerce(raw, param.schema)
             except ValueError as exc:
-                errors.append(FieldError(param.name, f"{label}: {exc}"))
+                errors.append(FieldError(param.name, f"{label}: {exc}", "type"))
                 continue
             found = param.validator.errors(value)
             if found:
-                errors.append(FieldError(param.name, f"{label}: {found[0].message}"))
+                errors.append(
+                    FieldError(param.name, f"{label}: {found[0].message}", str(found[0].validator))
+                )
                 continue
             values[param.name] = value
         return values, errors
@@ -131,7 +136,10 @@ class Operation:
         if self.body_validator is None:
             return []
         errors = self.body_validator.errors(body)
-        return [FieldError(field_name(error), error.message) for error in errors[:10]]
+        return [
+            FieldError(field_name(error), error.message, str(error.validator))
+            for error in errors[:10]
+        ]
 
 
 def _coerce(raw: Any, schema: dict[str, Any]) -> Any:

@@ -181,9 +181,32 @@ def test_an_order_is_acknowledged_at_once_and_its_progress_scheduled(runtime: Ru
                     "serviceCharacteristic": [{"name": "IMSI", "value": imsi_for(1)}],
                 },
             },
+            errors.MissingServiceCharacteristic,
+            "serviceOrderItem[0].service.serviceCharacteristic",
+            id="new-imsi-without-its-iccid",
+        ),
+        pytest.param(
+            {
+                "id": "1",
+                "action": "modify",
+                "service": {"id": "svc-x", "serviceCharacteristic": []},
+            },
+            errors.MissingServiceCharacteristic,
+            "serviceOrderItem[0].service.serviceCharacteristic",
+            id="modify-changing-nothing",
+        ),
+        pytest.param(
+            {
+                "id": "1",
+                "action": "modify",
+                "service": {
+                    "id": "svc-x",
+                    "serviceCharacteristic": [{"name": "serviceType", "value": "iot"}],
+                },
+            },
             errors.InvalidServiceCharacteristic,
             "serviceOrderItem[0].service.serviceCharacteristic[0].name",
-            id="modify-imsi",
+            id="modify-the-line-type",
         ),
         pytest.param(
             {"id": "1", "action": "modify", "service": {"id": "svc-x"}},
