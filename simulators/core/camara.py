@@ -255,7 +255,8 @@ class CamaraApi(RoleApi):
         return blueprint
 
     def _authenticate(self, runtime: Runtime, conn: Connection, operation: Operation) -> Partner:
-        holder = self.verify_token(runtime, conn, bearer_token(request.headers.get("Authorization")))
+        token = bearer_token(request.headers.get("Authorization"))
+        holder = self.verify_token(runtime, conn, token)
         alternatives = self._scopes.get(operation.operation_id, [])
         if alternatives and not any(needed <= holder.scopes for needed in alternatives):
             wanted = " or ".join(" ".join(sorted(needed)) for needed in alternatives)
