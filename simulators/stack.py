@@ -37,6 +37,12 @@ def extra_apis(module: ModuleType) -> dict[str, RoleApi]:
     return found
 
 
+def operations_of(module: ModuleType) -> set[str]:
+    """Every operationId a role serves, over all its APIs (what fault rules may name)."""
+    apis = [module.api, *extra_apis(module).values()]
+    return {operation for api in apis for operation in api.contract().operations}
+
+
 def _serve_contract(app: Flask, name: str, prefix: str, api: Any) -> None:
     contract = api.contract()
 
@@ -64,13 +70,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     ratelimit.install(app)
     for name, module in ROLES.items():
         module.install(runtime)
-        runtime.role_operations[name] = set(module.api.contract().operations)
+        runtime.role_operations[name] = operations_of(module)
         app.register_blueprint(module.api.blueprint(runtime))
         _serve_contract(app, name, f"/{name}", module.api)
         # A role's further APIs (the MNO's CAMARA APIs): same role, faults and journal, each
         # under its own base path with its own contract.
         for prefix, extra in extra_apis(module).items():
-            runtime.role_operations[name] |= set(extra.contract().operations)
             app.register_blueprint(extra.blueprint(runtime, prefix=prefix))
             _serve_contract(app, extra.contract_name, prefix, extra)
     app.register_blueprint(admin_api.blueprint(runtime, admin_authenticator, prefix="/__admin"))
