@@ -17,7 +17,7 @@ from flask import Blueprint, Response, g, request
 from sqlalchemy import Connection
 
 from .contract import HTTP_METHODS, Contract, Operation
-from .http import ContractViolation, ErrorShape, RoleApi
+from .http import Authenticator, ContractViolation, ErrorShape, RoleApi
 from .oauth import bearer_token
 from .problems import DomainError
 from .tenancy import Partner
@@ -219,7 +219,7 @@ class CamaraApi(RoleApi):
     def blueprint(
         self,
         runtime: Runtime,
-        authenticator: Any = None,
+        authenticator: Authenticator | None = None,
         prefix: str | None = None,
     ) -> Blueprint:
         self._scopes = required_scopes(self.contract())

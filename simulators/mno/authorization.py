@@ -407,14 +407,17 @@ def _hinted_line(
 def served_line(conn: Connection, client: tenancy.Partner, msisdn: str) -> model.Service | None:
     """The live line holding `msisdn` among the lines of the client's MVNO; another MVNO's
     number is as unknown as one the network does not serve."""
+    mvno = client.agreement.get("mvno")
+    if not mvno:
+        return None  # a client tied to no MVNO sees no line (never the unattributed ones)
     row = conn.execute(
-        select(model.services).where(
+        select(model.services.c.id).where(
             model.services.c.msisdn == msisdn,
-            model.services.c.mvno_id == client.agreement.get("mvno"),
+            model.services.c.mvno_id == mvno,
             model.services.c.state != model.SERVICE_TERMINATED,
         )
     ).first()
-    return None if row is None else model.get_service(conn, row.client_id, row.id)
+    return None if row is None else model.service_by_id(conn, row.id)
 
 
 def redeem_backchannel_authentication(
@@ -479,10 +482,8 @@ def _redeem(
         if too_soon:
             return SlowDown(f"Poll at most every {interval} s from now on")
         return AuthorizationPending("The subscriber has not approved the request yet")
-    line_row = conn.execute(
-        select(model.services).where(model.services.c.id == row.service_id)
-    ).first()
-    if line_row is None or line_row.state == model.SERVICE_TERMINATED:
+    line = model.service_by_id(conn, row.service_id)
+    if line is None or line.state == model.SERVICE_TERMINATED:
         return InvalidGrant("The subscriber's line is no longer served")
     conn.execute(
         auth_requests.update().where(auth_requests.c.pk == row.pk).values(redeemed_at=now)
@@ -495,7 +496,7 @@ def _redeem(
         grant_type=GRANT_CIBA,
         scopes=scope_set(row.scope),
         now=now,
-        line=model.get_service(conn, line_row.client_id, line_row.id),
+        line=line,
         authenticated_at=row.approve_at,
         correlation_id=correlation_id,
     )
@@ -519,15 +520,12 @@ def verify_access_token(runtime: Runtime, conn: Connection, token: str) -> Token
         raise PermissionDenied(f"Client {client.id} is {client.status}")
     line_id = None if claims.subject == claims.client_id else claims.subject
     if line_id is not None:
-        row = conn.execute(
-            select(model.services.c.state, model.services.c.mvno_id).where(
-                model.services.c.id == line_id
-            )
-        ).first()
+        line = model.service_by_id(conn, line_id)
         if (
-            row is None
-            or row.state == model.SERVICE_TERMINATED
-            or row.mvno_id != client.agreement.get("mvno")
+            line is None
+            or line.state == model.SERVICE_TERMINATED
+            or line.mvno_id is None
+            or line.mvno_id != client.agreement.get("mvno")
         ):
             raise InvalidToken("The line this token was issued for is no longer served")
     return TokenHolder(

@@ -19,6 +19,7 @@ from simulators.core.camara import (
     TokenHolder,
     explicit_identifier,
 )
+from simulators.core.oauth import InvalidToken
 
 from . import model
 from .authorization import served_line
@@ -38,10 +39,10 @@ def subject_line(conn: Connection, holder: TokenHolder, phone_number: str | None
     explicit = explicit_identifier(holder, phone_number)
     if explicit is None:
         assert holder.line_id is not None
-        row = conn.execute(
-            select(model.services.c.client_id).where(model.services.c.id == holder.line_id)
-        ).one()
-        return model.get_service(conn, row.client_id, holder.line_id)
+        line = model.service_by_id(conn, holder.line_id)
+        if line is None:  # reset away since the token was checked
+            raise InvalidToken("The line this token was issued for is no longer served")
+        return line
     line = served_line(conn, holder, explicit)
     if line is None:
         raise IdentifierNotFound("The phone number is not associated with a customer account")

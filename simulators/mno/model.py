@@ -1017,6 +1017,13 @@ def _client_service_row(
     ).first()
 
 
+def service_by_id(conn: Connection, service_id: str) -> Service | None:
+    """Any client's service: for the network's own services (CAMARA, the authorization
+    server) that scope lines by MVNO, not by the client that ordered them."""
+    row = conn.execute(select(services).where(services.c.id == service_id)).first()
+    return None if row is None else _service_from_row(row)
+
+
 def get_service(conn: Connection, client_id: str, service_id: str) -> Service:
     row = _client_service_row(conn, client_id, service_id)
     if row is None:
