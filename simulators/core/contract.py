@@ -25,6 +25,8 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 # What a request body may weigh unless its operation says otherwise (`x-max-body-bytes`).
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 _JSON_MEDIA = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
+# A form (an OAuth 2.0 token request) is parsed into an object and validated like JSON.
+FORM_MEDIA = "application/x-www-form-urlencoded"
 
 
 class HeaderLookup(Protocol):
@@ -44,6 +46,9 @@ _PATH_PARAM = re.compile(r"{([^}]+)}")
 class FieldError:
     field: str
     message: str
+    # The JSON Schema keyword that failed (`maximum`, `pattern`, ...), for APIs whose error
+    # codes tell kinds of refusal apart (CAMARA's OUT_OF_RANGE vs INVALID_ARGUMENT).
+    keyword: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
@@ -120,16 +125,18 @@ class Operation:
             label = f"{param.location} parameter '{param.name}'"
             if raw is None:
                 if param.required:
-                    errors.append(FieldError(param.name, f"{label} is required"))
+                    errors.append(FieldError(param.name, f"{label} is required", "required"))
                 continue
             try:
                 value = _coerce(raw, param.schema)
             except ValueError as exc:
-                errors.append(FieldError(param.name, f"{label}: {exc}"))
+                errors.append(FieldError(param.name, f"{label}: {exc}", "type"))
                 continue
             found = param.validator.errors(value)
             if found:
-                errors.append(FieldError(param.name, f"{label}: {found[0].message}"))
+                errors.append(
+                    FieldError(param.name, f"{label}: {found[0].message}", str(found[0].validator))
+                )
                 continue
             values[param.name] = value
         return values, errors
@@ -138,7 +145,10 @@ class Operation:
         if self.body_validator is None:
             return []
         errors = self.body_validator.errors(body)
-        return [FieldError(field_name(error), error.message) for error in errors[:10]]
+        return [
+            FieldError(field_name(error), error.message, str(error.validator))
+            for error in errors[:10]
+        ]
 
 
 def _coerce(raw: Any, schema: dict[str, Any]) -> Any:
@@ -260,7 +270,7 @@ class Contract:
             body_required = bool(body.get("required", False))
             media_types = tuple(body.get("content", {}))
             streams_body = bool(media_types) and not any(
-                _JSON_MEDIA.match(media) for media in media_types
+                _JSON_MEDIA.match(media) or media == FORM_MEDIA for media in media_types
             )
             first: dict[str, Any] = next(iter(body.get("content", {}).values()), {})
             if not streams_body:

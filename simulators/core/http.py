@@ -18,14 +18,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import idempotency, ratelimit
-from .contract import DEFAULT_MAX_BODY_BYTES, Contract, HeaderLookup, Operation, load_contract
+from .contract import (
+    DEFAULT_MAX_BODY_BYTES,
+    FORM_MEDIA,
+    Contract,
+    FieldError,
+    HeaderLookup,
+    Operation,
+    load_contract,
+)
 from .fault_effects import DropConnection, apply_after, apply_before, lenient_body, mark_drop
 from .faults import NO_FAULTS, Decision, Firing, Sample, fields_of
 from .journal import body_text
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("handoff.http")
 
 MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
+ERROR_SHAPES = "handoff.error_shapes"
 CORRELATION_PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -135,6 +146,42 @@ class Withheld:
 Screen = Callable[[bytes, str, HeaderLookup], Withheld | None]
 
 
+@dataclass(frozen=True)
+class ErrorShape:
+    """How an API whose standard fixes its own error body answers every refusal, in place of
+    RFC 9457: CAMARA's `{status, code, message}`, OAuth 2.0's `{error, error_description}`.
+
+    `render` returns the status as well, since a standard may have no code for one of ours
+    (CAMARA says 400 INVALID_ARGUMENT where the pipeline says 422 UNSUPPORTED_CHARACTER).
+    """
+
+    render: Callable[[DomainError], tuple[int, dict[str, Any]]]
+    media_type: str = "application/json"
+
+
+class Refusal(DomainError):
+    """A refusal that arose outside any handler (routing, an unexpected failure)."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+        self.status = status  # type: ignore[misc]
+        self.code = code  # type: ignore[misc]
+        self.title = title  # type: ignore[misc]
+        super().__init__(detail)
+
+
+class ContractViolation(BadRequest):
+    """A request the contract refuses, with every failing field and JSON Schema keyword."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        first = errors[0]
+        super().__init__(
+            f"{first.field}: {first.message}",
+            field=first.field,
+            errors=[error.as_dict() for error in errors],
+        )
+        self.field_errors = errors
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=_json_default)
 
@@ -145,8 +192,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
-    media = PROBLEM_JSON if status >= 400 else "application/json"
+def json_response(
+    body: Any,
+    status: int,
+    headers: dict[str, str] | None = None,
+    media_type: str | None = None,
+) -> Response:
+    media = media_type or (PROBLEM_JSON if status >= 400 else "application/json")
     text = "" if body is None else body if isinstance(body, RawJson) else to_json(body)
     response = Response(text if status != 204 else None, status=status, mimetype=media)
     for name, value in (headers or {}).items():
@@ -161,12 +213,28 @@ def _instance() -> str:
     return withheld.journal_url.partition("?")[0] if withheld else request.path
 
 
+def _error_shape() -> ErrorShape | None:
+    """The error shape of the API this request's path belongs to, if it has its own."""
+    shapes: dict[str, ErrorShape] | None = current_app.extensions.get(ERROR_SHAPES)
+    if not shapes:
+        return None
+    path = request.path
+    for prefix, shape in shapes.items():  # longest prefix first
+        if path == prefix or path.startswith(prefix + "/"):
+            return shape
+    return None
+
+
 def problem_response(error: DomainError) -> Response:
     correlation_id = getattr(g, "correlation_id", None)
-    body = error.to_problem(correlation_id=correlation_id, instance=_instance())
     headers = dict(error.headers)
     if correlation_id:
         headers["X-Correlation-ID"] = correlation_id
+    shape = _error_shape()
+    if shape is not None:
+        status, shaped = shape.render(error)
+        return json_response(shaped, status, headers, media_type=shape.media_type)
+    body = error.to_problem(correlation_id=correlation_id, instance=_instance())
     return json_response(body, error.status, headers)
 
 
@@ -256,6 +324,8 @@ def _read_body(operation: Operation) -> Any:
             raise BadRequest("This operation needs a JSON body", field="(body)")
         return None
     _check_media_type(operation)
+    if request.mimetype == FORM_MEDIA:
+        return _form_body(raw)
     try:
         body = json.loads(raw, parse_float=_json_number)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -263,6 +333,22 @@ def _read_body(operation: Operation) -> Any:
     # Legal JSON, but no store keeps it (PostgreSQL text) and no identifier needs it;
     # refused once the body has passed the contract (see RoleApi._handle).
     g.body_has_nul = b"\\u0000" in raw.lower()
+    return body
+
+
+def _form_body(raw: bytes) -> dict[str, str]:
+    """A form-encoded body (OAuth 2.0 requests) as a flat object to validate like JSON."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"The body is not a valid form: {exc}", field="(body)") from None
+    body: dict[str, str] = {}
+    for name, value in pairs:
+        if name in body:
+            # RFC 6749 section 3.1: request parameters must not be included more than once.
+            raise BadRequest(f"{name}: the parameter is given more than once", field=name)
+        body[name] = value
+    g.body_has_nul = any("\x00" in name or "\x00" in value for name, value in pairs)
     return body
 
 
@@ -349,12 +435,25 @@ class RoleApi:
     """One fake vendor's HTTP surface, bound to its contract."""
 
     def __init__(
-        self, role: str, contract_name: str | None = None, screen: Screen | None = None
+        self,
+        role: str,
+        contract_name: str | None = None,
+        screen: Screen | None = None,
+        *,
+        authenticator: Authenticator | None = None,
+        error_shape: ErrorShape | None = None,
+        idempotency_keys: bool = True,
     ) -> None:
         self.role = role
         self.contract_name = contract_name or role
         self.handlers: dict[str, tuple[Handler, bool, str | None]] = {}
         self.screen = screen
+        # How callers prove who they are; the role's partner API keys unless said otherwise.
+        self.authenticator = authenticator
+        self.error_shape = error_shape
+        # False for an API whose standard knows no Idempotency-Key (a replayed CAMARA check
+        # would answer a stale state).
+        self.idempotency_keys = idempotency_keys
 
     def operation(
         self, operation_id: str, *, write: bool = False, idempotent_on: str | None = None
@@ -398,8 +497,12 @@ class RoleApi:
         for operation in contract.operations.values():
             if "{" not in operation.path:
                 static_paths.setdefault(url_prefix + operation.path, set()).add(operation.method)
-        blueprint = Blueprint(self.role.replace("_", ""), __name__, url_prefix=url_prefix)
-        auth = authenticator or partner_authenticator(self.role)
+        blueprint = Blueprint(
+            self.contract_name.replace("_", ""), __name__, url_prefix=url_prefix
+        )
+        auth = authenticator or self.authenticator or partner_authenticator(self.role)
+        if self.error_shape is not None:
+            blueprint.record_once(_shape_registrar(url_prefix, self.error_shape))
         for operation in contract.operations.values():
             handler, write, idempotent_on = self.handlers[operation.operation_id]
             view = self._view(runtime, operation, handler, write, idempotent_on, auth, url_prefix)
@@ -550,11 +653,7 @@ class RoleApi:
             # A JSON `null` is a body too, and must match the schema like any other.
             errors += operation.validate_body(body)
         if errors:
-            raise BadRequest(
-                f"{errors[0].field}: {errors[0].message}",
-                field=errors[0].field,
-                errors=[error.as_dict() for error in errors],
-            )
+            raise ContractViolation(errors)
         if g.get("body_has_nul"):
             raise UnsupportedCharacter("Strings may not contain U+0000 (NUL)", field="(body)")
         ctx = RequestContext(
@@ -575,6 +674,7 @@ class RoleApi:
             key is None
             or partner is None
             or operation.method not in ("POST", "PATCH")
+            or not self.idempotency_keys
             # A streamed body cannot be fingerprinted before it is read: such a handler keeps
             # its own exactly-once record (the SIM batch load keys on the file's SHA-256).
             or operation.streams_body
@@ -605,6 +705,16 @@ class RoleApi:
                 conn, **scope, request_fingerprint=fingerprint, answer=answer, now=now
             )
         return reply
+
+
+def _shape_registrar(prefix: str, shape: ErrorShape) -> Callable[[BlueprintSetupState], None]:
+    def register(state: BlueprintSetupState) -> None:
+        shapes: dict[str, ErrorShape] = state.app.extensions.setdefault(ERROR_SHAPES, {})
+        shapes[prefix] = shape
+        ordered = sorted(shapes.items(), key=lambda item: len(item[0]), reverse=True)
+        state.app.extensions[ERROR_SHAPES] = dict(ordered)
+
+    return register
 
 
 def _concrete_paths_first(
@@ -666,15 +776,21 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
             413: "PAYLOAD_TOO_LARGE",
             415: "UNSUPPORTED_MEDIA_TYPE",
         }
-        body = problem(
-            status,
-            codes.get(status, f"HTTP_{status}"),
-            error.name,
-            error.description or error.name,
-            correlation_id=getattr(g, "correlation_id", None),
-            instance=request.path,
-        )
-        response = json_response(body, status)
+        code = codes.get(status, f"HTTP_{status}")
+        if _error_shape() is not None:
+            response = problem_response(
+                Refusal(status, code, error.name, error.description or error.name)
+            )
+        else:
+            body = problem(
+                status,
+                code,
+                error.name,
+                error.description or error.name,
+                correlation_id=getattr(g, "correlation_id", None),
+                instance=request.path,
+            )
+            response = json_response(body, status)
         for name, value in error.get_headers():
             if name.lower() == "allow":
                 response.headers["Allow"] = _concrete_allow(app, value)
@@ -683,11 +799,14 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        detail = "The fake failed unexpectedly; the journal has the correlation ID"
+        if _error_shape() is not None:
+            return problem_response(Refusal(500, "INTERNAL", "Internal error", detail))
         body = problem(
             500,
             "INTERNAL",
             "Internal error",
-            "The fake failed unexpectedly; the journal has the correlation ID",
+            detail,
             correlation_id=getattr(g, "correlation_id", None),
             instance=_instance(),
         )

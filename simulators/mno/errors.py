@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simulators.core import camara
 from simulators.core.problems import (
     BadRequest,
     Conflict,
@@ -102,3 +103,11 @@ def item_failure_reason(code: str | None) -> str:
 class TroubleTicketNotFound(NotFound):
     code = "TROUBLE_TICKET_NOT_FOUND"
     title = "No such trouble ticket"
+
+
+class UserNotAuthenticatedByMobileNetwork(camara.PermissionDenied):
+    """Number Verification answers only for a subscriber the network authenticated (a
+    three-legged token); a client credentials token identifies no one."""
+
+    code = "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+    title = "Client must authenticate via the mobile network to use this service"

@@ -10,7 +10,7 @@ from simulators.core.clock import isoformat, parse_iso
 from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
 from simulators.core.outbox import hub_view, webhook_secret
 
-from . import diagnostics, errors, events, inventory, model, steps
+from . import diagnostics, errors, events, inventory, model, sim_change, steps
 from .views import (
     batch_view,
     bucket_view,
@@ -118,6 +118,53 @@ def map_iccid(ctx: RequestContext) -> Reply:
     )
     view = mapping_view(sim, ctx.base_url)
     return created(view) if mapped else Reply(view)
+
+
+# --- SIM changes -----------------------------------------------------------------------
+
+
+def sim_change_view(row: Any, base_url: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": row.id,
+        "href": f"{base_url}/v1/simChanges/{row.id}",
+        "@type": "SimChange",
+        "productId": row.product_id,
+        "fromIccid": row.iccid_from,
+        "iccid": row.iccid,
+        "state": row.state,
+        "requestDate": isoformat(row.request_date),
+    }
+    if row.state_reason:
+        body["stateReason"] = row.state_reason
+    if row.completion_date is not None:
+        body["completionDate"] = isoformat(row.completion_date)
+    return body
+
+
+@api.operation("requestSimChange", write=True)
+def request_sim_change(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    now = ctx.now()
+    change = sim_change.request_sim_change(
+        ctx.conn,
+        partner=ctx.partner,
+        product_id=ctx.body["productId"],
+        iccid=ctx.body["iccid"],
+        now=now,
+        correlation_id=ctx.correlation_id,
+    )
+    steps.schedule(
+        ctx.runtime, ctx.conn, sim_change.SUBMIT, {"sim_change_id": change.id}, now,
+        ctx.correlation_id,
+    )  # fmt: skip
+    return created(sim_change_view(change, ctx.base_url))
+
+
+@api.operation("getSimChange")
+def get_sim_change(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    change = sim_change.get(ctx.conn, ctx.partner, ctx.params["id"])
+    return Reply(sim_change_view(change, ctx.base_url))
 
 
 @api.operation("getIccidMapping")
