@@ -251,6 +251,9 @@ shipment_table = role_table(
     Column("return_info", JSON, nullable=True),
     Column("correlation_id", String(256), nullable=True),
     UniqueConstraint("partner_id", "external_id", name="uq_fulfillment_shipment_external"),
+    # Two shipments created at once both count the same sequence: the second one's
+    # transaction fails and the pipeline runs it again.
+    UniqueConstraint("partner_id", "sequence", name="uq_fulfillment_shipment_sequence"),
 )
 
 
@@ -400,6 +403,8 @@ def _allocate(
 ) -> tuple[str, str]:
     """The batch's first ICCID and IMSI: the ones asked for, checked, or the next free ones
     of the partner's range, stepping over any batch that took part of it."""
+    # One allocation at a time across workers (PostgreSQL; SQLite writers already queue).
+    conn.execute(select(range_table.c.partner_id).with_for_update()).all()
     orders = _ranges_in_use(conn)
     for given, is_iccid, name, what in (
         (first_iccid, True, "firstIccid", "ICCID"),
@@ -424,11 +429,18 @@ def _allocate(
         imsi = first_imsi or default_imsi(own.block, offset)
         ends = []
         if first_iccid is None and (taken := _clash(orders, iccid, quantity, iccid=True)):
-            ends.append(_span(taken.first_iccid, taken.quantity, iccid=True)[2] - _ICCID_BASE
-                        - own.block * 10**9)  # fmt: skip
+            ends.append(
+                _span(taken.first_iccid, taken.quantity, iccid=True)[2]
+                - _ICCID_BASE
+                - own.block * 10**9
+            )
         if first_imsi is None and (taken := _clash(orders, imsi, quantity, iccid=False)):
-            ends.append(_span(taken.first_imsi, taken.quantity, iccid=False)[2] - _IMSI_BASE
-                        - own.block * 100_000_000 - RANGE_SIZE)  # fmt: skip
+            ends.append(
+                _span(taken.first_imsi, taken.quantity, iccid=False)[2]
+                - _IMSI_BASE
+                - own.block * 100_000_000
+                - RANGE_SIZE
+            )
         if not ends:
             conn.execute(
                 range_table.update()
@@ -513,11 +525,14 @@ def create_production_order(
     """A batch ordered from the SIM vendor: acknowledged, the vendor's answer scheduled.
     `defect` is a vendor-file fault decided for this order (the vendor will make it)."""
     external_id = body.get("externalId")
-    if external_id is not None and conn.execute(
-        select(order_table.c.id).where(
-            order_table.c.partner_id == partner_id, order_table.c.external_id == external_id
-        )
-    ).first():
+    if (
+        external_id is not None
+        and conn.execute(
+            select(order_table.c.id).where(
+                order_table.c.partner_id == partner_id, order_table.c.external_id == external_id
+            )
+        ).first()
+    ):
         raise errors.ExternalIdExists(
             f"externalId {external_id} names another production order", field="externalId"
         )
@@ -619,9 +634,7 @@ def vendor_accept(
     row = _move_order(
         conn, row, IN_PRODUCTION, now, "The SIM vendor is producing the batch", correlation_id
     )
-    deliver = Schedule(
-        VENDOR_DELIVER, now + PRODUCTION_S[row.profile_type], {"orderId": order_id}
-    )
+    deliver = Schedule(VENDOR_DELIVER, now + PRODUCTION_S[row.profile_type], {"orderId": order_id})
     return Outcome(row, [ORDER_STATE_CHANGED], [deliver])
 
 
@@ -802,9 +815,13 @@ def record_loaded(
         entity_type="simBatch",
         entity_id=row.batch_number,
         correlation_id=cid,
-        details={"productionOrderId": row.id, "quantity": row.quantity,
-                 "firstIccid": row.first_iccid, "sha256": row.vendor_sha256},
-    )  # fmt: skip
+        details={
+            "productionOrderId": row.id,
+            "quantity": row.quantity,
+            "firstIccid": row.first_iccid,
+            "sha256": row.vendor_sha256,
+        },
+    )
     return Outcome(row, [ORDER_STATE_CHANGED])
 
 
@@ -887,9 +904,7 @@ def profiles_of(conn: Connection, iccids: list[str]) -> dict[str, Any]:
     return {row.iccid: row for row in rows}
 
 
-def _set_stock(
-    conn: Connection, iccid: str, now: float, **values: Any
-) -> None:
+def _set_stock(conn: Connection, iccid: str, now: float, **values: Any) -> None:
     conn.execute(
         stock_table.update().where(stock_table.c.iccid == iccid).values(updated_at=now, **values)
     )
@@ -959,11 +974,21 @@ def plan_route(
     if service_level == "digital":
         return [
             _scan(start, LABEL, INFO_RECEIVED, "Activation order received", "SM-DP+"),
-            _scan(start + times["pickup"], PICKUP, IN_TRANSIT,
-                  "Profile released; activation code sent by e-mail", "SM-DP+"),
-            _scan(start + times["deliver"], DELIVERY, DELIVERED,
-                  "Activation code delivered to the subscriber", "e-mail"),
-        ]  # fmt: skip
+            _scan(
+                start + times["pickup"],
+                PICKUP,
+                IN_TRANSIT,
+                "Profile released; activation code sent by e-mail",
+                "SM-DP+",
+            ),
+            _scan(
+                start + times["deliver"],
+                DELIVERY,
+                DELIVERED,
+                "Activation code delivered to the subscriber",
+                "e-mail",
+            ),
+        ]
     pickup = start + times["pickup"]
     out = start + times["outForDelivery"]
     deliver = start + times["deliver"]
@@ -973,27 +998,47 @@ def plan_route(
     ]
     hub_at = (pickup + out) / 2
     if faults.lost:
-        route.append(_scan(pickup + EXPIRY_S, EXPIRY, EXPIRED,
-                           "No carrier scan for 30 days", "Unknown"))  # fmt: skip
+        route.append(
+            _scan(pickup + EXPIRY_S, EXPIRY, EXPIRED, "No carrier scan for 30 days", "Unknown")
+        )
         return route
     if faults.damaged:
-        route.append(_scan(hub_at, RETURN_TO_SENDER, EXCEPTION,
-                           "Damaged in transit; returning to sender", "Sorting hub"))  # fmt: skip
+        route.append(
+            _scan(
+                hub_at,
+                RETURN_TO_SENDER,
+                EXCEPTION,
+                "Damaged in transit; returning to sender",
+                "Sorting hub",
+            )
+        )
         return route
     route.append(_scan(hub_at, HUB, IN_TRANSIT, "Arrived at the delivery depot", destination))
     failures = min(faults.failed_attempts, MAX_DELIVERY_ATTEMPTS)
     for attempt in range(failures):
         shift = attempt * DAY
         route.append(_scan(out + shift, OUT, OUT_FOR_DELIVERY, "Out for delivery", destination))
-        route.append(_scan(deliver + shift, FAILED_ATTEMPT, ATTEMPT_FAIL,
-                           "Addressee not available; next attempt tomorrow"
-                           if attempt + 1 < MAX_DELIVERY_ATTEMPTS
-                           else "Addressee not available; last attempt made", destination))
-    # fmt: skip
+        route.append(
+            _scan(
+                deliver + shift,
+                FAILED_ATTEMPT,
+                ATTEMPT_FAIL,
+                "Addressee not available; next attempt tomorrow"
+                if attempt + 1 < MAX_DELIVERY_ATTEMPTS
+                else "Addressee not available; last attempt made",
+                destination,
+            )
+        )
     if failures >= MAX_DELIVERY_ATTEMPTS:
-        route.append(_scan(deliver + (failures - 1) * DAY + HOUR, RETURN_TO_SENDER, EXCEPTION,
-                           f"Undeliverable after {failures} attempts; returning to sender",
-                           destination))  # fmt: skip
+        route.append(
+            _scan(
+                deliver + (failures - 1) * DAY + HOUR,
+                RETURN_TO_SENDER,
+                EXCEPTION,
+                f"Undeliverable after {failures} attempts; returning to sender",
+                destination,
+            )
+        )
         return route
     shift = failures * DAY
     route.append(_scan(out + shift, OUT, OUT_FOR_DELIVERY, "Out for delivery", destination))
@@ -1070,8 +1115,9 @@ def _pick_sim(conn: Connection, partner_id: str, profile_type: str, iccid: str |
     if iccid is not None:
         row = _stock_row(conn, iccid)
         if row is None or row.partner_id != partner_id:
-            raise errors.IccidNotInStock(f"ICCID {iccid} is not in this partner's stock",
-                                         field="iccid")  # fmt: skip
+            raise errors.IccidNotInStock(
+                f"ICCID {iccid} is not in this partner's stock", field="iccid"
+            )
         if row.profile_type != profile_type:
             raise errors.ProfileTypeMismatch(
                 f"ICCID {iccid} is a {row.profile_type}, not a {profile_type}", field="iccid"
@@ -1092,6 +1138,38 @@ def _pick_sim(conn: Connection, partner_id: str, profile_type: str, iccid: str |
     if row is None:
         raise errors.OutOfStock(f"No {profile_type} in stock: order a batch first")
     return row
+
+
+def _allocate_sim(
+    conn: Connection,
+    partner_id: str,
+    profile_type: str,
+    body: dict[str, Any],
+    shipment_id: str,
+    now: float,
+) -> Any:
+    """Take a SIM out of the available stock for this shipment. A concurrent shipment may
+    take the one picked first (PostgreSQL): the next available one is picked instead."""
+    named = body.get("iccid")
+    esim = profile_type == "eSIM"
+    for _ in range(5):
+        sim = _pick_sim(conn, partner_id, profile_type, named)
+        allocated = conn.execute(
+            stock_table.update()
+            .where(stock_table.c.iccid == sim.iccid, stock_table.c.state == AVAILABLE)
+            .values(
+                state=ALLOCATED,
+                shipment_id=shipment_id,
+                profile_state=PROFILE_ALLOCATED if esim else None,
+                eid=body.get("eid") if esim else None,
+                updated_at=now,
+            )
+        )
+        if allocated.rowcount == 1:
+            return sim
+        if named is not None:
+            break
+    raise errors.SimNotAvailable("The SIM was taken by another shipment; try again")
 
 
 def _check_shipment_request(body: dict[str, Any]) -> tuple[str, str]:
@@ -1129,45 +1207,42 @@ def create_shipment(
 ) -> Outcome:
     """One subscriber order's SIM allocated from stock and handed to the carrier (label)."""
     external_id = body.get("externalId")
-    if external_id is not None and conn.execute(
-        select(shipment_table.c.id).where(
-            shipment_table.c.partner_id == partner_id,
-            shipment_table.c.external_id == external_id,
-        )
-    ).first():
+    if (
+        external_id is not None
+        and conn.execute(
+            select(shipment_table.c.id).where(
+                shipment_table.c.partner_id == partner_id,
+                shipment_table.c.external_id == external_id,
+            )
+        ).first()
+    ):
         raise errors.ExternalIdExists(
             f"externalId {external_id} names another shipment", field="externalId"
         )
     profile_type, level = _check_shipment_request(body)
-    sim = _pick_sim(conn, partner_id, profile_type, body.get("iccid"))
     esim = profile_type == "eSIM"
     shipment_id = new_id()
-    allocated = conn.execute(
-        stock_table.update()
-        .where(stock_table.c.iccid == sim.iccid, stock_table.c.state == AVAILABLE)
-        .values(
-            state=ALLOCATED,
-            shipment_id=shipment_id,
-            profile_state=PROFILE_ALLOCATED if esim else None,
-            eid=body.get("eid") if esim else None,
-            updated_at=now,
-        )
+    sim = _allocate_sim(conn, partner_id, profile_type, body, shipment_id, now)
+    sequence = (
+        1
+        + conn.execute(
+            select(func.count())
+            .select_from(shipment_table)
+            .where(shipment_table.c.partner_id == partner_id)
+        ).scalar_one()
     )
-    if allocated.rowcount != 1:
-        raise errors.SimNotAvailable(f"SIM {sim.iccid} was taken by another shipment")
-    sequence = 1 + conn.execute(
-        select(func.count())
-        .select_from(shipment_table)
-        .where(shipment_table.c.partner_id == partner_id)
-    ).scalar_one()
     address = body.get("addressTo")
     destination = f"{address['city']}, {address['country']}" if address else "e-mail"
-    effective = faults if not esim else ShipmentFaults(
-        mapping_not_sent=faults.mapping_not_sent,
-        mapping_wrong_iccid=faults.mapping_wrong_iccid,
-        mapping_twice=faults.mapping_twice,
-        mapping_late_s=faults.mapping_late_s,
-    )  # fmt: skip
+    effective = (
+        faults
+        if not esim
+        else ShipmentFaults(
+            mapping_not_sent=faults.mapping_not_sent,
+            mapping_wrong_iccid=faults.mapping_wrong_iccid,
+            mapping_twice=faults.mapping_twice,
+            mapping_late_s=faults.mapping_late_s,
+        )
+    )
     route = plan_route(level, now, effective, destination)
     label = route[0]
     times = SERVICE_LEVELS[level]
@@ -1213,10 +1288,13 @@ def create_shipment(
         entity_type="sim",
         entity_id=sim.iccid,
         correlation_id=correlation_id,
-        details={"shipmentId": shipment_id, "accountId": body["accountId"],
-                 "batchNumber": sim.batch_number},
+        details={
+            "shipmentId": shipment_id,
+            "accountId": body["accountId"],
+            "batchNumber": sim.batch_number,
+        },
         actor=f"partner:{partner_id}",
-    )  # fmt: skip
+    )
     schedules = [
         Schedule(CARRIER_SCAN, scan["at"], {"shipmentId": shipment_id, "position": index})
         for index, scan in enumerate(route)
@@ -1275,12 +1353,17 @@ def carrier_scan(
         if row.mapping_status == PENDING and faults.mapping_late_s is not None:
             due = now + faults.mapping_late_s
             values["mapping_due"] = due
-            schedules.append(
-                Schedule(MAPPING_SEND, due, {"shipmentId": row.id}, MVNE_ATTEMPTS)
-            )
-        _audit(conn, now=now, partner_id=row.partner_id, action="sim.delivered",
-               entity_type="sim", entity_id=row.iccid, correlation_id=cid,
-               details={"shipmentId": row.id, "accountId": row.account_id})  # fmt: skip
+            schedules.append(Schedule(MAPPING_SEND, due, {"shipmentId": row.id}, MVNE_ATTEMPTS))
+        _audit(
+            conn,
+            now=now,
+            partner_id=row.partner_id,
+            action="sim.delivered",
+            entity_type="sim",
+            entity_id=row.iccid,
+            correlation_id=cid,
+            details={"shipmentId": row.id, "accountId": row.account_id},
+        )
     elif event == RETURN_TO_SENDER:
         values["return_info"] = {
             "state": "inTransit",
@@ -1293,9 +1376,16 @@ def carrier_scan(
         schedules.append(Schedule(RETURN_RECEIVE, now + RETURN_TRANSIT_S, {"shipmentId": row.id}))
     elif event == EXPIRY:
         _set_stock(conn, row.iccid, now, state=LOST, state_reason=scan["message"])
-        _audit(conn, now=now, partner_id=row.partner_id, action="sim.lost", entity_type="sim",
-               entity_id=row.iccid, correlation_id=cid,
-               details={"shipmentId": row.id, "trackingCode": row.tracking_code})  # fmt: skip
+        _audit(
+            conn,
+            now=now,
+            partner_id=row.partner_id,
+            action="sim.lost",
+            entity_type="sim",
+            entity_id=row.iccid,
+            correlation_id=cid,
+            details={"shipmentId": row.id, "trackingCode": row.tracking_code},
+        )
         schedules += _withdraw_or_cancel(row, values, now)
     conn.execute(shipment_table.update().where(shipment_table.c.id == row.id).values(**values))
     return Outcome(_shipment_row(conn, row.id), events, schedules)
@@ -1315,15 +1405,32 @@ def _dispatch(
     if row.profile_type == "eSIM":
         stock["profile_state"] = RELEASED
     _set_stock(conn, row.iccid, now, **stock)
-    _audit(conn, now=now, partner_id=row.partner_id, action="sim.dispatched", entity_type="sim",
-           entity_id=row.iccid, correlation_id=cid,
-           details={"shipmentId": row.id, "accountId": row.account_id,
-                    "trackingCode": row.tracking_code})  # fmt: skip
+    _audit(
+        conn,
+        now=now,
+        partner_id=row.partner_id,
+        action="sim.dispatched",
+        entity_type="sim",
+        entity_id=row.iccid,
+        correlation_id=cid,
+        details={
+            "shipmentId": row.id,
+            "accountId": row.account_id,
+            "trackingCode": row.tracking_code,
+        },
+    )
     if faults.mapping_not_sent:
         values["mapping_status"] = NOT_SENT
-        _audit(conn, now=now, partner_id=row.partner_id, action="mapping.notSent",
-               entity_type="sim", entity_id=row.iccid, correlation_id=cid,
-               details={"shipmentId": row.id, "accountId": row.account_id})  # fmt: skip
+        _audit(
+            conn,
+            now=now,
+            partner_id=row.partner_id,
+            action="mapping.notSent",
+            entity_type="sim",
+            entity_id=row.iccid,
+            correlation_id=cid,
+            details={"shipmentId": row.id, "accountId": row.account_id},
+        )
         return []
     if faults.mapping_late_s is not None:
         return []  # sent only once the subscriber has the SIM (see carrier_scan)
@@ -1341,9 +1448,16 @@ def sla_check(conn: Connection, shipment_id: str, now: float, cid: str | None) -
     conn.execute(
         shipment_table.update().where(shipment_table.c.id == row.id).values(sla_breached_at=now)
     )
-    _audit(conn, now=now, partner_id=row.partner_id, action="shipment.slaBreached",
-           entity_type="shipment", entity_id=row.id, correlation_id=cid,
-           details={"serviceLevel": row.service_level, "status": row.status})  # fmt: skip
+    _audit(
+        conn,
+        now=now,
+        partner_id=row.partner_id,
+        action="shipment.slaBreached",
+        entity_type="shipment",
+        entity_id=row.id,
+        correlation_id=cid,
+        details={"serviceLevel": row.service_level, "status": row.status},
+    )
     return Outcome(_shipment_row(conn, row.id), [SHIPMENT_CHANGED])
 
 
@@ -1431,14 +1545,25 @@ def record_mapping(
             entity_type="sim",
             entity_id=call["iccid"],
             correlation_id=cid,
-            details={"shipmentId": row.id, "accountId": row.account_id,
-                     "shippedIccid": row.iccid, "httpStatus": call["httpStatus"],
-                     "code": call.get("code")},
-        )  # fmt: skip
+            details={
+                "shipmentId": row.id,
+                "accountId": row.account_id,
+                "shippedIccid": row.iccid,
+                "httpStatus": call["httpStatus"],
+                "code": call.get("code"),
+            },
+        )
     if result == MAPPING_FAILED:
-        _audit(conn, now=now, partner_id=row.partner_id, action="mapping.failed",
-               entity_type="sim", entity_id=row.iccid, correlation_id=cid,
-               details={"shipmentId": row.id, "code": code})  # fmt: skip
+        _audit(
+            conn,
+            now=now,
+            partner_id=row.partner_id,
+            action="mapping.failed",
+            entity_type="sim",
+            entity_id=row.iccid,
+            correlation_id=cid,
+            details={"shipmentId": row.id, "code": code},
+        )
     if result is None:
         return None
     return Outcome(_shipment_row(conn, row.id), [SHIPMENT_CHANGED])
@@ -1492,9 +1617,16 @@ def record_withdrawal(
     if result == WITHDRAWN:
         values["mapping_status"] = WITHDRAWN
         values["mapping_code"] = None
-        _audit(conn, now=now, partner_id=row.partner_id, action="mapping.withdrawn",
-               entity_type="sim", entity_id=str(row.mapped_iccid), correlation_id=cid,
-               details={"shipmentId": row.id, "accountId": row.account_id})  # fmt: skip
+        _audit(
+            conn,
+            now=now,
+            partner_id=row.partner_id,
+            action="mapping.withdrawn",
+            entity_type="sim",
+            entity_id=str(row.mapped_iccid),
+            correlation_id=cid,
+            details={"shipmentId": row.id, "accountId": row.account_id},
+        )
         if stock is not None and stock.state == RETURNED:
             _restock(conn, row, now, cid)
             if returned is not None:
@@ -1503,11 +1635,19 @@ def record_withdrawal(
         values["mapping_code"] = code
         if result == MAPPING_FAILED and stock is not None and stock.state == RETURNED:
             reason = f"The MVNE would not unmap it ({code})"
-            _set_stock(conn, row.iccid, now, state=QUARANTINED, state_reason=reason,
-                       shipment_id=row.id)  # fmt: skip
-            _audit(conn, now=now, partner_id=row.partner_id, action="sim.quarantined",
-                   entity_type="sim", entity_id=row.iccid, correlation_id=cid,
-                   details={"shipmentId": row.id, "reason": reason})  # fmt: skip
+            _set_stock(
+                conn, row.iccid, now, state=QUARANTINED, state_reason=reason, shipment_id=row.id
+            )
+            _audit(
+                conn,
+                now=now,
+                partner_id=row.partner_id,
+                action="sim.quarantined",
+                entity_type="sim",
+                entity_id=row.iccid,
+                correlation_id=cid,
+                details={"shipmentId": row.id, "reason": reason},
+            )
             if returned is not None:
                 returned["stockOutcome"] = "quarantined"
     if returned is not None:
@@ -1521,8 +1661,16 @@ def record_withdrawal(
 
 def _restock(conn: Connection, row: Any, now: float, cid: str | None) -> None:
     _set_stock(conn, row.iccid, now, state=AVAILABLE, state_reason=None, shipment_id=None)
-    _audit(conn, now=now, partner_id=row.partner_id, action="sim.restocked", entity_type="sim",
-           entity_id=row.iccid, correlation_id=cid, details={"shipmentId": row.id})  # fmt: skip
+    _audit(
+        conn,
+        now=now,
+        partner_id=row.partner_id,
+        action="sim.restocked",
+        entity_type="sim",
+        entity_id=row.iccid,
+        correlation_id=cid,
+        details={"shipmentId": row.id},
+    )
 
 
 def _receive(
@@ -1544,18 +1692,25 @@ def _receive(
         returned["stockOutcome"] = "quarantined"
         action = "sim.quarantined"
     elif schedules:
-        _set_stock(conn, row.iccid, now, state=RETURNED,
-                   state_reason="Waiting for the MVNE to unmap it")  # fmt: skip
+        _set_stock(
+            conn, row.iccid, now, state=RETURNED, state_reason="Waiting for the MVNE to unmap it"
+        )
         returned["stockOutcome"] = "awaitingUnmap"
         action = "sim.returned"
     else:
         _restock(conn, row, now, cid)
         returned["stockOutcome"] = "restocked"
         action = "sim.returned"
-    _audit(conn, now=now, partner_id=row.partner_id, action=action, entity_type="sim",
-           entity_id=row.iccid, correlation_id=cid,
-           details={"shipmentId": row.id, "condition": condition,
-                    "reason": returned["reason"]})  # fmt: skip
+    _audit(
+        conn,
+        now=now,
+        partner_id=row.partner_id,
+        action=action,
+        entity_type="sim",
+        entity_id=row.iccid,
+        correlation_id=cid,
+        details={"shipmentId": row.id, "condition": condition, "reason": returned["reason"]},
+    )
     values["return_info"] = returned
     conn.execute(shipment_table.update().where(shipment_table.c.id == row.id).values(**values))
     return Outcome(_shipment_row(conn, row.id), [SHIPMENT_CHANGED], schedules)
@@ -1626,17 +1781,23 @@ def download_profile(
             profileState=sim.profile_state,
         )
     if matching != sim.matching_id:
-        raise errors.MatchingIdMismatch(
-            "The matching ID is not this profile's", field="matchingId"
-        )
+        raise errors.MatchingIdMismatch("The matching ID is not this profile's", field="matchingId")
     if not is_valid_eid(eid):
         raise errors.EidInvalid(f"EID {eid} fails its check digits", field="eid")
     if sim.eid is not None and sim.eid != eid:
         raise errors.EidMismatch("The profile is bound to another device's EID", field="eid")
     _set_stock(conn, iccid, now, profile_state=DOWNLOADED, eid=eid)
-    _audit(conn, now=now, partner_id=partner_id, action="profile.downloaded", entity_type="sim",
-           entity_id=iccid, correlation_id=correlation_id, details={"eid": eid},
-           actor=f"partner:{partner_id}")  # fmt: skip
+    _audit(
+        conn,
+        now=now,
+        partner_id=partner_id,
+        action="profile.downloaded",
+        entity_type="sim",
+        entity_id=iccid,
+        correlation_id=correlation_id,
+        details={"eid": eid},
+        actor=f"partner:{partner_id}",
+    )
     shipment = _shipment_row(conn, sim.shipment_id)
     step = Schedule(PROFILE_PROGRESS, now + PROFILE_STEP_S, {"iccid": iccid, "state": INSTALLED})
     return _stock_row(conn, iccid), Outcome(shipment, [SHIPMENT_CHANGED], [step])
@@ -1650,8 +1811,15 @@ def profile_progress(
     if sim is None or NEXT_PROFILE_STATE.get(sim.profile_state) != state:
         return None
     _set_stock(conn, iccid, now, profile_state=state)
-    _audit(conn, now=now, partner_id=sim.partner_id, action=f"profile.{state}",
-           entity_type="sim", entity_id=iccid, correlation_id=cid)  # fmt: skip
+    _audit(
+        conn,
+        now=now,
+        partner_id=sim.partner_id,
+        action=f"profile.{state}",
+        entity_type="sim",
+        entity_id=iccid,
+        correlation_id=cid,
+    )
     schedules = []
     if state in NEXT_PROFILE_STATE:
         following = {"iccid": iccid, "state": NEXT_PROFILE_STATE[state]}

@@ -180,8 +180,9 @@ def mapping_withdraw(runtime: Runtime, task: Task) -> None:
     call = _call("DELETE", runtime, job.iccid, status, code, job.correlation_id)
     with runtime.store.write() as conn:
         now = runtime.clock.now(conn)
-        outcome = model.record_withdrawal(conn, shipment_id, call, result=result, code=code,
-                                          now=now)  # fmt: skip
+        outcome = model.record_withdrawal(
+            conn, shipment_id, call, result=result, code=code, now=now
+        )
         commit(runtime, conn, outcome, job.correlation_id, now)
     if result is None and not task.last_attempt:
         raise mvne.MvneUnavailable("the MVNE did not take the unmapping; trying again")

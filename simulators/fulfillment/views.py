@@ -139,8 +139,7 @@ def shipment_view(row: Any, base_url: str, sim: Any = None) -> dict[str, Any]:
         "statusChangeDate": isoformat(row.status_changed_at),
         "statusReason": row.status_reason,
         "checkpoint": [
-            {**checkpoint, "date": isoformat(checkpoint["date"])}
-            for checkpoint in row.checkpoints
+            {**checkpoint, "date": isoformat(checkpoint["date"])} for checkpoint in row.checkpoints
         ],
         "deliveryAttempts": row.delivery_attempts,
         "creationDate": isoformat(row.created_at),

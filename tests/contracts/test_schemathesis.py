@@ -1,10 +1,10 @@
 """Every published contract fuzzed in-process by schemathesis, with every check on.
 
-For each contract (MNO, MVNE, payments, control plane, callback sink) and each of its
-operations: the explicit examples, the coverage phase (boundary values, missing and malformed
-parameters, undeclared methods) and fuzzing, in positive and negative modes;
-then stateful sequences along the links schemathesis infers (create, read,
-delete, read again). The fakes must answer every case as their contract says,
+For each contract (MNO, MVNE, tax, care, payments, billing, fulfillment, control plane,
+callback sink) and each of its operations: the explicit examples, the coverage phase
+(boundary values, missing and malformed parameters, undeclared methods) and fuzzing, in
+positive and negative modes; then stateful sequences along the links schemathesis infers
+(create, read, delete, read again). The fakes must answer every case as their contract says,
 so any failure is a bug in a contract or in a fake.
 """
 
@@ -61,6 +61,7 @@ KEYS = {
     "tax": {"apiKey": api_key("billing-platform")},
     "payments": {"merchantKey": api_key("billing-merchant")},
     "billing": {"partnerKey": api_key(PARTNER)},  # the MVNOs bill with their MVNE key
+    "fulfillment": {"partnerKey": api_key(PARTNER)},  # ... and ship SIMs with it
 }
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
@@ -373,6 +374,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
         "care": ({"body.callback": _bind("callbacks")}, []),
         "payments": ({"body.callback": _bind("callbacks")}, []),
         "billing": ({"body.product.id": _bind("products")}, []),
+        "fulfillment": ({"body.callback": _bind("callbacks")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
@@ -423,6 +425,7 @@ HUBS = [
     ("registerOrderListener", "getOrderListener", "unregisterOrderListener"),
     ("registerProductListener", "getProductListener", "unregisterProductListener"),
     ("registerPaymentListener", "getPaymentListener", "unregisterPaymentListener"),
+    ("registerFulfillmentListener", "getFulfillmentListener", "unregisterFulfillmentListener"),
 ]
 
 

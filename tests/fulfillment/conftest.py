@@ -290,9 +290,7 @@ def network(app: Flask, inventory: MvneInventory) -> Iterator[responses.Requests
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def order(
-    client: FlaskClient, headers: dict[str, str] = ALPHA, **body: Any
-) -> dict[str, Any]:
+def order(client: FlaskClient, headers: dict[str, str] = ALPHA, **body: Any) -> dict[str, Any]:
     answer = client.post(ORDERS, json={"profileType": "UICC", "quantity": 5, **body},
                          headers=headers)  # fmt: skip
     created: dict[str, Any] = conforms(answer, "fulfillment", "createProductionOrder")
@@ -313,9 +311,7 @@ def produce(client: FlaskClient, runtime: Runtime, **body: Any) -> dict[str, Any
     return dict(get_order(client, created["id"]))
 
 
-def ship(
-    client: FlaskClient, headers: dict[str, str] = ALPHA, **body: Any
-) -> dict[str, Any]:
+def ship(client: FlaskClient, headers: dict[str, str] = ALPHA, **body: Any) -> dict[str, Any]:
     payload = {"accountId": "acct-1001", "addressTo": ADDRESS, **body}
     if payload.get("profileType") == "eSIM":
         payload.pop("addressTo", None)

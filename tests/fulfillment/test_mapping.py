@@ -41,11 +41,15 @@ def loaded(client, runtime, quantity=3):
 
 def test_the_mapping_is_sent_when_the_sim_leaves_the_warehouse(client, runtime, network, inventory):
     loaded(client, runtime)
-    created = client.post(SHIPMENTS, json={"accountId": "acct-7", "subscriberName": "Pat Doe",
-                                           "addressTo": {"line1": "1 Rd", "city": "Leeds",
-                                                         "postalCode": "LS1", "country": "GB"}},
-                          headers={**ALPHA, "X-Correlation-ID": "shop-order-7"}).get_json()
-    # fmt: skip
+    created = client.post(
+        SHIPMENTS,
+        json={
+            "accountId": "acct-7",
+            "subscriberName": "Pat Doe",
+            "addressTo": {"line1": "1 Rd", "city": "Leeds", "postalCode": "LS1", "country": "GB"},
+        },
+        headers={**ALPHA, "X-Correlation-ID": "shop-order-7"},
+    ).get_json()
     assert mapping_at_mvne(client, inventory, created["iccid"]) is None
     settle(runtime, 6 * HOUR)
     sent = get_shipment(client, created["id"])

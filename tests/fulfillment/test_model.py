@@ -146,13 +146,15 @@ def test_the_neighbour_of_an_iccid_has_its_own_check_digit():
 def test_ranges_never_overlap(runtime):
     with runtime.store.write() as conn:
         body = {"profileType": "UICC", "quantity": 1000}
-        one = model.create_production_order(conn, partner_id="mvno-alpha", body=body,
-                                            defect=None, now=T0, correlation_id=None).row
-        two = model.create_production_order(conn, partner_id="mvno-alpha", body=body,
-                                            defect=None, now=T0, correlation_id=None).row
-        other = model.create_production_order(conn, partner_id="mvno-bravo", body=body,
-                                              defect=None, now=T0, correlation_id=None).row
-    # fmt: skip
+        one = model.create_production_order(
+            conn, partner_id="mvno-alpha", body=body, defect=None, now=T0, correlation_id=None
+        ).row
+        two = model.create_production_order(
+            conn, partner_id="mvno-alpha", body=body, defect=None, now=T0, correlation_id=None
+        ).row
+        other = model.create_production_order(
+            conn, partner_id="mvno-bravo", body=body, defect=None, now=T0, correlation_id=None
+        ).row
     assert vendor.iccid_at(one.first_iccid, 1000) == two.first_iccid
     assert int(two.first_imsi) == int(one.first_imsi) + 1000
     assert other.first_iccid[:9] != one.first_iccid[:9]
@@ -168,9 +170,9 @@ def test_an_explicit_range_that_overlaps_is_refused_naming_only_own_batches(runt
         for partner, named in (("mvno-alpha", True), ("mvno-bravo", False)):
             body = {"profileType": "UICC", "quantity": 5, "firstIccid": inside}
             with pytest.raises(errors.RangeOverlap) as refused:
-                model.create_production_order(conn, partner_id=partner, body=body,
-                                              defect=None, now=T0, correlation_id=None)
-            # fmt: skip
+                model.create_production_order(
+                    conn, partner_id=partner, body=body, defect=None, now=T0, correlation_id=None
+                )
             assert (mine.batch_number in refused.value.detail) == named
             assert refused.value.members["field"] == "firstIccid"
 
@@ -183,9 +185,9 @@ def test_the_default_range_steps_over_a_batch_ordered_inside_it(runtime):
         model.create_production_order(conn, partner_id="mvno-alpha", body=intruder,
                                       defect=None, now=T0, correlation_id=None)  # fmt: skip
         body = {"profileType": "UICC", "quantity": 10}
-        after = model.create_production_order(conn, partner_id="mvno-alpha", body=body,
-                                              defect=None, now=T0, correlation_id=None).row
-    # fmt: skip
+        after = model.create_production_order(
+            conn, partner_id="mvno-alpha", body=body, defect=None, now=T0, correlation_id=None
+        ).row
     assert after.first_iccid == model.default_iccid(block, 15)
 
 
@@ -195,9 +197,14 @@ def test_a_range_that_does_not_fit_its_digits_is_refused(runtime):
         for field_name, first in (("firstIccid", last), ("firstImsi", "001019999999999")):
             body = {"profileType": "UICC", "quantity": 3, field_name: first}
             with pytest.raises(errors.RangeExhausted) as refused:
-                model.create_production_order(conn, partner_id="mvno-alpha", body=body,
-                                              defect=None, now=T0, correlation_id=None)
-            # fmt: skip
+                model.create_production_order(
+                    conn,
+                    partner_id="mvno-alpha",
+                    body=body,
+                    defect=None,
+                    now=T0,
+                    correlation_id=None,
+                )
             assert refused.value.members["field"] == field_name
 
 

@@ -168,9 +168,7 @@ def test_a_damaged_parcel_puts_its_sim_in_quarantine_for_good(client, runtime, s
     assert conforms(refused, "fulfillment", "createShipment")["code"] == "SIM_NOT_AVAILABLE"
 
 
-def test_a_parcel_the_carrier_stops_scanning_expires_and_its_sim_is_lost(
-    client, runtime, stock
-):
+def test_a_parcel_the_carrier_stops_scanning_expires_and_its_sim_is_lost(client, runtime, stock):
     add_fault(client, data_fault("createShipment", "CARRIER_EXPIRED"))
     created = ship(client, serviceLevel="economy")
     settle(runtime, 20 * DAY)
@@ -182,8 +180,10 @@ def test_a_parcel_the_carrier_stops_scanning_expires_and_its_sim_is_lost(
     assert sim(client, created["iccid"])["state"] == "lost"
 
 
-@pytest.mark.parametrize("condition,outcome,state", [
-    ("intact", "restocked", "available"), ("damaged", "quarantined", "quarantined")])
+@pytest.mark.parametrize(
+    "condition,outcome,state",
+    [("intact", "restocked", "available"), ("damaged", "quarantined", "quarantined")],
+)
 def test_a_subscriber_return(client, runtime, stock, condition, outcome, state):  # fmt: skip
     created = ship(client)
     early = client.post(f"{SHIPMENTS}/{created['id']}/return", json={"condition": condition},
@@ -206,9 +206,7 @@ def test_a_subscriber_return(client, runtime, stock, condition, outcome, state):
 
 @pytest.mark.skipif(MVNE_INVENTORY, reason="the stand-in's knob; the real MVNE's active SIMs "
                     "are tested in test_mapping's end-to-end tests")  # fmt: skip
-def test_a_returned_sim_the_mvne_will_not_unmap_is_quarantined(
-    client, runtime, stock, inventory
-):
+def test_a_returned_sim_the_mvne_will_not_unmap_is_quarantined(client, runtime, stock, inventory):
     created = ship(client)
     settle(runtime, 3 * DAY)
     inventory.sims[created["iccid"]]["status"] = "active"  # the subscriber activated it
@@ -260,9 +258,7 @@ def test_a_partner_sees_only_its_own_shipments(client, runtime, stock):
     assert refused.status_code == 404
 
 
-def test_an_esim_profile_is_released_downloaded_installed_and_enabled(
-    client, runtime, network
-):
+def test_an_esim_profile_is_released_downloaded_installed_and_enabled(client, runtime, network):
     produce(client, runtime, profileType="eSIM", quantity=2)
     created = ship(client, profileType="eSIM", eid=EID, email="pat@example.com")
     assert created["serviceLevel"] == "digital" and created["carrier"] == "SM-DP+ e-mail"
