@@ -1530,7 +1530,7 @@ def record_mapping(
     values: dict[str, Any] = {"mapping_calls": [*row.mapping_calls, *calls]}
     if result is not None and row.mapping_status == PENDING:
         values["mapping_status"] = result
-        values["mapping_code"] = code
+        values["mapping_code"] = code[:64] if code else None
         if result == SENT:
             values["mapped_iccid"] = calls[-1]["iccid"]
             values["mapping_sent_at"] = now
@@ -1632,7 +1632,7 @@ def record_withdrawal(
             if returned is not None:
                 returned["stockOutcome"] = "restocked"
     elif code is not None:
-        values["mapping_code"] = code
+        values["mapping_code"] = code[:64]
         if result == MAPPING_FAILED and stock is not None and stock.state == RETURNED:
             reason = f"The MVNE would not unmap it ({code})"
             _set_stock(
