@@ -773,25 +773,24 @@ def record_loaded(
             )
         ).scalar_one()
         esim = row.profile_type == "eSIM"
+        # Only the columns that hold something: SQLAlchemy prepares every parameter of
+        # every row, and a 100,000-SIM batch is that many rows.
+        common: dict[str, Any] = {
+            "partner_id": row.partner_id,
+            "production_order_id": row.id,
+            "batch_number": row.batch_number,
+            "profile_type": row.profile_type,
+            "state": AVAILABLE,
+            "updated_at": now,
+        }
+        if esim:
+            common["profile_state"] = PROFILE_AVAILABLE
         chunk: list[dict[str, Any]] = []
         for sim in vendor.read_rows(text):
-            chunk.append(
-                {
-                    "iccid": sim.iccid,
-                    "partner_id": row.partner_id,
-                    "production_order_id": row.id,
-                    "batch_number": row.batch_number,
-                    "imsi": sim.imsi,
-                    "profile_type": row.profile_type,
-                    "state": AVAILABLE,
-                    "state_reason": None,
-                    "shipment_id": None,
-                    "matching_id": sim.matching_id,
-                    "profile_state": PROFILE_AVAILABLE if esim else None,
-                    "eid": None,
-                    "updated_at": now,
-                }
-            )
+            item = {**common, "iccid": sim.iccid, "imsi": sim.imsi}
+            if esim:
+                item["matching_id"] = sim.matching_id
+            chunk.append(item)
             if len(chunk) == STOCK_CHUNK:
                 conn.execute(stock_table.insert(), chunk)
                 chunk = []

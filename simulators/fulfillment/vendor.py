@@ -144,16 +144,21 @@ def header(text: str) -> dict[str, str]:
 
 def read_rows(text: str) -> Iterator[VendorRow]:
     """The data rows of a file the MVNE accepted (so well formed), in order."""
-    columns: list[str] | None = None
-    for line in _lines(text):
-        if columns is None:
-            if line.startswith("Var_Out:"):
-                columns = line.partition(":")[2].strip().split("/")
-            continue
-        if not line.strip():
-            continue
-        values = dict(zip(columns, line.split(), strict=False))
-        yield VendorRow(values["ICCID"], values["IMSI"], values.get("MATCHING_ID"))
+    lines = iter(_lines(text))
+    for line in lines:
+        if line.startswith("Var_Out:"):
+            columns = line.partition(":")[2].strip().split("/")
+            break
+    else:
+        return
+    iccid, imsi = columns.index("ICCID"), columns.index("IMSI")
+    matching = columns.index("MATCHING_ID") if "MATCHING_ID" in columns else None
+    for line in lines:
+        fields = line.split()
+        if fields:
+            yield VendorRow(
+                fields[iccid], fields[imsi], None if matching is None else fields[matching]
+            )
 
 
 def _lines(text: str) -> Iterable[str]:
