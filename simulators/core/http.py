@@ -14,10 +14,10 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, g, request
 from sqlalchemy import Connection
@@ -25,13 +25,14 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import idempotency, ratelimit
-from .contract import Contract, HeaderLookup, Operation, load_contract
+from .contract import DEFAULT_MAX_BODY_BYTES, Contract, HeaderLookup, Operation, load_contract
 from .fault_effects import DropConnection, apply_after, apply_before, lenient_body, mark_drop
 from .faults import NO_FAULTS, Decision, Firing, Sample, fields_of
 from .journal import body_text
 from .problems import (
     PROBLEM_JSON,
     BadRequest,
+    Conflict,
     DomainError,
     InvalidCorrelationId,
     MalformedJson,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("handoff.http")
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
 CORRELATION_PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -219,24 +220,20 @@ def partner_authenticator(role: str) -> Authenticator:
     return authenticate_partner
 
 
-def _raw_body() -> bytes:
+def _raw_body(limit: int = MAX_BODY_BYTES) -> bytes:
     """The body as sent, read once (at most one byte past the bound)."""
     raw: bytes | None = g.get("raw_body")
     if raw is None:
-        raw = g.raw_body = request.stream.read(MAX_BODY_BYTES + 1)
+        raw = g.raw_body = request.stream.read(limit + 1)
     return raw
 
 
-def _read_body(operation: Operation) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
-    raw = _raw_body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
-    if not raw:
-        if operation.body_required:
-            raise BadRequest("This operation needs a JSON body", field="(body)")
-        return None
+def _refuse_oversize(limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The body may be at most {limit} bytes", limit=limit)
+
+
+def _check_media_type(operation: Operation) -> None:
     mimetype = request.mimetype or ""
     accepted = set(operation.body_media_types) or {"application/json"}
     if mimetype not in accepted and not (
@@ -246,6 +243,19 @@ def _read_body(operation: Operation) -> Any:
             f"Content-Type {mimetype or '(none)'} is not accepted; "
             f"send {', '.join(sorted(accepted))}"
         )
+
+
+def _read_body(operation: Operation) -> Any:
+    limit = operation.max_body_bytes
+    _refuse_oversize(limit)
+    raw = _raw_body(limit)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The body may be at most {limit} bytes", limit=limit)
+    if not raw:
+        if operation.body_required:
+            raise BadRequest("This operation needs a JSON body", field="(body)")
+        return None
+    _check_media_type(operation)
     try:
         body = json.loads(raw, parse_float=_json_number)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -254,6 +264,71 @@ def _read_body(operation: Operation) -> Any:
     # refused once the body has passed the contract (see RoleApi._handle).
     g.body_has_nul = b"\\u0000" in raw.lower()
     return body
+
+
+class BodyStream:
+    """A request body taken as it arrives, for operations whose contract body is not JSON.
+
+    Iterating yields the body's lines exactly as sent (bytes, line ends kept), reading a
+    block at a time: a file of many megabytes is never held whole. A line longer than a
+    block comes in pieces of a block or more (joined, they are still the body as sent).
+    Past the operation's limit the iteration raises 413, whether or not Content-Length
+    announced the size.
+    """
+
+    BLOCK_BYTES = 64 * 1024
+
+    def __init__(self, stream: IO[bytes], limit: int, first_block: bytes) -> None:
+        self._stream = stream
+        self._first_block = first_block
+        self.limit = limit
+        self.bytes_read = 0
+        self._started = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._started:
+            raise RuntimeError("a request body can be read only once")
+        self._started = True
+        tail = b""
+        block = self._first_block
+        while block:
+            self.bytes_read += len(block)
+            if self.bytes_read > self.limit:
+                raise PayloadTooLarge(
+                    f"The body may be at most {self.limit} bytes", limit=self.limit
+                )
+            lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+            if len(tail) >= self.BLOCK_BYTES:
+                yield tail
+                tail = b""
+            block = self._stream.read(self.BLOCK_BYTES)
+        if tail:
+            yield tail
+
+
+def _body_stream(operation: Operation) -> BodyStream | None:
+    limit = operation.max_body_bytes
+    _refuse_oversize(limit)
+    first_block = request.stream.read(BodyStream.BLOCK_BYTES)
+    if not first_block:
+        if operation.body_required:
+            raise BadRequest("This operation needs a body", field="(body)")
+        return None
+    _check_media_type(operation)
+    charset = request.mimetype_params.get("charset")
+    if charset is not None and charset.lower() not in ("utf-8", "utf8", "us-ascii"):
+        raise UnsupportedMediaType(f"charset {charset} is not accepted; send UTF-8")
+    stream = g.body_stream = BodyStream(request.stream, limit, first_block)
+    return stream
+
+
+class ConcurrentChange(Conflict):
+    code = "CONCURRENT_CHANGE"
+    title = "Another request changed the same data at the same moment"
+    retryable = True
 
 
 class UnsupportedCharacter(DomainError):
@@ -314,6 +389,10 @@ class RoleApi:
                 f"{self.role}: contract operations without handler {sorted(missing)}, "
                 f"handlers without operation {sorted(unknown)}"
             )
+        streamed = sorted(op.operation_id for op in contract.operations.values() if op.streams_body)
+        if self.screen is not None and streamed:
+            # A screen reads the whole body before anything else; a streamed one is never whole.
+            raise RuntimeError(f"{self.role}: a screened API cannot stream bodies ({streamed})")
         url_prefix = prefix if prefix is not None else f"/{self.role}"
         static_paths: dict[str, set[str]] = {}
         for operation in contract.operations.values():
@@ -381,6 +460,11 @@ class RoleApi:
             except IntegrityError:
                 # A concurrent twin committed first (PostgreSQL): answer as its retry would be.
                 g.pop("after_commit", None)
+                if operation.streams_body:
+                    # The body is spent, so the request cannot be run again here.
+                    raise ConcurrentChange(
+                        "A concurrent request wrote the same data first; send this one again"
+                    ) from None
                 with runtime.store.write() as conn:
                     partner = auth(runtime, conn, operation)
                     reply = self._handle(
@@ -455,7 +539,11 @@ class RoleApi:
         withheld: Withheld | None = g.get("withheld")
         if withheld is not None:
             raise withheld.refusal
-        body = _read_body(operation) if operation.body_validator is not None else None
+        body: Any = None
+        if operation.streams_body:
+            body = _body_stream(operation)
+        elif operation.body_validator is not None:
+            body = _read_body(operation)
         query = request.args.to_dict(flat=False)
         params, errors = operation.coerce_and_validate_params(path_args, query, request.headers)
         if g.get("raw_body"):
@@ -483,7 +571,14 @@ class RoleApi:
         key = request.headers.get("Idempotency-Key")
         if key is None and idempotent_on and isinstance(body, dict) and body.get(idempotent_on):
             key = f"{idempotent_on}:{body[idempotent_on]}"
-        if key is None or partner is None or operation.method not in ("POST", "PATCH"):
+        if (
+            key is None
+            or partner is None
+            or operation.method not in ("POST", "PATCH")
+            # A streamed body cannot be fingerprinted before it is read: such a handler keeps
+            # its own exactly-once record (the SIM batch load keys on the file's SHA-256).
+            or operation.streams_body
+        ):
             return handler(ctx)
         if not 1 <= len(key) <= 255:
             raise BadRequest("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
@@ -621,6 +716,10 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
         extra: dict[str, Any] = {"faults": g.fault_ids} if g.get("fault_ids") else {}
         if withheld is not None:
             extra["withheld"] = withheld.refusal.code
+        streamed: BodyStream | None = g.get("body_stream")
+        if streamed is not None:
+            # The journal keeps no streamed body (a file of megabytes); its size says what came.
+            extra["requestBodyBytes"] = streamed.bytes_read
         runtime.journal.record(
             role=role,
             direction="inbound",
