@@ -1,10 +1,9 @@
-"""The fake SIM vendor's output file: writing it (with the defects vendors really make)
-and reading its rows back.
+"""The fake SIM vendor: its output file for a production order, with the defects vendors
+really make, and the file's rows read back once the MVNE has accepted it.
 
-The format is the one SIM vendors deliver as ".out" files: `*` comment lines and
-`Key: value` header lines, then a `Var_Out:` line naming the columns, then one
-row per SIM with fields separated by spaces. The Ki column is always 32 `*`: a
-real Ki never leaves the vendor's secure environment over this path.
+The format, its writer and the ICCID/IMSI arithmetic are the stack's
+(`simulators.core.simfile`), shared with the MVNE that loads the file; what is the
+vendor's own is here: which PINs, PUKs and matching IDs it issues, and its mistakes.
 """
 
 from __future__ import annotations
@@ -15,12 +14,31 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from simulators.core.identifiers import iccid_with_check_digit
+from simulators.core.simfile import (
+    FileHeader,
+    SimRow,
+    activation_code,
+    columns_for,
+    iccid_at,
+    imsi_at,
+    write_file,
+)
 
-SMDP_HOST = "smdp.handoff.example"
-KI_REDACTED = "*" * 32
-UICC_COLUMNS = ("ICCID", "IMSI", "PIN1", "PUK1", "KI")
-ESIM_COLUMNS = (*UICC_COLUMNS, "MATCHING_ID")
+__all__ = [
+    "DEFECTS",
+    "BatchSpec",
+    "Defect",
+    "VendorRow",
+    "activation_code",
+    "header",
+    "iccid_at",
+    "imsi_at",
+    "lines",
+    "matching_id",
+    "read_rows",
+    "sha256",
+    "write",
+]
 
 # The vendor-file defects a data fault makes the vendor write (VENDOR_FILE_<kind>).
 OFF_BY_ONE = "OFF_BY_ONE"
@@ -58,17 +76,6 @@ class VendorRow:
     matching_id: str | None
 
 
-def iccid_at(first_iccid: str, n: int) -> str:
-    """The n-th ICCID (0-based) of a consecutive range: the account part + n, with its own
-    Luhn check digit (E.118)."""
-    body = first_iccid[:-1]
-    return iccid_with_check_digit(str(int(body) + n).zfill(len(body)))
-
-
-def imsi_at(first_imsi: str, n: int) -> str:
-    return str(int(first_imsi) + n).zfill(len(first_imsi))
-
-
 def matching_id(seed_text: str, n: int) -> str:
     """A deterministic SGP.22 matching ID: upper-case letters and digits, in dashed groups."""
     digest = hashlib.blake2b(f"{seed_text}:mid:{n}".encode(), digest_size=15).digest()
@@ -76,38 +83,16 @@ def matching_id(seed_text: str, n: int) -> str:
     return "-".join(text[i : i + 5] for i in range(0, 20, 5))
 
 
-def activation_code(matching: str) -> str:
-    """SGP.22 activation code: `LPA:1$<SM-DP+ address>$<matching ID>`."""
-    return f"LPA:1${SMDP_HOST}${matching}"
-
-
-def lines(
-    spec: BatchSpec, *, seed_text: str, defect: Defect | None = None, file_batch: str | None = None
-) -> Iterator[str]:
-    """The output file line by line. `file_batch` is the batch number the vendor writes in
-    the header (another batch's, when it reuses one); `seed_text` fixes PINs, PUKs and
-    matching IDs, so the same order always yields the same file."""
-    esim = spec.profile_type == "eSIM"
-    columns = ESIM_COLUMNS if esim else UICC_COLUMNS
-    yield "*HEADER DESCRIPTION"
-    yield "*=================="
-    yield f"Customer: {spec.customer}"
-    yield f"Profile_Type: {spec.profile_type}"
-    yield f"Batch: {file_batch or spec.batch_number}"
-    yield f"Quantity: {spec.quantity}"
-    yield "*INPUT VARIABLES"
-    yield "*==============="
-    yield f"Ser_Nb: {spec.first_iccid}"
-    yield f"IMSI: {spec.first_imsi}"
-    yield "*OUTPUT VARIABLES"
-    yield "*================"
-    yield f"Var_Out: {'/'.join(columns)}"
+def _rows(spec: BatchSpec, seed_text: str, defect: Defect | None) -> Iterator[SimRow]:
+    """The vendor's rows: consecutive ICCIDs and IMSIs, PINs and PUKs from `seed_text`,
+    and from the defect's row on, the defect."""
     secrets = random.Random(f"{seed_text}:pins")
     kind = defect.kind if defect else None
     start = (defect.row if defect else 1) - 1
+    esim = spec.profile_type == "eSIM"
     # One card personalised too many and listed: the file promises Quantity rows, holds one more.
-    rows = spec.quantity + 1 if kind == ROW_COUNT else spec.quantity
-    for n in range(rows):
+    count = spec.quantity + 1 if kind == ROW_COUNT else spec.quantity
+    for n in range(count):
         affected = kind is not None and n >= start
         # Off by one: from the defect's row on, the vendor's serial counter ran one ahead.
         iccid = iccid_at(spec.first_iccid, n + 1 if affected and kind == OFF_BY_ONE else n)
@@ -116,17 +101,38 @@ def lines(
         imsi = imsi_at(spec.first_imsi, n)
         if affected and kind == LONG_IMSI:
             imsi += "0"  # a padded 16-digit IMSI, longer than E.212 allows
-        fields = [iccid, imsi, f"{secrets.randrange(10_000):04d}"]
-        fields += [f"{secrets.randrange(10**8):08d}", KI_REDACTED]
-        if esim:
-            fields.append(matching_id(seed_text, n))
-        yield " ".join(fields)
+        yield SimRow(
+            number=n + 1,
+            iccid=iccid,
+            imsi=imsi,
+            pin1=f"{secrets.randrange(10_000):04d}",
+            puk1=f"{secrets.randrange(10**8):08d}",
+            matching_id=matching_id(seed_text, n) if esim else None,
+        )
+
+
+def lines(
+    spec: BatchSpec, *, seed_text: str, defect: Defect | None = None, file_batch: str | None = None
+) -> Iterator[str]:
+    """The output file line by line. `file_batch` is the batch number the vendor writes in
+    the header (another batch's, when it reuses one); `seed_text` fixes PINs, PUKs and
+    matching IDs, so the same order always yields the same file."""
+    written = FileHeader(
+        customer=spec.customer,
+        profile_type=spec.profile_type,
+        batch=file_batch or spec.batch_number,
+        quantity=spec.quantity,
+        first_iccid=spec.first_iccid,
+        first_imsi=spec.first_imsi,
+        columns=columns_for(spec.profile_type),
+    )
+    return write_file(written, _rows(spec, seed_text, defect))
 
 
 def write(
     spec: BatchSpec, *, seed_text: str, defect: Defect | None = None, file_batch: str | None = None
 ) -> str:
-    return "\n".join(lines(spec, seed_text=seed_text, defect=defect, file_batch=file_batch)) + "\n"
+    return "".join(lines(spec, seed_text=seed_text, defect=defect, file_batch=file_batch))
 
 
 def header(text: str) -> dict[str, str]:
@@ -143,9 +149,10 @@ def header(text: str) -> dict[str, str]:
 
 
 def read_rows(text: str) -> Iterator[VendorRow]:
-    """The data rows of a file the MVNE accepted (so well formed), in order."""
-    lines = iter(_lines(text))
-    for line in lines:
+    """The data rows of a file the MVNE accepted, in order. The MVNE checked every row
+    (core.simfile's reader); reading them back takes only the columns, by position."""
+    remaining = iter(_lines(text))
+    for line in remaining:
         if line.startswith("Var_Out:"):
             columns = line.partition(":")[2].strip().split("/")
             break
@@ -153,7 +160,7 @@ def read_rows(text: str) -> Iterator[VendorRow]:
         return
     iccid, imsi = columns.index("ICCID"), columns.index("IMSI")
     matching = columns.index("MATCHING_ID") if "MATCHING_ID" in columns else None
-    for line in lines:
+    for line in remaining:
         fields = line.split()
         if fields:
             yield VendorRow(

@@ -12,25 +12,15 @@ from .conftest import (
     ALPHA,
     DAY,
     HOUR,
-    MVNE_INVENTORY,
+    MAPPINGS,
     SHIPMENTS,
     add_fault,
     data_fault,
     get_shipment,
-    needs_mvne_inventory,
+    mapping_at_mvne,
     produce,
     ship,
 )
-
-MAPPINGS = "/mvne/v1/iccidMappings"
-
-
-def mapping_at_mvne(client, inventory, iccid):
-    """The MVNE's mapping of an ICCID (None when unmapped), wherever the MVNE keeps it."""
-    if not MVNE_INVENTORY:
-        return inventory.sims[iccid]["mapping"]
-    answer = client.get(f"{MAPPINGS}/{iccid}", headers=ALPHA)
-    return answer.get_json() if answer.status_code == 200 else None
 
 
 def loaded(client, runtime, quantity=3):
@@ -39,7 +29,7 @@ def loaded(client, runtime, quantity=3):
     return batch
 
 
-def test_the_mapping_is_sent_when_the_sim_leaves_the_warehouse(client, runtime, network, inventory):
+def test_the_mapping_is_sent_when_the_sim_leaves_the_warehouse(client, runtime, network):
     loaded(client, runtime)
     created = client.post(
         SHIPMENTS,
@@ -50,14 +40,14 @@ def test_the_mapping_is_sent_when_the_sim_leaves_the_warehouse(client, runtime, 
         },
         headers={**ALPHA, "X-Correlation-ID": "shop-order-7"},
     ).get_json()
-    assert mapping_at_mvne(client, inventory, created["iccid"]) is None
+    assert mapping_at_mvne(client, created["iccid"]) is None
     settle(runtime, 6 * HOUR)
     sent = get_shipment(client, created["id"])
     assert sent["mappingStatus"] == "sent" and sent["mapping"]["iccid"] == created["iccid"]
     assert sent["mapping"]["correlationId"] == "shop-order-7"
     assert sent["mapping"]["sentDate"] == sent["dispatchDate"]
     assert [(c["method"], c["httpStatus"]) for c in sent["mapping"]["calls"]] == [("PUT", 201)]
-    mapped = mapping_at_mvne(client, inventory, created["iccid"])
+    mapped = mapping_at_mvne(client, created["iccid"])
     assert (mapped["accountId"], mapped["shipmentId"]) == ("acct-7", created["id"])
     journal = client.get("/__admin/journal?correlationId=shop-order-7&direction=outbound")
     calls = [(e["method"], e["url"]) for e in journal.get_json() if e["role"] == "fulfillment"]
@@ -66,7 +56,7 @@ def test_the_mapping_is_sent_when_the_sim_leaves_the_warehouse(client, runtime, 
                     "fulfillment", "listShipments")[0]["id"] == created["id"]  # fmt: skip
 
 
-def test_a_mapping_never_sent(client, runtime, network, inventory):
+def test_a_mapping_never_sent(client, runtime, network):
     loaded(client, runtime)
     client.post("/__admin/scenarios/iccid-never-mapped")
     created = ship(client)
@@ -74,12 +64,12 @@ def test_a_mapping_never_sent(client, runtime, network, inventory):
     delivered = get_shipment(client, created["id"])
     assert delivered["status"] == "Delivered" and delivered["mappingStatus"] == "notSent"
     assert delivered["mapping"]["calls"] == []
-    assert mapping_at_mvne(client, inventory, created["iccid"]) is None
+    assert mapping_at_mvne(client, created["iccid"]) is None
     listed = client.get(f"{SHIPMENTS}?mappingStatus=notSent", headers=ALPHA).get_json()
     assert [s["id"] for s in listed] == [created["id"]]
 
 
-def test_a_mapping_sent_for_the_neighbouring_iccid(client, runtime, network, inventory):
+def test_a_mapping_sent_for_the_neighbouring_iccid(client, runtime, network):
     batch = loaded(client, runtime)
     add_fault(client, {**data_fault("createShipment", "MAPPING_WRONG_ICCID"),
                        "dosage": {"firstN": 1}})  # fmt: skip
@@ -88,8 +78,8 @@ def test_a_mapping_sent_for_the_neighbouring_iccid(client, runtime, network, inv
     settle(runtime, 6 * HOUR)
     wrong = get_shipment(client, first["id"])
     assert wrong["mappingStatus"] == "sent" and wrong["mapping"]["iccid"] == second["iccid"]
-    assert mapping_at_mvne(client, inventory, first["iccid"]) is None
-    assert mapping_at_mvne(client, inventory, second["iccid"])["accountId"] == "acct-1"
+    assert mapping_at_mvne(client, first["iccid"]) is None
+    assert mapping_at_mvne(client, second["iccid"])["accountId"] == "acct-1"
     refused = get_shipment(client, second["id"])
     assert refused["mappingStatus"] == "failed"
     assert refused["mapping"]["code"] == "ICCID_MAPPED_TO_OTHER_ACCOUNT"
@@ -115,7 +105,7 @@ def test_a_mapping_sent_twice_is_a_repeat_the_mvne_answers_200(client, runtime, 
     assert [r["action"] for r in records if r["role"] == "fulfillment"].count("mapping.sent") == 2
 
 
-def test_a_late_mapping_arrives_after_the_delivery(client, runtime, network, inventory):
+def test_a_late_mapping_arrives_after_the_delivery(client, runtime, network):
     loaded(client, runtime)
     add_fault(client, data_fault("createShipment", "MAPPING_LATE", delaySeconds=2 * HOUR))
     created = ship(client)
@@ -123,10 +113,10 @@ def test_a_late_mapping_arrives_after_the_delivery(client, runtime, network, inv
     delivered = get_shipment(client, created["id"])
     assert delivered["status"] == "Delivered" and delivered["mappingStatus"] == "pending"
     assert delivered["mapping"]["dueDate"] == "2026-03-04T18:00:00.000Z"
-    assert mapping_at_mvne(client, inventory, created["iccid"]) is None
+    assert mapping_at_mvne(client, created["iccid"]) is None
     settle(runtime, 2 * HOUR)
     assert get_shipment(client, created["id"])["mappingStatus"] == "sent"
-    assert mapping_at_mvne(client, inventory, created["iccid"])["accountId"] == "acct-1001"
+    assert mapping_at_mvne(client, created["iccid"])["accountId"] == "acct-1001"
 
 
 def test_the_mapping_is_retried_while_the_mvne_is_down(client, runtime, network, outages):
@@ -194,7 +184,7 @@ def test_an_iccid_unmapped_activation_is_traced_to_its_shipment(client, runtime,
     assert not [e for e in calls if "/iccidMappings/" in e["url"]]
 
 
-# --- against the MVNE's own inventory (run once the MVNE serves it) -----------------------------
+# --- the subscriber activates at the MVNE --------------------------------------------------------
 
 
 def activate(client, runtime, iccid, external_id):
@@ -204,7 +194,6 @@ def activate(client, runtime, iccid, external_id):
     return created
 
 
-@needs_mvne_inventory
 def test_a_shipped_and_mapped_sim_activates_at_the_mvne(client, runtime, network):
     loaded(client, runtime)
     created = ship(client)
@@ -216,7 +205,6 @@ def test_a_shipped_and_mapped_sim_activates_at_the_mvne(client, runtime, network
     assert order["state"] == "completed"
 
 
-@needs_mvne_inventory
 def test_the_mvne_refusal_names_the_batch_of_an_unmapped_sim(client, runtime, network):
     batch = loaded(client, runtime)
     add_fault(client, data_fault("createShipment", "MAPPING_NOT_SENT"))
@@ -227,7 +215,6 @@ def test_the_mvne_refusal_names_the_batch_of_an_unmapped_sim(client, runtime, ne
     assert batch["batchNumber"] in refused.get_json()["detail"]
 
 
-@needs_mvne_inventory
 def test_an_activation_before_a_late_mapping_fails_and_after_it_passes(client, runtime, network):
     loaded(client, runtime)
     add_fault(client, data_fault("createShipment", "MAPPING_LATE", delaySeconds=DAY))
@@ -239,7 +226,6 @@ def test_an_activation_before_a_late_mapping_fails_and_after_it_passes(client, r
     assert activate(client, runtime, created["iccid"], "late-2").status_code == 201
 
 
-@needs_mvne_inventory
 def test_a_returned_sim_already_active_is_quarantined(client, runtime, network):
     loaded(client, runtime)
     created = ship(client)

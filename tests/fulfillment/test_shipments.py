@@ -17,12 +17,12 @@ from .conftest import (
     DAY,
     HOUR,
     HUB,
-    MVNE_INVENTORY,
     SHIPMENTS,
     STOCK,
     add_fault,
     data_fault,
     get_shipment,
+    mapping_at_mvne,
     produce,
     ship,
 )
@@ -96,7 +96,7 @@ def test_each_status_change_is_a_signed_event(client, runtime, stock, hooks):
     assert {e["correlationId"] for e in events} == {events[0]["correlationId"]}
 
 
-def test_the_carrier_is_reproducible_for_a_seed(client, runtime, network, inventory):
+def test_the_carrier_is_reproducible_for_a_seed(client, runtime, network):
     def first_tracking_code():
         produce(client, runtime, quantity=1)
         return ship(client)["trackingCode"]
@@ -105,7 +105,6 @@ def test_the_carrier_is_reproducible_for_a_seed(client, runtime, network, invent
     for reset, same in (("/__admin/reset", True), ("/__admin/seed", False)):
         assert client.post(reset, json={"seed": 7} if not same else {}).status_code == 200
         runtime.clock.set(T0, frozen=True)
-        inventory.clear()
         assert (first_tracking_code() == code) is same
 
 
@@ -131,7 +130,7 @@ def test_a_failed_attempt_breaches_an_express_promise(client, runtime, stock):
     assert delivered["slaBreached"]
 
 
-def test_three_failed_attempts_send_the_sim_back_to_stock(client, runtime, stock, inventory):
+def test_three_failed_attempts_send_the_sim_back_to_stock(client, runtime, stock):
     add_fault(client, data_fault("createShipment", "CARRIER_ATTEMPT_FAIL", count=3))
     created = ship(client)
     settle(runtime, 5 * DAY)
@@ -146,8 +145,7 @@ def test_three_failed_attempts_send_the_sim_back_to_stock(client, runtime, stock
     assert received["mappingStatus"] == "withdrawn"
     assert [call["method"] for call in received["mapping"]["calls"]] == ["PUT", "DELETE"]
     assert sim(client, created["iccid"])["state"] == "available"
-    if not MVNE_INVENTORY:
-        assert inventory.sims[created["iccid"]]["mapping"] is None
+    assert mapping_at_mvne(client, created["iccid"]) is None
     again = ship(client, iccid=created["iccid"], accountId="acct-2")
     assert again["iccid"] == created["iccid"]
 
@@ -202,21 +200,6 @@ def test_a_subscriber_return(client, runtime, stock, condition, outcome, state):
     twice = client.post(f"{SHIPMENTS}/{created['id']}/return", json={"condition": "intact"},
                         headers=ALPHA)  # fmt: skip
     assert twice.status_code == 409 and twice.get_json()["code"] == "RETURN_EXISTS"
-
-
-@pytest.mark.skipif(MVNE_INVENTORY, reason="the stand-in's knob; the real MVNE's active SIMs "
-                    "are tested in test_mapping's end-to-end tests")  # fmt: skip
-def test_a_returned_sim_the_mvne_will_not_unmap_is_quarantined(client, runtime, stock, inventory):
-    created = ship(client)
-    settle(runtime, 3 * DAY)
-    inventory.sims[created["iccid"]]["status"] = "active"  # the subscriber activated it
-    client.post(f"{SHIPMENTS}/{created['id']}/return", json={"condition": "intact"},
-                headers=ALPHA)  # fmt: skip
-    settle(runtime)
-    after = get_shipment(client, created["id"])
-    assert after["return"]["stockOutcome"] == "quarantined"
-    assert after["mappingStatus"] == "sent" and after["mapping"]["code"] == "SIM_NOT_AVAILABLE"
-    assert "SIM_NOT_AVAILABLE" in sim(client, created["iccid"])["stateReason"]
 
 
 def test_shipments_that_cannot_be_made_are_refused(client, runtime, network):
