@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from . import billing, care, mno, mvne, payments, tax
+from . import billing, care, fulfillment, mno, mvne, payments, tax
 from .core import (
     fault_admin,  # noqa: F401 - registers the fault and scenario admin operations
     ratelimit,
@@ -28,6 +28,7 @@ ROLES: dict[str, ModuleType] = {
     "care": care,
     "payments": payments,
     "billing": billing,
+    "fulfillment": fulfillment,
 }
 
 

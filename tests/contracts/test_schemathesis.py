@@ -1,11 +1,11 @@
 """Every published contract fuzzed in-process by schemathesis, with every check on.
 
-For each contract (MNO and its CAMARA APIs, MVNE, payments, control plane, callback sink) and
-each of its
-operations: the explicit examples, the coverage phase (boundary values, missing and malformed
-parameters, undeclared methods) and fuzzing, in positive and negative modes;
-then stateful sequences along the links schemathesis infers (create, read,
-delete, read again). The fakes must answer every case as their contract says,
+For each contract (MNO and its CAMARA APIs, MVNE, tax, care, payments, billing,
+fulfillment, control plane, callback sink) and each of its operations: the explicit
+examples, the coverage phase (boundary values, missing and malformed parameters,
+undeclared methods) and fuzzing, in positive and negative modes; then stateful
+sequences along the links schemathesis infers (create, read, delete, read again).
+The fakes must answer every case as their contract says,
 so any failure is a bug in a contract or in a fake.
 """
 
@@ -81,6 +81,7 @@ KEYS = {
     "camara-sim-swap": {"openId": "two-legged"},
     "camara-number-verification": {"openId": "three-legged"},
     "camara-device-roaming-status": {"openId": "two-legged"},
+    "fulfillment": {"partnerKey": api_key(PARTNER)},  # ... and ship SIMs with it
 }
 # Where the stack serves each contract that is not a role's own.
 LOCATIONS = {api.contract_name: f"{prefix}/openapi.json" for prefix, api in EXTRA_APIS.items()}
@@ -486,6 +487,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
             {"body.device.phoneNumber": _bind("camara_msisdns")},
             [],
         ),
+        "fulfillment": ({"body.callback": _bind("callbacks")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
@@ -552,6 +554,7 @@ HUBS = [
     ("registerOrderListener", "getOrderListener", "unregisterOrderListener"),
     ("registerProductListener", "getProductListener", "unregisterProductListener"),
     ("registerPaymentListener", "getPaymentListener", "unregisterPaymentListener"),
+    ("registerFulfillmentListener", "getFulfillmentListener", "unregisterFulfillmentListener"),
 ]
 
 
