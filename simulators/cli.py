@@ -23,7 +23,7 @@ from .core.problems import DomainError
 from .core.runtime import STOP_GRACE_S
 from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
 from .core.tenancy import list_partners
-from .stack import ROLES, create_app, runtime_of
+from .stack import ROLES, create_app, extra_apis, operations_of, runtime_of
 
 # Piped output (logs, CI) gets a wide console so API keys and URLs are never cut.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -73,8 +73,18 @@ def _print_stack(settings: Settings, keys: list[tuple[str, str, str]]) -> None:
     for role in [*ROLES, "__admin"]:
         name = "admin" if role == "__admin" else role
         table.add_row(name, f"{base}/{role}", f"{base}/{role}/openapi.json", f"{base}/{role}/docs")
+        for prefix, api in extra_apis(ROLES[role]).items() if role in ROLES else ():
+            table.add_row(
+                f"  {api.contract_name}",
+                f"{base}{prefix}",
+                f"{base}{prefix}/openapi.json",
+                f"{base}{prefix}/docs",
+            )
     console.print(table)
-    partners = Table(title="Partner API keys (send as X-API-Key)")
+    partners = Table(
+        title="Partner API keys (send as X-API-Key; an mno-camara client's key is its "
+        "OAuth client secret)"
+    )
     for column in ("partner", "calls", "API key"):
         partners.add_column(column)
     for partner_id, role, key in keys:
@@ -460,7 +470,7 @@ def scenario() -> None:
 @scenario.command("list")
 def scenario_list() -> None:
     """The packs this installation ships, checked."""
-    operations = {name: set(module.api.contract().operations) for name, module in ROLES.items()}
+    operations = {name: operations_of(module) for name, module in ROLES.items()}
     table = Table()
     for column in ("name", "title", "handoff", "faults"):
         table.add_column(column)
@@ -493,6 +503,25 @@ def contracts() -> None:
 
     for path in sorted(Path(CONTRACTS_DIR).glob("*.yaml")):
         console.print(str(path))
+
+
+@main.command("steps")
+@click.option("--role", default=None, help="Only the steps of this role (e.g. mvne, clock).")
+@click.option("--markdown", is_flag=True, help="Print features/STEPS.md instead of a table.")
+def steps(role: str | None, markdown: bool) -> None:
+    """The Gherkin step phrases a feature can use: phrase, example, role."""
+    try:
+        from .bdd import catalogue
+    except ImportError as exc:  # the step library needs pytest-bdd
+        raise click.ClickException(f"{exc}: pip install 'handoff[bdd]'") from None
+    if markdown:
+        click.echo(catalogue.markdown(), nl=False)
+        return
+    table = Table("phrase", "example", "role", title="Step phrases", show_lines=False)
+    for phrase, example, owner in catalogue.rows():
+        if role is None or owner == role:
+            table.add_row(phrase, example, owner)
+    console.print(table)
 
 
 if __name__ == "__main__":

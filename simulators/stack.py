@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from . import billing, care, mno, mvne, payments, tax
+from . import billing, care, fulfillment, mno, mvne, payments, tax
 from .core import (
     fault_admin,  # noqa: F401 - registers the fault and scenario admin operations
     ratelimit,
@@ -16,7 +16,7 @@ from .core import (
 from .core.admin import admin_api, admin_authenticator, seed_all
 from .core.config import Settings
 from .core.fault_effects import TransportFaults
-from .core.http import install_error_handlers
+from .core.http import RoleApi, install_error_handlers
 from .core.runtime import Runtime
 from .core.sink_api import sink_api
 
@@ -28,7 +28,20 @@ ROLES: dict[str, ModuleType] = {
     "care": care,
     "payments": payments,
     "billing": billing,
+    "fulfillment": fulfillment,
 }
+
+
+def extra_apis(module: ModuleType) -> dict[str, RoleApi]:
+    """A role's APIs besides its main one, by base path."""
+    found: dict[str, RoleApi] = getattr(module, "EXTRA_APIS", {})
+    return found
+
+
+def operations_of(module: ModuleType) -> set[str]:
+    """Every operationId a role serves, over all its APIs (what fault rules may name)."""
+    apis = [module.api, *extra_apis(module).values()]
+    return {operation for api in apis for operation in api.contract().operations}
 
 
 def _serve_contract(app: Flask, name: str, prefix: str, api: Any) -> None:
@@ -58,9 +71,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Flask:
     ratelimit.install(app)
     for name, module in ROLES.items():
         module.install(runtime)
-        runtime.role_operations[name] = set(module.api.contract().operations)
+        runtime.role_operations[name] = operations_of(module)
         app.register_blueprint(module.api.blueprint(runtime))
         _serve_contract(app, name, f"/{name}", module.api)
+        # A role's further APIs (the MNO's CAMARA APIs): same role, faults and journal, each
+        # under its own base path with its own contract.
+        for prefix, extra in extra_apis(module).items():
+            app.register_blueprint(extra.blueprint(runtime, prefix=prefix))
+            _serve_contract(app, extra.contract_name, prefix, extra)
     app.register_blueprint(admin_api.blueprint(runtime, admin_authenticator, prefix="/__admin"))
     _serve_contract(app, "admin", "/__admin", admin_api)
     # The built-in partner endpoint: anyone may deliver to it, as to a real partner's.

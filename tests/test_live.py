@@ -297,13 +297,13 @@ def test_two_workers_count_one_rate_limit_without_losing_a_request(stack, runtim
             RedisBuckets(REDIS_URL, runtime.store, runtime.clock).clear(None)
 
 
-EVENTS = 1_000
+EVENTS = 500
 STORMED = 10  # the first ten events each go out STORM times under one webhook-id
-STORM = 1_000
+STORM = 500
 
 
 def test_a_callback_storm_into_the_sink_loses_nothing_across_a_restart(stack, runtime):
-    """11,000 deliveries: a thousand events, ten of them stormed (a thousand deliveries
+    """5,490 deliveries: five hundred events, ten of them stormed (five hundred deliveries
     each, a hundred a second); the server restarts (SIGTERM, as an operator would) in
     the middle, with two dispatcher processes taking turns by lease. Afterwards the sink
     holds every webhook-id, duplicates only of the stormed events and exactly as many as

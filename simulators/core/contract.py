@@ -22,6 +22,11 @@ from .config import CONTRACTS_DIR
 from .identifiers import is_valid_iccid, is_valid_imsi, is_valid_msisdn
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
+# What a request body may weigh unless its operation says otherwise (`x-max-body-bytes`).
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_JSON_MEDIA = re.compile(r"^application/([a-z0-9.+-]+\+)?json$")
+# A form (an OAuth 2.0 token request) is parsed into an object and validated like JSON.
+FORM_MEDIA = "application/x-www-form-urlencoded"
 
 
 class HeaderLookup(Protocol):
@@ -41,6 +46,9 @@ _PATH_PARAM = re.compile(r"{([^}]+)}")
 class FieldError:
     field: str
     message: str
+    # The JSON Schema keyword that failed (`maximum`, `pattern`, ...), for APIs whose error
+    # codes tell kinds of refusal apart (CAMARA's OUT_OF_RANGE vs INVALID_ARGUMENT).
+    keyword: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
@@ -84,6 +92,10 @@ class Operation:
     body_validator: SchemaCheck | None = None
     body_required: bool = False
     body_media_types: tuple[str, ...] = ()
+    # A body that is not JSON (e.g. a text/plain file) reaches the handler as it arrives,
+    # unparsed and never held whole; its contract schema is documentation only.
+    streams_body: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     secured: bool = True
     capability: str | None = None
     # "partner" (an MVNO on the MVNE, the MVNE on the MNO) or "network" (the MNO's network).
@@ -113,16 +125,18 @@ class Operation:
             label = f"{param.location} parameter '{param.name}'"
             if raw is None:
                 if param.required:
-                    errors.append(FieldError(param.name, f"{label} is required"))
+                    errors.append(FieldError(param.name, f"{label} is required", "required"))
                 continue
             try:
                 value = _coerce(raw, param.schema)
             except ValueError as exc:
-                errors.append(FieldError(param.name, f"{label}: {exc}"))
+                errors.append(FieldError(param.name, f"{label}: {exc}", "type"))
                 continue
             found = param.validator.errors(value)
             if found:
-                errors.append(FieldError(param.name, f"{label}: {found[0].message}"))
+                errors.append(
+                    FieldError(param.name, f"{label}: {found[0].message}", str(found[0].validator))
+                )
                 continue
             values[param.name] = value
         return values, errors
@@ -131,7 +145,10 @@ class Operation:
         if self.body_validator is None:
             return []
         errors = self.body_validator.errors(body)
-        return [FieldError(field_name(error), error.message) for error in errors[:10]]
+        return [
+            FieldError(field_name(error), error.message, str(error.validator))
+            for error in errors[:10]
+        ]
 
 
 def _coerce(raw: Any, schema: dict[str, Any]) -> Any:
@@ -193,10 +210,35 @@ class Contract:
         return node
 
     def _validator(self, schema: dict[str, Any]) -> SchemaCheck:
-        # Keep the document's components beside the schema so its "#/components" refs resolve.
+        # Keep the components the schema refers to beside it, so its "#/components" refs
+        # resolve. Only those: each validator compiles what it is given, and every schema of
+        # a contract compiled with all of them cost tens of megabytes per worker.
         root = dict(schema)
-        root["components"] = self._components
+        used = self._referenced_components(schema)
+        if used:
+            root["components"] = used
         return SchemaCheck(root)
+
+    def _referenced_components(self, schema: Any) -> dict[str, dict[str, Any]]:
+        """The components `schema` refers to, directly or through other components."""
+        used: dict[str, dict[str, Any]] = {}
+        pending = [schema]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, dict):
+                ref = node.get("$ref")
+                if isinstance(ref, str) and ref.startswith("#/components/"):
+                    # "#/components/schemas/Name" (or a pointer further into that component)
+                    section, _, rest = ref.removeprefix("#/components/").partition("/")
+                    name = rest.split("/")[0].replace("~1", "/").replace("~0", "~")
+                    if name not in used.setdefault(section, {}):
+                        target = self._components[section][name]
+                        used[section][name] = target
+                        pending.append(target)
+                pending.extend(value for key, value in node.items() if key != "$ref")
+            elif isinstance(node, list):
+                pending.extend(node)
+        return used
 
     def _compile(
         self, path: str, method: str, spec: dict[str, Any], shared: list[dict[str, Any]]
@@ -222,12 +264,17 @@ class Contract:
         body_validator = None
         body_required = False
         media_types: tuple[str, ...] = ()
+        streams_body = False
         if "requestBody" in spec:
             body = self._resolve(spec["requestBody"])
             body_required = bool(body.get("required", False))
             media_types = tuple(body.get("content", {}))
+            streams_body = bool(media_types) and not any(
+                _JSON_MEDIA.match(media) or media == FORM_MEDIA for media in media_types
+            )
             first: dict[str, Any] = next(iter(body.get("content", {}).values()), {})
-            body_validator = self._validator(first.get("schema", {}))
+            if not streams_body:
+                body_validator = self._validator(first.get("schema", {}))
         security = spec.get("security", self.document.get("security", []))
         successes = sorted(int(code) for code in spec.get("responses", {}) if code.startswith("2"))
         return Operation(
@@ -244,6 +291,8 @@ class Contract:
             body_validator=body_validator,
             body_required=body_required,
             body_media_types=media_types,
+            streams_body=streams_body,
+            max_body_bytes=int(spec.get("x-max-body-bytes", DEFAULT_MAX_BODY_BYTES)),
             secured=bool(security) and security != [{}],
             capability=spec.get("x-capability"),
             caller=spec.get("x-caller", "partner"),

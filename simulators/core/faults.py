@@ -74,6 +74,18 @@ DATA_FAULTS: dict[str, str] = {
     "DIAGNOSTIC_SCOPE_MISSING": "the care agent's token lacks the diagnostic scope",
     "RESTORE_ORDER_LOST": "billing records a payment's restore order but it never reaches the MVNE",
     "SUSPENSION_NOT_SENT": "billing records a dunning suspension but it never reaches the MVNE",
+    "MAPPING_NOT_SENT": "fulfillment ships the SIM but never sends its ICCID mapping to the MVNE",
+    "MAPPING_WRONG_ICCID": "fulfillment maps the neighbouring ICCID instead of the one shipped",
+    "MAPPING_SENT_TWICE": "fulfillment sends the ICCID mapping twice",
+    "MAPPING_LATE": "fulfillment maps the ICCID `delaySeconds` (1 day) after the delivery",
+    "VENDOR_FILE_OFF_BY_ONE": "the SIM vendor's ICCIDs run one ahead from data row `row` (1)",
+    "VENDOR_FILE_NO_CHECK_DIGIT": "the SIM vendor drops the ICCID check digit from row `row` on",
+    "VENDOR_FILE_LONG_IMSI": "the SIM vendor writes 16-digit IMSIs from row `row` on",
+    "VENDOR_FILE_ROW_COUNT": "the SIM vendor's file holds one row more than its Quantity",
+    "VENDOR_FILE_DUPLICATE_BATCH": "the SIM vendor reuses the partner's last loaded batch number",
+    "CARRIER_ATTEMPT_FAIL": "the carrier's first `count` (1) delivery attempts fail; 3 return it",
+    "CARRIER_EXCEPTION": "the parcel is damaged in transit and returned to sender",
+    "CARRIER_EXPIRED": "the carrier stops scanning the parcel after pickup: Expired, SIM lost",
 }
 
 CALLBACKS_ROLE = "callbacks"

@@ -14,24 +14,35 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
-from flask import Blueprint, Flask, Response, g, request
+from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import idempotency, ratelimit
-from .contract import Contract, HeaderLookup, Operation, load_contract
+from .contract import (
+    DEFAULT_MAX_BODY_BYTES,
+    FORM_MEDIA,
+    Contract,
+    FieldError,
+    HeaderLookup,
+    Operation,
+    load_contract,
+)
 from .fault_effects import DropConnection, apply_after, apply_before, lenient_body, mark_drop
 from .faults import NO_FAULTS, Decision, Firing, Sample, fields_of
 from .journal import body_text
 from .problems import (
     PROBLEM_JSON,
     BadRequest,
+    Conflict,
     DomainError,
     InvalidCorrelationId,
     MalformedJson,
@@ -46,7 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("handoff.http")
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
+ERROR_SHAPES = "handoff.error_shapes"
 CORRELATION_PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -134,6 +146,42 @@ class Withheld:
 Screen = Callable[[bytes, str, HeaderLookup], Withheld | None]
 
 
+@dataclass(frozen=True)
+class ErrorShape:
+    """How an API whose standard fixes its own error body answers every refusal, in place of
+    RFC 9457: CAMARA's `{status, code, message}`, OAuth 2.0's `{error, error_description}`.
+
+    `render` returns the status as well, since a standard may have no code for one of ours
+    (CAMARA says 400 INVALID_ARGUMENT where the pipeline says 422 UNSUPPORTED_CHARACTER).
+    """
+
+    render: Callable[[DomainError], tuple[int, dict[str, Any]]]
+    media_type: str = "application/json"
+
+
+class Refusal(DomainError):
+    """A refusal that arose outside any handler (routing, an unexpected failure)."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+        self.status = status  # type: ignore[misc]
+        self.code = code  # type: ignore[misc]
+        self.title = title  # type: ignore[misc]
+        super().__init__(detail)
+
+
+class ContractViolation(BadRequest):
+    """A request the contract refuses, with every failing field and JSON Schema keyword."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        first = errors[0]
+        super().__init__(
+            f"{first.field}: {first.message}",
+            field=first.field,
+            errors=[error.as_dict() for error in errors],
+        )
+        self.field_errors = errors
+
+
 def to_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), default=_json_default)
 
@@ -144,8 +192,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
-    media = PROBLEM_JSON if status >= 400 else "application/json"
+def json_response(
+    body: Any,
+    status: int,
+    headers: dict[str, str] | None = None,
+    media_type: str | None = None,
+) -> Response:
+    media = media_type or (PROBLEM_JSON if status >= 400 else "application/json")
     text = "" if body is None else body if isinstance(body, RawJson) else to_json(body)
     response = Response(text if status != 204 else None, status=status, mimetype=media)
     for name, value in (headers or {}).items():
@@ -160,12 +213,28 @@ def _instance() -> str:
     return withheld.journal_url.partition("?")[0] if withheld else request.path
 
 
+def _error_shape() -> ErrorShape | None:
+    """The error shape of the API this request's path belongs to, if it has its own."""
+    shapes: dict[str, ErrorShape] | None = current_app.extensions.get(ERROR_SHAPES)
+    if not shapes:
+        return None
+    path = request.path
+    for prefix, shape in shapes.items():  # longest prefix first
+        if path == prefix or path.startswith(prefix + "/"):
+            return shape
+    return None
+
+
 def problem_response(error: DomainError) -> Response:
     correlation_id = getattr(g, "correlation_id", None)
-    body = error.to_problem(correlation_id=correlation_id, instance=_instance())
     headers = dict(error.headers)
     if correlation_id:
         headers["X-Correlation-ID"] = correlation_id
+    shape = _error_shape()
+    if shape is not None:
+        status, shaped = shape.render(error)
+        return json_response(shaped, status, headers, media_type=shape.media_type)
+    body = error.to_problem(correlation_id=correlation_id, instance=_instance())
     return json_response(body, error.status, headers)
 
 
@@ -219,24 +288,20 @@ def partner_authenticator(role: str) -> Authenticator:
     return authenticate_partner
 
 
-def _raw_body() -> bytes:
+def _raw_body(limit: int = MAX_BODY_BYTES) -> bytes:
     """The body as sent, read once (at most one byte past the bound)."""
     raw: bytes | None = g.get("raw_body")
     if raw is None:
-        raw = g.raw_body = request.stream.read(MAX_BODY_BYTES + 1)
+        raw = g.raw_body = request.stream.read(limit + 1)
     return raw
 
 
-def _read_body(operation: Operation) -> Any:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
-    raw = _raw_body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes")
-    if not raw:
-        if operation.body_required:
-            raise BadRequest("This operation needs a JSON body", field="(body)")
-        return None
+def _refuse_oversize(limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"The body may be at most {limit} bytes", limit=limit)
+
+
+def _check_media_type(operation: Operation) -> None:
     mimetype = request.mimetype or ""
     accepted = set(operation.body_media_types) or {"application/json"}
     if mimetype not in accepted and not (
@@ -246,6 +311,21 @@ def _read_body(operation: Operation) -> Any:
             f"Content-Type {mimetype or '(none)'} is not accepted; "
             f"send {', '.join(sorted(accepted))}"
         )
+
+
+def _read_body(operation: Operation) -> Any:
+    limit = operation.max_body_bytes
+    _refuse_oversize(limit)
+    raw = _raw_body(limit)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"The body may be at most {limit} bytes", limit=limit)
+    if not raw:
+        if operation.body_required:
+            raise BadRequest("This operation needs a JSON body", field="(body)")
+        return None
+    _check_media_type(operation)
+    if request.mimetype == FORM_MEDIA:
+        return _form_body(raw)
     try:
         body = json.loads(raw, parse_float=_json_number)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -254,6 +334,87 @@ def _read_body(operation: Operation) -> Any:
     # refused once the body has passed the contract (see RoleApi._handle).
     g.body_has_nul = b"\\u0000" in raw.lower()
     return body
+
+
+def _form_body(raw: bytes) -> dict[str, str]:
+    """A form-encoded body (OAuth 2.0 requests) as a flat object to validate like JSON."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"The body is not a valid form: {exc}", field="(body)") from None
+    body: dict[str, str] = {}
+    for name, value in pairs:
+        if name in body:
+            # RFC 6749 section 3.1: request parameters must not be included more than once.
+            raise BadRequest(f"{name}: the parameter is given more than once", field=name)
+        body[name] = value
+    g.body_has_nul = any("\x00" in name or "\x00" in value for name, value in pairs)
+    return body
+
+
+class BodyStream:
+    """A request body taken as it arrives, for operations whose contract body is not JSON.
+
+    Iterating yields the body's lines exactly as sent (bytes, line ends kept), reading a
+    block at a time: a file of many megabytes is never held whole. A line longer than a
+    block comes in pieces of a block or more (joined, they are still the body as sent).
+    Past the operation's limit the iteration raises 413, whether or not Content-Length
+    announced the size.
+    """
+
+    BLOCK_BYTES = 64 * 1024
+
+    def __init__(self, stream: IO[bytes], limit: int, first_block: bytes) -> None:
+        self._stream = stream
+        self._first_block = first_block
+        self.limit = limit
+        self.bytes_read = 0
+        self._started = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._started:
+            raise RuntimeError("a request body can be read only once")
+        self._started = True
+        tail = b""
+        block = self._first_block
+        while block:
+            self.bytes_read += len(block)
+            if self.bytes_read > self.limit:
+                raise PayloadTooLarge(
+                    f"The body may be at most {self.limit} bytes", limit=self.limit
+                )
+            lines = (tail + block).split(b"\n") if tail else block.split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+            if len(tail) >= self.BLOCK_BYTES:
+                yield tail
+                tail = b""
+            block = self._stream.read(self.BLOCK_BYTES)
+        if tail:
+            yield tail
+
+
+def _body_stream(operation: Operation) -> BodyStream | None:
+    limit = operation.max_body_bytes
+    _refuse_oversize(limit)
+    first_block = request.stream.read(BodyStream.BLOCK_BYTES)
+    if not first_block:
+        if operation.body_required:
+            raise BadRequest("This operation needs a body", field="(body)")
+        return None
+    _check_media_type(operation)
+    charset = request.mimetype_params.get("charset")
+    if charset is not None and charset.lower() not in ("utf-8", "utf8", "us-ascii"):
+        raise UnsupportedMediaType(f"charset {charset} is not accepted; send UTF-8")
+    stream = g.body_stream = BodyStream(request.stream, limit, first_block)
+    return stream
+
+
+class ConcurrentChange(Conflict):
+    code = "CONCURRENT_CHANGE"
+    title = "Another request changed the same data at the same moment"
+    retryable = True
 
 
 class UnsupportedCharacter(DomainError):
@@ -274,12 +435,25 @@ class RoleApi:
     """One fake vendor's HTTP surface, bound to its contract."""
 
     def __init__(
-        self, role: str, contract_name: str | None = None, screen: Screen | None = None
+        self,
+        role: str,
+        contract_name: str | None = None,
+        screen: Screen | None = None,
+        *,
+        authenticator: Authenticator | None = None,
+        error_shape: ErrorShape | None = None,
+        idempotency_keys: bool = True,
     ) -> None:
         self.role = role
         self.contract_name = contract_name or role
         self.handlers: dict[str, tuple[Handler, bool, str | None]] = {}
         self.screen = screen
+        # How callers prove who they are; the role's partner API keys unless said otherwise.
+        self.authenticator = authenticator
+        self.error_shape = error_shape
+        # False for an API whose standard knows no Idempotency-Key (a replayed CAMARA check
+        # would answer a stale state).
+        self.idempotency_keys = idempotency_keys
 
     def operation(
         self, operation_id: str, *, write: bool = False, idempotent_on: str | None = None
@@ -314,13 +488,19 @@ class RoleApi:
                 f"{self.role}: contract operations without handler {sorted(missing)}, "
                 f"handlers without operation {sorted(unknown)}"
             )
+        streamed = sorted(op.operation_id for op in contract.operations.values() if op.streams_body)
+        if self.screen is not None and streamed:
+            # A screen reads the whole body before anything else; a streamed one is never whole.
+            raise RuntimeError(f"{self.role}: a screened API cannot stream bodies ({streamed})")
         url_prefix = prefix if prefix is not None else f"/{self.role}"
         static_paths: dict[str, set[str]] = {}
         for operation in contract.operations.values():
             if "{" not in operation.path:
                 static_paths.setdefault(url_prefix + operation.path, set()).add(operation.method)
-        blueprint = Blueprint(self.role.replace("_", ""), __name__, url_prefix=url_prefix)
-        auth = authenticator or partner_authenticator(self.role)
+        blueprint = Blueprint(self.contract_name.replace("_", ""), __name__, url_prefix=url_prefix)
+        auth = authenticator or self.authenticator or partner_authenticator(self.role)
+        if self.error_shape is not None:
+            blueprint.record_once(_shape_registrar(url_prefix, self.error_shape))
         for operation in contract.operations.values():
             handler, write, idempotent_on = self.handlers[operation.operation_id]
             view = self._view(runtime, operation, handler, write, idempotent_on, auth, url_prefix)
@@ -381,6 +561,11 @@ class RoleApi:
             except IntegrityError:
                 # A concurrent twin committed first (PostgreSQL): answer as its retry would be.
                 g.pop("after_commit", None)
+                if operation.streams_body:
+                    # The body is spent, so the request cannot be run again here.
+                    raise ConcurrentChange(
+                        "A concurrent request wrote the same data first; send this one again"
+                    ) from None
                 with runtime.store.write() as conn:
                     partner = auth(runtime, conn, operation)
                     reply = self._handle(
@@ -455,18 +640,18 @@ class RoleApi:
         withheld: Withheld | None = g.get("withheld")
         if withheld is not None:
             raise withheld.refusal
-        body = _read_body(operation) if operation.body_validator is not None else None
+        body: Any = None
+        if operation.streams_body:
+            body = _body_stream(operation)
+        elif operation.body_validator is not None:
+            body = _read_body(operation)
         query = request.args.to_dict(flat=False)
         params, errors = operation.coerce_and_validate_params(path_args, query, request.headers)
         if g.get("raw_body"):
             # A JSON `null` is a body too, and must match the schema like any other.
             errors += operation.validate_body(body)
         if errors:
-            raise BadRequest(
-                f"{errors[0].field}: {errors[0].message}",
-                field=errors[0].field,
-                errors=[error.as_dict() for error in errors],
-            )
+            raise ContractViolation(errors)
         if g.get("body_has_nul"):
             raise UnsupportedCharacter("Strings may not contain U+0000 (NUL)", field="(body)")
         ctx = RequestContext(
@@ -483,7 +668,15 @@ class RoleApi:
         key = request.headers.get("Idempotency-Key")
         if key is None and idempotent_on and isinstance(body, dict) and body.get(idempotent_on):
             key = f"{idempotent_on}:{body[idempotent_on]}"
-        if key is None or partner is None or operation.method not in ("POST", "PATCH"):
+        if (
+            key is None
+            or partner is None
+            or operation.method not in ("POST", "PATCH")
+            or not self.idempotency_keys
+            # A streamed body cannot be fingerprinted before it is read: such a handler keeps
+            # its own exactly-once record (the SIM batch load keys on the file's SHA-256).
+            or operation.streams_body
+        ):
             return handler(ctx)
         if not 1 <= len(key) <= 255:
             raise BadRequest("Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key")
@@ -510,6 +703,16 @@ class RoleApi:
                 conn, **scope, request_fingerprint=fingerprint, answer=answer, now=now
             )
         return reply
+
+
+def _shape_registrar(prefix: str, shape: ErrorShape) -> Callable[[BlueprintSetupState], None]:
+    def register(state: BlueprintSetupState) -> None:
+        shapes: dict[str, ErrorShape] = state.app.extensions.setdefault(ERROR_SHAPES, {})
+        shapes[prefix] = shape
+        ordered = sorted(shapes.items(), key=lambda item: len(item[0]), reverse=True)
+        state.app.extensions[ERROR_SHAPES] = dict(ordered)
+
+    return register
 
 
 def _concrete_paths_first(
@@ -571,15 +774,21 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
             413: "PAYLOAD_TOO_LARGE",
             415: "UNSUPPORTED_MEDIA_TYPE",
         }
-        body = problem(
-            status,
-            codes.get(status, f"HTTP_{status}"),
-            error.name,
-            error.description or error.name,
-            correlation_id=getattr(g, "correlation_id", None),
-            instance=request.path,
-        )
-        response = json_response(body, status)
+        code = codes.get(status, f"HTTP_{status}")
+        if _error_shape() is not None:
+            response = problem_response(
+                Refusal(status, code, error.name, error.description or error.name)
+            )
+        else:
+            body = problem(
+                status,
+                code,
+                error.name,
+                error.description or error.name,
+                correlation_id=getattr(g, "correlation_id", None),
+                instance=request.path,
+            )
+            response = json_response(body, status)
         for name, value in error.get_headers():
             if name.lower() == "allow":
                 response.headers["Allow"] = _concrete_allow(app, value)
@@ -588,11 +797,14 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
+        detail = "The fake failed unexpectedly; the journal has the correlation ID"
+        if _error_shape() is not None:
+            return problem_response(Refusal(500, "INTERNAL", "Internal error", detail))
         body = problem(
             500,
             "INTERNAL",
             "Internal error",
-            "The fake failed unexpectedly; the journal has the correlation ID",
+            detail,
             correlation_id=getattr(g, "correlation_id", None),
             instance=_instance(),
         )
@@ -621,6 +833,10 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
         extra: dict[str, Any] = {"faults": g.fault_ids} if g.get("fault_ids") else {}
         if withheld is not None:
             extra["withheld"] = withheld.refusal.code
+        streamed: BodyStream | None = g.get("body_stream")
+        if streamed is not None:
+            # The journal keeps no streamed body (a file of megabytes); its size says what came.
+            extra["requestBodyBytes"] = streamed.bytes_read
         runtime.journal.record(
             role=role,
             direction="inbound",

@@ -47,8 +47,18 @@ FLUSH_EVERY_S = 0.25
 
 
 _SECRET_MEMBER = re.compile(
-    r'"(apiKey|api_key|secret|token|password|authorization|pan|cardNumber|cvv|cvc|ki|opc)"'
+    r'"(apiKey|api_key|secret|token|password|authorization|pan|cardNumber|cvv|cvc|ki|opc'
+    # OAuth 2.0 / OpenID Connect: the tokens an authorization server answers, and what a
+    # client presents to get one.
+    r"|access_token|refresh_token|id_token|client_secret|auth_req_id|assertion"
+    r'|client_assertion)"'
     r'\s*:\s*"[^"]*(?:"|$)',  # a value cut off by the size bound is blanked too
+    re.IGNORECASE,
+)
+# The same parameters in a form-encoded body (an OAuth 2.0 token request).
+_SECRET_PARAMETER = re.compile(
+    r"(?<![A-Za-z0-9_])(access_token|refresh_token|id_token|client_secret|auth_req_id"
+    r"|assertion|client_assertion|password)=[^&\s]*",
     re.IGNORECASE,
 )
 
@@ -62,8 +72,11 @@ def body_text(raw: bytes | str | None) -> str | None:
     if not raw:
         return None
     text = raw[: BODY_LIMIT + 1].decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = _SECRET_MEMBER.sub(r'"\1":"***"', text[: BODY_LIMIT + 1])
+    if "=" in text:
+        text = _SECRET_PARAMETER.sub(r"\1=***", text)
     # PostgreSQL text cannot hold NUL: keep it visible as its JSON escape instead.
-    text = _SECRET_MEMBER.sub(r'"\1":"***"', text[: BODY_LIMIT + 1]).replace("\x00", "\\u0000")
+    text = text.replace("\x00", "\\u0000")
     return text if len(text) <= BODY_LIMIT else text[:BODY_LIMIT] + "...(truncated)"
 
 

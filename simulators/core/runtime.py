@@ -72,12 +72,19 @@ class Runtime:
         correlation_id: str | None,
         json_body: Any = None,
         params: dict[str, Any] | None = None,
+        text_body: str | None = None,
+        content_type: str = "text/plain; charset=utf-8",
     ) -> requests.Response:
-        """Call a peer fake through its public contract; the call lands in the journal."""
+        """Call a peer fake through its public contract; the call lands in the journal.
+        `text_body` sends a body that is not JSON (e.g. a vendor file) as `content_type`."""
         url = self.peer_base_url(peer) + path
         headers = {"X-API-Key": api_key, "Accept": "application/json"}
         if correlation_id:
             headers["X-Correlation-ID"] = correlation_id
+        data: bytes | None = None
+        if text_body is not None:
+            headers["Content-Type"] = content_type
+            data = text_body.encode()
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
@@ -87,6 +94,7 @@ class Runtime:
                 method,
                 url,
                 json=json_body,
+                data=data,
                 params=params,
                 headers=headers,
                 timeout=self.settings.peer_timeout_s,
@@ -106,7 +114,7 @@ class Runtime:
                 status=status,
                 correlation_id=correlation_id,
                 duration_ms=(time.perf_counter() - started) * 1000,
-                request_body=body_text(None if json_body is None else _dumps(json_body)),
+                request_body=body_text(text_body if data is not None else _json_text(json_body)),
                 response_body=body_text(response_text),
                 error=error,
                 extra={"peer": peer},
@@ -191,6 +199,10 @@ def _peer_session() -> requests.Session:
         if bundle:
             session.verify = bundle
     return session
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
 
 
 def _dumps(value: Any) -> str:

@@ -24,10 +24,12 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateColumn
 
 metadata = MetaData()
 
@@ -213,6 +215,35 @@ class Store:
 
     def create_all(self) -> None:
         metadata.create_all(self.engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store written by an earlier version up to date: a column added since is
+        added to its table (such columns are nullable, so the rows already kept stay
+        valid), with the indexes that go with it. `create_all` only creates whole tables."""
+        inspector = inspect(self.engine)
+        existing = set(inspector.get_table_names())
+        with self.engine.begin() as conn:
+            for table in metadata.sorted_tables:
+                if table.name not in existing:
+                    continue
+                present = {column["name"] for column in inspector.get_columns(table.name)}
+                missing = [column for column in table.columns if column.name not in present]
+                if not missing:
+                    continue
+                for column in missing:
+                    if not column.nullable and column.server_default is None:
+                        raise RuntimeError(
+                            f"The store {self.url.render_as_string()} predates this version: "
+                            f"{table.name} lacks {column.name}, which cannot be added to kept "
+                            "rows; start from a new store (another --db, or delete this one)"
+                        )
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {self.engine.dialect.identifier_preparer.format_table(table)}"
+                        f" ADD COLUMN {CreateColumn(column).compile(dialect=self.engine.dialect)}"
+                    )
+                for index in table.indexes:
+                    index.create(conn, checkfirst=True)
 
     def tables(self, role: str | None = None) -> list[Table]:
         return [t for t in metadata.sorted_tables if role is None or t.info.get("role") == role]

@@ -1,16 +1,22 @@
 """The host network (MNO) fake: service ordering, the HLR/HSS service inventory, usage and
-its feed to real-time charging, and wholesale settlement with the MVNOs it hosts."""
+its feed to real-time charging, wholesale settlement with the MVNOs it hosts, and the CAMARA
+network APIs (SIM Swap, Number Verification, Device Roaming Status) with the authorization
+server that issues their access tokens."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from simulators.core.contract import load_contract
+from simulators.core.http import RoleApi
 from simulators.core.scenarios import ScenarioInvalid
 
 from . import (
     admin,  # noqa: F401  (registers the admin traffic and generator operations)
     agreements,
+    authorization,
+    authorization_api,
+    camara_api,
     partners,
     rating,
     settlement,
@@ -22,9 +28,25 @@ from .api import api
 from .model import PROGRESS_SERVICE_ORDER, run_progress_step, seed_reference_data
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from simulators.core.runtime import Runtime
 
-__all__ = ["api", "install"]
+__all__ = ["EXTRA_APIS", "api", "install"]
+
+# The MNO's APIs besides its TMF one, each under its own base path.
+EXTRA_APIS: dict[str, RoleApi] = {
+    authorization_api.PREFIX: authorization_api.api,
+    **camara_api.NETWORK_APIS,
+}
+
+
+def _seed(runtime: Runtime, conn: Connection, seed: int) -> None:
+    """The MVNE platform as the network's client, the CAMARA clients, the wholesale partners
+    with their IMSI blocks, agreements and credentials, and the settlement staff."""
+    seed_reference_data(runtime, conn, seed)
+    authorization.seed_clients(runtime, conn, seed)
+    partners.seed(runtime.settings.secret_key, conn, seed, runtime.clock.now(conn))
 
 
 def install(runtime: Runtime) -> None:
@@ -33,16 +55,9 @@ def install(runtime: Runtime) -> None:
     runtime.tasks.register(rating.PUBLISH_SUMMARY, summaries.run_publish)
     runtime.tasks.register(settlement.INVOICE_DUE, settlement.run_invoice_due)
     runtime.tasks.register(usage.GENERATE, usage.run_generator)
-    runtime.seeders["mno"] = seed
+    runtime.seeders["mno"] = _seed
     runtime.pack_data_loaders["agreementVersions"] = load_agreement_versions
     runtime.pack_data_loaders["usageGenerator"] = load_usage_generator
-
-
-def seed(runtime: Runtime, conn: Any, seed_value: int) -> None:
-    """The MVNE platform as the network's client; the wholesale partners with their IMSI
-    blocks, agreements and credentials; the settlement staff."""
-    seed_reference_data(runtime, conn, seed_value)
-    partners.seed(runtime.settings.secret_key, conn, seed_value, runtime.clock.now(conn))
 
 
 def load_agreement_versions(

@@ -9,7 +9,7 @@ from typing import Any
 from simulators.core.admin import admin_api
 from simulators.core.http import Reply, RequestContext
 
-from . import model, usage
+from . import model, partners, usage
 
 
 @admin_api.operation("simulateTraffic")
@@ -18,11 +18,12 @@ def simulate_traffic(ctx: RequestContext) -> Reply:
     # held while the MVNE is asked to charge.
     msisdn, usage_type = ctx.body["msisdn"], ctx.body["usageType"]
     visited_mcc = ctx.body.get("visitedMcc")
-    partner_id = ctx.conn.execute(
+    mvno_id = ctx.conn.execute(
         model.services.select()
-        .with_only_columns(model.services.c.partner_id)
+        .with_only_columns(model.services.c.mvno_id)
         .where(model.services.c.msisdn == msisdn, model.services.c.state == model.SERVICE_ACTIVE)
     ).scalar()
+    partner_id = partners.by_mvno(ctx.conn, mvno_id) if mvno_id is not None else None
     faults = usage.usage_faults(
         ctx.runtime,
         msisdn=msisdn,

@@ -30,6 +30,10 @@ def order_json(ctx: RequestContext, order: model.ServiceOrder) -> dict[str, Any]
     }
     if order.description is not None:
         body["description"] = order.description
+    if order.mvno_id is not None:
+        body["relatedParty"] = [
+            {"id": order.mvno_id, "role": model.MVNO_ROLE, "@referredType": "Organization"}
+        ]
     body["state"] = order.state
     body["orderDate"] = isoformat(order.order_date)
     if order.start_date is not None:
@@ -79,6 +83,7 @@ def service_json(ctx: RequestContext, service: model.Service) -> dict[str, Any]:
         {"name": "ICCID", "value": service.iccid},
         {"name": "barring", "value": service.barring},
         {"name": "attachState", "value": service.attach_state},
+        {"name": "serviceType", "value": service.service_type},
     ]
     if service.last_attach_time is not None:
         characteristics.append(
@@ -95,6 +100,10 @@ def service_json(ctx: RequestContext, service: model.Service) -> dict[str, Any]:
     }
     if service.end_date is not None:
         body["endDate"] = isoformat(service.end_date)
+    if service.mvno_id is not None:
+        body["relatedParty"] = [
+            {"id": service.mvno_id, "role": model.MVNO_ROLE, "@referredType": "Organization"}
+        ]
     return body
 
 
@@ -144,6 +153,8 @@ def create_service_order(ctx: RequestContext) -> Reply:
         items=ctx.body["serviceOrderItem"],
         now=ctx.now(),
         correlation_id=ctx.correlation_id,
+        # The contract admits one relatedParty, the MVNO (role mvno) the services are for.
+        mvno_id=next((party["id"] for party in ctx.body.get("relatedParty") or ()), None),
         stuck_in=stuck.effect["state"] if (stuck := ctx.data_fault("ORDER_STUCK")) else None,
         failing_iccids=failing.targets("iccid")
         if (failing := ctx.data_fault("ORDER_ITEM_FAILED"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simulators.core import camara
 from simulators.core.problems import (
     BadRequest,
     Conflict,
@@ -275,3 +276,11 @@ class PartnerViewUnavailable(DomainError):
     status = 502
     title = "The partner's own records could not be read from its platform"
     retryable = True
+
+
+class UserNotAuthenticatedByMobileNetwork(camara.PermissionDenied):
+    """Number Verification answers only for a subscriber the network authenticated (a
+    three-legged token); a client credentials token identifies no one."""
+
+    code = "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+    title = "Client must authenticate via the mobile network to use this service"

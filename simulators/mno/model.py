@@ -1,5 +1,6 @@
 """The host network's rules: TMF641 service orders, the TMF638 services (HLR/HSS records)
-they provision, and the TMF635 usage the network records and sends to real-time charging.
+they provision (and the SIM changes they carry), and the TMF635 usage the network records
+and sends to real-time charging.
 
 No web layer here: every rule takes a `Connection` and plain values, so tests call it directly.
 """
@@ -37,7 +38,7 @@ from simulators.core.tasks import Reschedule, Task, Tasks
 from simulators.core.tenancy import MVNE_PLATFORM, create_partner, partners, peer_api_key
 
 from . import errors, fees, suspension
-from .partners import partner_of_imsi
+from . import partners as wholesale
 
 if TYPE_CHECKING:
     from simulators.core.runtime import Runtime
@@ -95,15 +96,26 @@ BARRED_USAGE: dict[str, frozenset[str]] = {
 }
 BARRED_REASON = "BARRED"
 
+# What kind of line the HLR record is: a subscriber's phone line, or a data-only machine
+# (IoT/M2M) line provisioned on its own profile. Fraud and identity services built on a
+# person's number (SIM Swap, Number Verification) do not apply to the latter.
+SERVICE_TYPE_MOBILE = "mobile"
+SERVICE_TYPE_IOT = "iot"
+SERVICE_TYPES = (SERVICE_TYPE_MOBILE, SERVICE_TYPE_IOT)
+# TMF relatedParty role of the MVNO a service is provisioned for.
+MVNO_ROLE = "mvno"
+
 # TMF635 usage states as the network sees them.
 USAGE_RECEIVED = "received"
 USAGE_RATED = "rated"
 USAGE_REJECTED = "rejected"
 USAGE_UNITS = {"data": "MB", "voice": "min", "sms": "msg"}
 
-# Characteristics each action needs, and the ones it may carry besides.
-_REQUIRED = {ADD: ("IMSI", "MSISDN", "ICCID"), MODIFY: ("barring",), DELETE: ()}
-_OPTIONAL = {ADD: ("barring",), MODIFY: (), DELETE: ()}
+# Characteristics each action needs, and the ones it may carry besides. A modify changes the
+# barring, the SIM (a new ICCID with its IMSI: a SIM change, what SIM Swap reports), or both.
+_REQUIRED = {ADD: ("IMSI", "MSISDN", "ICCID"), MODIFY: (), DELETE: ()}
+_OPTIONAL = {ADD: ("barring", "serviceType"), MODIFY: ("barring", "ICCID", "IMSI"), DELETE: ()}
+_SIM = ("ICCID", "IMSI")
 
 # A completion time this close to the clock counts as reached: a clock moved by 0.1 s
 # steps never lands exactly on a float sum.
@@ -127,6 +139,8 @@ service_orders = role_table(
     Column("complete_due", Float, nullable=True),
     Column("completion_date", Float, nullable=True),
     Column("correlation_id", String(256), nullable=True),
+    # The MVNO the order's new services are for (TMF relatedParty, role mvno), if named.
+    Column("mvno_id", String(64), nullable=True),
     # externalId is unique per client: whatever the idempotency layer does, a second order
     # for the same external reference cannot exist.
     UniqueConstraint("client_id", "external_id", name="uq_mno_service_order_external_id"),
@@ -162,8 +176,11 @@ services = role_table(
     Column("start_date", Float, nullable=False),
     Column("end_date", Float, nullable=True),
     Column("order_id", String(40), nullable=False),
-    # The wholesale partner whose IMSI block holds the IMSI (None: no partner's).
-    Column("partner_id", String(64), nullable=True, index=True),
+    # The MVNO the line was provisioned for (the order's relatedParty, else the wholesale
+    # partner whose IMSI block holds the IMSI); its CAMARA clients see this line and no
+    # other partner's, and its wholesale settlement charges for it.
+    Column("mvno_id", String(64), nullable=True, index=True),
+    Column("service_type", String(8), nullable=False, server_default=SERVICE_TYPE_MOBILE),
     # The HLR holds one live record per IMSI, MSISDN and ICCID; terminated ones are history.
     Index(
         "uq_mno_service_live_imsi", "imsi", unique=True, sqlite_where=_LIVE, postgresql_where=_LIVE
@@ -200,10 +217,26 @@ usages = role_table(
     Column("usage_date", Float, nullable=False),
     Column("reason", String(40), nullable=True),
     Column("correlation_id", String(256), nullable=True),
-    # The network the subscriber was on: the visited MCC when roaming, None at home.
+    # The visited network's MCC when the usage happened abroad (roaming); null at home.
     Column("visited_mcc", String(3), nullable=True),
     # The quantity the charging feed carried, when it differed from what was used.
     Column("fed_quantity", Integer, nullable=True),
+)
+
+# Every SIM change of a live service (a modify order that gave it a new ICCID and IMSI):
+# the MSISDN's pairing history that SIM Swap answers from.
+sim_changes = role_table(
+    ROLE,
+    "mno_sim_change",
+    Column("pk", Integer, primary_key=True, autoincrement=True),
+    Column("service_id", String(40), ForeignKey("mno_service.id"), nullable=False, index=True),
+    Column("msisdn", String(16), nullable=False, index=True),
+    Column("iccid_before", String(20), nullable=False),
+    Column("imsi_before", String(15), nullable=False),
+    Column("iccid", String(20), nullable=False),
+    Column("imsi", String(15), nullable=False),
+    Column("changed_at", Float, nullable=False),
+    Column("order_id", String(40), nullable=False),
 )
 
 
@@ -231,6 +264,7 @@ class ServiceOrder:
     start_date: float | None
     completion_date: float | None
     items: list[ServiceOrderItem]
+    mvno_id: str | None = None
 
     @property
     def failed_items(self) -> list[ServiceOrderItem]:
@@ -251,7 +285,8 @@ class Service:
     last_attach_time: float | None
     start_date: float
     end_date: float | None
-    partner_id: str | None = None
+    mvno_id: str | None = None
+    service_type: str = SERVICE_TYPE_MOBILE
 
 
 @dataclass(frozen=True)
@@ -354,6 +389,7 @@ def _order_from_row(row: Row[Any], items: list[ServiceOrderItem]) -> ServiceOrde
         start_date=row.start_date,
         completion_date=row.completion_date,
         items=items,
+        mvno_id=row.mvno_id,
     )
 
 
@@ -371,7 +407,8 @@ def _service_from_row(row: Row[Any]) -> Service:
         last_attach_time=row.last_attach_time,
         start_date=row.start_date,
         end_date=row.end_date,
-        partner_id=row.partner_id,
+        mvno_id=row.mvno_id,
+        service_type=row.service_type,
     )
 
 
@@ -407,9 +444,18 @@ def _load_orders(conn: Connection, rows: Sequence[Row[Any]]) -> list[ServiceOrde
     return [_order_from_row(row, by_order[row.id]) for row in rows]
 
 
-def _request_hash(external_id: str, description: str | None, items: Sequence[Any]) -> str:
+def _request_hash(
+    external_id: str, description: str | None, items: Sequence[Any], mvno_id: str | None = None
+) -> str:
+    ordered: dict[str, Any] = {
+        "externalId": external_id,
+        "description": description,
+        "serviceOrderItem": items,
+    }
+    if mvno_id is not None:
+        ordered["mvno"] = mvno_id
     canonical = json.dumps(
-        {"externalId": external_id, "description": description, "serviceOrderItem": items},
+        ordered,
         sort_keys=True,
         separators=(",", ":"),
         default=str,
@@ -433,6 +479,8 @@ def _characteristic_problem(name: str, value: str) -> str | None:
         return f"ICCID {value!r} is not an E.118 ICCID (19 or 20 digits starting 89)"
     if name == "barring" and value not in BARRING_VALUES:
         return f"barring {value!r} must be one of {', '.join(BARRING_VALUES)}"
+    if name == "serviceType" and value not in SERVICE_TYPES:
+        return f"serviceType {value!r} must be one of {', '.join(SERVICE_TYPES)}"
     return None
 
 
@@ -488,6 +536,11 @@ def parse_order_items(items: Sequence[Mapping[str, Any]]) -> list[_ItemRequest]:
                 )
             characteristics.append({"name": name, "value": value})
         missing = [name for name in _REQUIRED[action] if name not in names]
+        if action == MODIFY and not names:
+            missing = ["barring, or ICCID and IMSI"]
+        elif action == MODIFY and len(names & set(_SIM)) == 1:
+            # A SIM change brings a new card: its ICCID and the IMSI on it, never one alone.
+            missing = [name for name in _SIM if name not in names]
         if missing:
             raise errors.MissingServiceCharacteristic(
                 f"{where}.service.serviceCharacteristic: a {action} item needs "
@@ -512,15 +565,17 @@ def create_service_order(
     actor: str = PEER_ACTOR,
     stuck_in: str | None = None,
     failing_iccids: tuple[str, ...] | None = None,
+    mvno_id: str | None = None,
 ) -> tuple[ServiceOrder, bool]:
     """Accept an order (acknowledged) and schedule its progress; True if it is new.
 
     The same externalId with the same content answers the existing order; with other
     content it is a 409, so a client can never hold two orders under one reference.
+    `mvno_id` names the MVNO the order's new services are for (its TMF relatedParty).
     Faults: `stuck_in` leaves the order in that state for good (ORDER_STUCK);
     `failing_iccids` has the HLR reject those items, all when empty (ORDER_ITEM_FAILED).
     """
-    request_hash = _request_hash(external_id, description, list(items))
+    request_hash = _request_hash(external_id, description, list(items), mvno_id)
     existing = conn.execute(
         select(service_orders).where(
             service_orders.c.client_id == client_id, service_orders.c.external_id == external_id
@@ -563,6 +618,7 @@ def create_service_order(
             request_hash=request_hash,
             order_date=now,
             correlation_id=correlation_id,
+            mvno_id=mvno_id,
         )
     )
     conn.execute(
@@ -577,7 +633,7 @@ def create_service_order(
                 "service_id": item.service_id,
                 "characteristics": item.characteristics,
                 # Decided now, shown only if the item ends failed (see _complete_order).
-                "error_code": _item_failure(conn, order_id, item, failing_iccids, now),
+                "error_code": _item_failure(conn, order_id, mvno_id, item, failing_iccids, now),
             }
             for position, item in enumerate(parsed)
         ],
@@ -612,6 +668,7 @@ def create_service_order(
 def _item_failure(
     conn: Connection,
     order_id: str,
+    mvno_id: str | None,
     item: _ItemRequest,
     failing_iccids: tuple[str, ...] | None,
     now: float,
@@ -622,7 +679,9 @@ def _item_failure(
     if _rejected(item, failing_iccids):
         return "HLR_REJECTED"
     imsi = item.value("IMSI") if item.action == ADD else None
-    partner_id = partner_of_imsi(conn, imsi) if imsi else None
+    if imsi is None:
+        return None
+    partner_id = wholesale.partner_of_line(conn, mvno_id, imsi)
     if partner_id is None:
         return None
     return suspension.gate_activation(
@@ -795,12 +854,15 @@ def _apply_item(
                 return None, f"{name}_IN_USE"
         service_id = new_id("svc")
         barring = values.get("barring", BARRING_NONE)
-        partner_id = partner_of_imsi(conn, values["IMSI"])
+        service_type = values.get("serviceType", SERVICE_TYPE_MOBILE)
+        kind = "IoT line" if service_type == SERVICE_TYPE_IOT else "Mobile line"
+        partner_id = wholesale.partner_of_line(conn, order.mvno_id, values["IMSI"])
+        mvno_id = order.mvno_id or wholesale.mvno_of(conn, partner_id)
         conn.execute(
             services.insert().values(
                 id=service_id,
                 client_id=order.client_id,
-                name=f"Mobile line {values['MSISDN']}",
+                name=f"{kind} {values['MSISDN']}",
                 state=SERVICE_ACTIVE,
                 imsi=values["IMSI"],
                 msisdn=values["MSISDN"],
@@ -810,7 +872,8 @@ def _apply_item(
                 last_attach_time=now,
                 start_date=now,
                 order_id=order.id,
-                partner_id=partner_id,
+                mvno_id=mvno_id,
+                service_type=service_type,
             )
         )
         _audit_service(
@@ -840,18 +903,25 @@ def _apply_item(
     if service.state == SERVICE_TERMINATED:
         return service.id, "SERVICE_TERMINATED"
     if item.action == MODIFY:
-        conn.execute(
-            services.update().where(services.c.id == service.id).values(barring=values["barring"])
-        )
-        _audit_service(
-            conn,
-            order,
-            service.id,
-            "service.barringChanged",
-            now,
-            correlation_id,
-            {"from": service.barring, "to": values["barring"], "serviceOrderId": order.id},
-        )
+        if "ICCID" in values:
+            failure = _change_sim(conn, order, service, values, now, correlation_id)
+            if failure is not None:
+                return service.id, failure
+        if "barring" in values:
+            conn.execute(
+                services.update()
+                .where(services.c.id == service.id)
+                .values(barring=values["barring"])
+            )
+            _audit_service(
+                conn,
+                order,
+                service.id,
+                "service.barringChanged",
+                now,
+                correlation_id,
+                {"from": service.barring, "to": values["barring"], "serviceOrderId": order.id},
+            )
         return service.id, None
     conn.execute(
         services.update()
@@ -868,6 +938,74 @@ def _apply_item(
         {"from": service.state, "serviceOrderId": order.id},
     )
     return service.id, None
+
+
+def _change_sim(
+    conn: Connection,
+    order: Row[Any],
+    service: Row[Any],
+    values: Mapping[str, str],
+    now: float,
+    correlation_id: str | None,
+) -> str | None:
+    """Move the line to a new SIM (ICCID and IMSI) and record when; a failure code if the
+    HLR cannot (the new identifiers are another live line's)."""
+    iccid, imsi = values["ICCID"], values["IMSI"]
+    if (iccid, imsi) == (service.iccid, service.imsi):
+        return None  # the line is already on this SIM: nothing changes, nothing to report
+    for name, column, value in (("IMSI", "imsi", imsi), ("ICCID", "iccid", iccid)):
+        held = conn.execute(
+            select(services.c.id).where(
+                services.c[column] == value,
+                services.c.state != SERVICE_TERMINATED,
+                services.c.id != service.id,
+            )
+        ).first()
+        if held is not None:
+            return f"{name}_IN_USE"
+    conn.execute(
+        services.update().where(services.c.id == service.id).values(iccid=iccid, imsi=imsi)
+    )
+    conn.execute(
+        sim_changes.insert().values(
+            service_id=service.id,
+            msisdn=service.msisdn,
+            iccid_before=service.iccid,
+            imsi_before=service.imsi,
+            iccid=iccid,
+            imsi=imsi,
+            changed_at=now,
+            order_id=order.id,
+        )
+    )
+    _audit_service(
+        conn,
+        order,
+        service.id,
+        "service.simChanged",
+        now,
+        correlation_id,
+        {
+            "fromIccid": service.iccid,
+            "toIccid": iccid,
+            "fromImsi": service.imsi,
+            "toImsi": imsi,
+            "serviceOrderId": order.id,
+        },
+    )
+    return None
+
+
+def latest_sim_change(conn: Connection, service: Service) -> float:
+    """When the line's MSISDN was last paired with a new SIM: its latest SIM change, else
+    its activation (CAMARA counts a new subscription as a SIM swap)."""
+    changed = conn.execute(
+        select(sim_changes.c.changed_at)
+        .where(sim_changes.c.service_id == service.id)
+        .order_by(sim_changes.c.changed_at.desc(), sim_changes.c.pk.desc())
+        .limit(1)
+    ).scalar()
+    return service.start_date if changed is None else max(float(changed), service.start_date)
 
 
 def _audit_service(
@@ -925,6 +1063,13 @@ def _client_service_row(
     return conn.execute(
         select(services).where(services.c.id == service_id, services.c.client_id == client_id)
     ).first()
+
+
+def service_by_id(conn: Connection, service_id: str) -> Service | None:
+    """Any client's service: for the network's own services (CAMARA, the authorization
+    server) that scope lines by MVNO, not by the client that ordered them."""
+    row = conn.execute(select(services).where(services.c.id == service_id)).first()
+    return None if row is None else _service_from_row(row)
 
 
 def get_service(conn: Connection, client_id: str, service_id: str) -> Service:

@@ -139,6 +139,33 @@ def partner_of_imsi(conn: Connection, imsi: str) -> str | None:
     return str(max(found, key=lambda row: len(row.prefix)).partner_id)
 
 
+def by_mvno(conn: Connection, mvno_id: str) -> str | None:
+    """The wholesale partner of an MVNO as the MVNE names it (a service order's relatedParty,
+    a line's `mvno_id`)."""
+    found = conn.execute(
+        select(wholesale_partners.c.id).where(wholesale_partners.c.mvne_partner_id == mvno_id)
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def partner_of_line(conn: Connection, mvno_id: str | None, imsi: str) -> str | None:
+    """Whose line this is: the MVNO the service order names, else the owner of the IMSI
+    block."""
+    if mvno_id is not None:
+        return by_mvno(conn, mvno_id)
+    return partner_of_imsi(conn, imsi)
+
+
+def mvno_of(conn: Connection, partner_id: str | None) -> str | None:
+    """The MVNO id a wholesale partner's lines carry (its id at the MVNE)."""
+    if partner_id is None:
+        return None
+    found = conn.execute(
+        select(wholesale_partners.c.mvne_partner_id).where(wholesale_partners.c.id == partner_id)
+    ).scalar()
+    return None if found is None else str(found)
+
+
 def of_credential(partner: tenancy.Partner) -> str:
     """The wholesale partner an authenticated wholesale credential speaks for."""
     return str(partner.agreement["wholesalePartner"])

@@ -143,7 +143,8 @@ def partner_view(
 
 
 def _partner_orders(conn: Connection, partner: partners.WholesalePartner) -> list[Any]:
-    """The network's service orders with an activation in the partner's IMSI blocks."""
+    """The network's service orders with an activation for the partner: the MVNO the order
+    names, else an IMSI of the partner's blocks."""
     items = model.service_order_items
     orders = model.service_orders
     found: dict[str, Any] = {}
@@ -153,6 +154,7 @@ def _partner_orders(conn: Connection, partner: partners.WholesalePartner) -> lis
             orders.c.external_id,
             orders.c.state,
             orders.c.order_date,
+            orders.c.mvno_id,
             items.c.item_id,
             items.c.state.label("item_state"),
             items.c.service_id,
@@ -163,7 +165,10 @@ def _partner_orders(conn: Connection, partner: partners.WholesalePartner) -> lis
         .order_by(orders.c.pk, items.c.position)
     ):
         imsi = next((c["value"] for c in row.characteristics if c["name"] == "IMSI"), "")
-        if not any(imsi.startswith(prefix) for prefix in partner.imsi_prefixes):
+        if row.mvno_id is not None:
+            if row.mvno_id != partner.mvne_partner_id:
+                continue
+        elif not any(imsi.startswith(prefix) for prefix in partner.imsi_prefixes):
             continue
         order = found.setdefault(
             row.id,
@@ -181,11 +186,11 @@ def _partner_orders(conn: Connection, partner: partners.WholesalePartner) -> lis
     return list(found.values())
 
 
-def _network_services(conn: Connection, partner_id: str) -> list[Any]:
+def _network_services(conn: Connection, partner: partners.WholesalePartner) -> list[Any]:
     return list(
         conn.execute(
             select(model.services)
-            .where(model.services.c.partner_id == partner_id)
+            .where(model.services.c.mvno_id == partner.mvne_partner_id)
             .order_by(model.services.c.pk)
         ).all()
     )
@@ -314,7 +319,7 @@ def service_report(
 ) -> Report:
     report = Report()
     products = view["products"]
-    network = _network_services(conn, partner.id)
+    network = _network_services(conn, partner)
     live = {s.iccid: s for s in network if s.state != model.SERVICE_TERMINATED}
     report.compared = {"partnerServices": len(products), "networkServices": len(live)}
     seen = set()
@@ -373,9 +378,7 @@ def resource_report(
         for product in view["products"]
         if product["status"] in LIVE_PRODUCT_STATES
     }
-    network = [
-        s for s in _network_services(conn, partner.id) if s.state != model.SERVICE_TERMINATED
-    ]
+    network = [s for s in _network_services(conn, partner) if s.state != model.SERVICE_TERMINATED]
     report.compared = {"partnerSims": len(sims), "networkResources": len(network)}
     held = set()
     for service in network:
@@ -432,9 +435,9 @@ def usage_report(
     report = Report()
     usages, services = model.usages, model.services
     query = (
-        select(usages, services.c.partner_id)
+        select(usages)
         .join(services, services.c.id == usages.c.service_id)
-        .where(services.c.partner_id == partner.id)
+        .where(services.c.mvno_id == partner.mvne_partner_id)
         .order_by(usages.c.pk)
     )
     if period_id:

@@ -396,7 +396,7 @@ def _monthly_fee_entries(
     rows = conn.execute(
         select(services.c.id, services.c.start_date)
         .where(
-            services.c.partner_id == partner.id,
+            services.c.mvno_id == partner.mvne_partner_id,
             services.c.start_date < end,
             services.c.end_date.is_(None) | (services.c.end_date >= start),
         )

@@ -53,7 +53,7 @@ from simulators.core.store import role_table
 from simulators.core.tasks import Reschedule, Task
 from simulators.core.tenancy import MNO_NETWORK, peer_api_key
 
-from . import model, rating
+from . import model, partners, rating
 from .errors import ChargingUnavailable, ServiceNotActive, ServiceNotFound
 
 ROLE = "mno"
@@ -230,9 +230,10 @@ def settle_charged_usage(
     """Hand what the network carried (the granted quantity) to wholesale mediation."""
     if not usage.granted_quantity:
         return None
-    partner_id = conn.execute(
-        select(model.services.c.partner_id).where(model.services.c.id == usage.service_id)
+    mvno_id = conn.execute(
+        select(model.services.c.mvno_id).where(model.services.c.id == usage.service_id)
     ).scalar()
+    partner_id = partners.by_mvno(conn, mvno_id) if mvno_id is not None else None
     if partner_id is None:
         return None
     record = rating.NetworkUsage(
@@ -428,6 +429,29 @@ def plan_window(
     return planned
 
 
+@dataclass(frozen=True)
+class Line:
+    id: str
+    msisdn: str
+    # The wholesale partner the line is settled with, if any.
+    partner_id: str | None
+
+
+def active_lines(conn: Connection) -> list[Line]:
+    mvnos = {
+        row.mvne_partner_id: row.id
+        for row in conn.execute(
+            select(partners.wholesale_partners.c.id, partners.wholesale_partners.c.mvne_partner_id)
+        )
+    }
+    rows = conn.execute(
+        select(model.services.c.id, model.services.c.msisdn, model.services.c.mvno_id)
+        .where(model.services.c.state == model.SERVICE_ACTIVE)
+        .order_by(model.services.c.pk)
+    ).all()
+    return [Line(row.id, row.msisdn, mvnos.get(row.mvno_id)) for row in rows]
+
+
 def run_generator(runtime: Runtime, task: Task) -> None:
     """Task handler: generate the window that just ended, then come back after the next."""
     with runtime.store.read() as conn:
@@ -437,11 +461,7 @@ def run_generator(runtime: Runtime, task: Task) -> None:
         profile = dict(state.profile)
         start = float(state.window_start)
         end = start + float(profile["intervalSeconds"])
-        services = conn.execute(
-            select(model.services.c.id, model.services.c.msisdn, model.services.c.partner_id).where(
-                model.services.c.state == model.SERVICE_ACTIVE
-            )
-        ).all()
+        services = active_lines(conn)
     produced = 0
     for usage in plan_window(services, profile, start, end):
         produced += generate_one(runtime, usage, task.correlation_id)

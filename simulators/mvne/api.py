@@ -10,9 +10,11 @@ from simulators.core.clock import isoformat, parse_iso
 from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
 from simulators.core.outbox import hub_view, webhook_secret
 
-from . import diagnostics, errors, events, model, steps
+from . import diagnostics, errors, events, inventory, model, sim_change, steps
 from .views import (
+    batch_view,
     bucket_view,
+    mapping_view,
     money,
     offering_view,
     order_view,
@@ -54,7 +56,12 @@ def list_sims(ctx: RequestContext) -> Reply:
     assert ctx.partner is not None
     offset, limit = paging(ctx)
     total, rows = model.list_sims(
-        ctx.conn, ctx.partner, ctx.params.get("resourceStatus"), offset, limit
+        ctx.conn,
+        ctx.partner,
+        ctx.params.get("resourceStatus"),
+        offset,
+        limit,
+        batch_number=ctx.params.get("batchNumber"),
     )
     return list_reply(total, [sim_view(row, ctx.base_url) for row in rows])
 
@@ -63,6 +70,121 @@ def list_sims(ctx: RequestContext) -> Reply:
 def get_sim(ctx: RequestContext) -> Reply:
     assert ctx.partner is not None
     return Reply(sim_view(model.get_sim(ctx.conn, ctx.partner, ctx.params["iccid"]), ctx.base_url))
+
+
+# --- SIM batches and ICCID mappings (fulfillment -> MVNE) ------------------------------------
+
+
+@api.operation("loadSimBatch", write=True)
+def load_sim_batch(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    batch, loaded = inventory.load_batch(
+        ctx.conn,
+        partner=ctx.partner,
+        batch_number=ctx.params["batchNumber"],
+        lines=ctx.body,
+        correlation_id=ctx.correlation_id,
+        now=ctx.now(),
+    )
+    view = batch_view(batch, ctx.base_url)
+    return created(view) if loaded else Reply(view)
+
+
+@api.operation("getSimBatch")
+def get_sim_batch(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    batch = inventory.get_batch(ctx.conn, ctx.partner, ctx.params["batchNumber"])
+    return Reply(batch_view(batch, ctx.base_url))
+
+
+@api.operation("listSimBatches")
+def list_sim_batches(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    offset, limit = paging(ctx)
+    total, rows = inventory.list_batches(ctx.conn, ctx.partner, offset, limit)
+    return list_reply(total, [batch_view(row, ctx.base_url) for row in rows])
+
+
+@api.operation("mapIccid", write=True)
+def map_iccid(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    sim, mapped = inventory.map_iccid(
+        ctx.conn,
+        partner=ctx.partner,
+        iccid=ctx.params["iccid"],
+        body=ctx.body,
+        correlation_id=ctx.correlation_id,
+        now=ctx.now(),
+    )
+    view = mapping_view(sim, ctx.base_url)
+    return created(view) if mapped else Reply(view)
+
+
+# --- SIM changes -----------------------------------------------------------------------
+
+
+def sim_change_view(row: Any, base_url: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": row.id,
+        "href": f"{base_url}/v1/simChanges/{row.id}",
+        "@type": "SimChange",
+        "productId": row.product_id,
+        "fromIccid": row.iccid_from,
+        "iccid": row.iccid,
+        "state": row.state,
+        "requestDate": isoformat(row.request_date),
+    }
+    if row.state_reason:
+        body["stateReason"] = row.state_reason
+    if row.completion_date is not None:
+        body["completionDate"] = isoformat(row.completion_date)
+    return body
+
+
+@api.operation("requestSimChange", write=True)
+def request_sim_change(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    now = ctx.now()
+    change = sim_change.request_sim_change(
+        ctx.conn,
+        partner=ctx.partner,
+        product_id=ctx.body["productId"],
+        iccid=ctx.body["iccid"],
+        now=now,
+        correlation_id=ctx.correlation_id,
+    )
+    steps.schedule(
+        ctx.runtime, ctx.conn, sim_change.SUBMIT, {"sim_change_id": change.id}, now,
+        ctx.correlation_id,
+    )  # fmt: skip
+    return created(sim_change_view(change, ctx.base_url))
+
+
+@api.operation("getSimChange")
+def get_sim_change(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    change = sim_change.get(ctx.conn, ctx.partner, ctx.params["id"])
+    return Reply(sim_change_view(change, ctx.base_url))
+
+
+@api.operation("getIccidMapping")
+def get_iccid_mapping(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    sim = inventory.get_mapping(ctx.conn, ctx.partner, ctx.params["iccid"])
+    return Reply(mapping_view(sim, ctx.base_url))
+
+
+@api.operation("unmapIccid", write=True)
+def unmap_iccid(ctx: RequestContext) -> Reply:
+    assert ctx.partner is not None
+    inventory.unmap_iccid(
+        ctx.conn,
+        partner=ctx.partner,
+        iccid=ctx.params["iccid"],
+        correlation_id=ctx.correlation_id,
+        now=ctx.now(),
+    )
+    return Reply(None, 204)
 
 
 # --- orders ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from simulators.core.problems import BadRequest, Conflict, DomainError, NotFound, Unprocessable
+from simulators.core.simfile import SimFileRejection
 
 
 class InvalidIccid(BadRequest):
@@ -158,3 +159,53 @@ class NetworkTicketUnavailable(DomainError):
 class NetworkTicketRefused(Unprocessable):
     code = "NETWORK_TICKET_REFUSED"
     title = "The host network refused the ticket (e.g. its externalId names another ticket)"
+
+
+class IccidBelongsToOtherAccount(DomainError):
+    code = "ICCID_BELONGS_TO_OTHER_ACCOUNT"
+    status = 422
+    title = "The SIM is mapped to another subscriber account than the order names"
+
+
+# --- SIM batches and the ICCID mapping handoff -------------------------------------------
+
+
+class CustomerMismatch(DomainError):
+    code = "CUSTOMER_MISMATCH"
+    status = 403
+    title = "The vendor file's Customer is not the calling partner"
+
+
+class BatchNumberReused(Conflict):
+    code = "BATCH_NUMBER_REUSED"
+    title = "This batch number was loaded from a different file"
+
+
+class IccidInUse(SimFileRejection):
+    code = "ICCID_IN_USE"
+    title = "An ICCID or IMSI of the file is already in the MVNE's inventory"
+
+
+class MatchingIdInUse(SimFileRejection):
+    code = "MATCHING_ID_IN_USE"
+    title = "An eSIM matching ID of the file already names another profile"
+
+
+class BatchNotFound(NotFound):
+    code = "BATCH_NOT_FOUND"
+    title = "No such SIM batch for this partner"
+
+
+class IccidNotInInventory(NotFound):
+    code = "ICCID_NOT_IN_INVENTORY"
+    title = "No SIM with this ICCID in this partner's inventory"
+
+
+class IccidNotMapped(NotFound):
+    code = "ICCID_NOT_MAPPED"
+    title = "This SIM is not mapped to any account"
+
+
+class IccidMappedToOtherAccount(Conflict):
+    code = "ICCID_MAPPED_TO_OTHER_ACCOUNT"
+    title = "This SIM is already mapped to another account"

@@ -29,7 +29,9 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     bindparam,
+    case,
     func,
+    or_,
     select,
 )
 
@@ -72,6 +74,37 @@ sim_table = role_table(
     Column("profile_type", String(10), nullable=False),
     Column("product_id", String(40), nullable=True),
     Column("updated_at", Float, nullable=False),
+    # The vendor batch a SIM was loaded from; None for the pools the agreement seeds.
+    Column("batch_number", String(32), nullable=True),
+    # The subscriber account fulfillment mapped the SIM to (the ICCID mapping handoff).
+    Column("mapped_account_id", String(64), nullable=True),
+    Column("mapped_shipment_id", String(64), nullable=True),
+    Column("mapped_subscriber_name", String(200), nullable=True),
+    Column("mapped_at", Float, nullable=True),
+    # eSIM profiles loaded from a vendor file: SGP.22 matching ID and profile state.
+    Column("matching_id", String(64), nullable=True),
+    Column("esim_state", String(12), nullable=True),
+    Index("ix_sim_partner_batch", "partner_id", "batch_number"),
+    # One SM-DP+ serves every profile: a matching ID names one profile (NULLs do not clash).
+    Index("ux_sim_matching_id", "matching_id", unique=True),
+)
+
+sim_batch_table = role_table(
+    ROLE,
+    "mvne_sim_batch",
+    Column("partner_id", String(64), ForeignKey("partner.id"), primary_key=True),
+    Column("batch_number", String(32), primary_key=True),
+    Column("profile_type", String(8), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("first_iccid", String(20), nullable=False),
+    Column("last_iccid", String(20), nullable=False),
+    Column("first_imsi", String(15), nullable=False),
+    Column("last_imsi", String(15), nullable=False),
+    # SHA-256 of the file as delivered: the same file again is a repeat, not a new batch.
+    Column("sha256", String(64), nullable=False),
+    Column("correlation_id", String(256), nullable=True),
+    Column("loaded_at", Float, nullable=False),
+    Index("ix_sim_batch_partner_loaded", "partner_id", "loaded_at"),
 )
 
 order_table = role_table(
@@ -87,6 +120,8 @@ order_table = role_table(
     Column("items", JSON, nullable=False),
     Column("network_order_id", String(64), nullable=True),
     Column("correlation_id", String(256), nullable=True),
+    # The subscriber's account the order names (TMF622 billingAccount), if any.
+    Column("billing_account_id", String(64), nullable=True),
     Column("order_date", Float, nullable=False),
     Column("completion_date", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
@@ -184,12 +219,26 @@ _ALL_OFFERINGS = select(offering_table)
 _PARTNER_SIM = select(sim_table).where(
     sim_table.c.iccid == bindparam("iccid"), sim_table.c.partner_id == bindparam("partner_id")
 )
+_RESERVABLE = (
+    sim_table.c.iccid == bindparam("sim_iccid"),
+    sim_table.c.partner_id == bindparam("sim_partner"),
+    sim_table.c.status == "available",
+    # A SIM from a vendor batch reaches a subscriber only once fulfillment mapped it.
+    or_(sim_table.c.batch_number.is_(None), sim_table.c.mapped_account_id.is_not(None)),
+)
 _RESERVE_SIM = (
+    sim_table.update().where(*_RESERVABLE).values(status="reserved", updated_at=bindparam("now"))
+)
+# The same, for an order that names the subscriber's account: a SIM mapped to another
+# account is not this subscriber's.
+_RESERVE_SIM_FOR_ACCOUNT = (
     sim_table.update()
     .where(
-        sim_table.c.iccid == bindparam("sim_iccid"),
-        sim_table.c.partner_id == bindparam("sim_partner"),
-        sim_table.c.status == "available",
+        *_RESERVABLE,
+        or_(
+            sim_table.c.mapped_account_id.is_(None),
+            sim_table.c.mapped_account_id == bindparam("account_id"),
+        ),
     )
     .values(status="reserved", updated_at=bindparam("now"))
 )
@@ -227,6 +276,8 @@ ALL_CAPABILITIES = [
     "QUERY_INVENTORY",
     "VIEW_CATALOG",
     "MANAGE_EVENTS",
+    # Load vendor SIM batches and map ICCIDs to accounts (what fulfillment does for the MVNO).
+    "LOAD_INVENTORY",
 ]
 
 REFERENCE_PARTNERS: list[dict[str, Any]] = [
@@ -402,11 +453,18 @@ def pool_summary(conn: Connection, partner_id: str) -> dict[str, Any]:
 
 
 def list_sims(
-    conn: Connection, partner: Partner, status: str | None, offset: int, limit: int
+    conn: Connection,
+    partner: Partner,
+    status: str | None,
+    offset: int,
+    limit: int,
+    batch_number: str | None = None,
 ) -> tuple[int, Sequence[Any]]:
     conditions = [sim_table.c.partner_id == partner.id]
     if status:
         conditions.append(sim_table.c.status == status)
+    if batch_number:
+        conditions.append(sim_table.c.batch_number == batch_number)
     total = conn.execute(
         select(func.count()).select_from(sim_table).where(*conditions)
     ).scalar_one()
@@ -491,16 +549,30 @@ def _iccid_of(item: dict[str, Any], index: int) -> str:
     )
 
 
-def _refuse_sim(conn: Connection, partner: Partner, iccid: str, index: int) -> None:
+def _refuse_sim(
+    conn: Connection, partner: Partner, iccid: str, index: int, account_id: str | None
+) -> None:
+    field = f"productOrderItem[{index}].product.productCharacteristic"
     sim = conn.execute(_PARTNER_SIM, {"iccid": iccid, "partner_id": partner.id}).first()
     if sim is None:
-        raise errors.IccidUnmapped(
-            f"ICCID {iccid} is not mapped to this partner",
-            field=f"productOrderItem[{index}].product.productCharacteristic",
-        )
+        raise errors.IccidUnmapped(f"ICCID {iccid} is not mapped to this partner", field=field)
     if sim.status == "active":
         raise errors.SimAlreadyActive(f"SIM {iccid} is already active")
-    raise errors.SimNotAvailable(f"SIM {iccid} is {sim.status}")
+    if sim.status != "available":
+        raise errors.SimNotAvailable(f"SIM {iccid} is {sim.status}")
+    if sim.batch_number is not None and sim.mapped_account_id is None:
+        raise errors.IccidUnmapped(
+            f"SIM {iccid} is in batch {sim.batch_number} but no account mapping reached the "
+            "MVNE (PUT /v1/iccidMappings/{iccid})",
+            field=field,
+            batchNumber=sim.batch_number,
+        )
+    if account_id is not None and sim.mapped_account_id not in (None, account_id):
+        raise errors.IccidBelongsToOtherAccount(
+            f"SIM {iccid} is mapped to account {sim.mapped_account_id}, not {account_id}",
+            field="billingAccount.id",
+        )
+    raise errors.SimNotAvailable(f"SIM {iccid} changed while this order was being accepted")
 
 
 def create_order(
@@ -528,6 +600,7 @@ def create_order(
             )
         return existing, False
     require_capability(partner, "ACTIVATE_SIM")
+    account_id = (body.get("billingAccount") or {}).get("id")
     granted_offerings = set(partner.agreement.get("offerings", []))
     granted_markets = set(partner.agreement.get("markets", []))
     offerings = reference_offerings(conn)
@@ -571,12 +644,15 @@ def create_order(
         )
     if len({item["id"] for item in items}) != len(items):
         raise errors.DuplicateOrderItemId("Order item ids must be unique", field="productOrderItem")
+    reserve = _RESERVE_SIM if account_id is None else _RESERVE_SIM_FOR_ACCOUNT
     for index, item in enumerate(items):
         # Reserve first, ask why only when it fails: one statement on the usual path. A
         # refusal raises, and the transaction takes back the items already reserved.
         params = {"sim_iccid": item["iccid"], "sim_partner": partner.id, "now": now}
-        if conn.execute(_RESERVE_SIM, params).rowcount != 1:
-            _refuse_sim(conn, partner, item["iccid"], index)
+        if account_id is not None:
+            params["account_id"] = account_id
+        if conn.execute(reserve, params).rowcount != 1:
+            _refuse_sim(conn, partner, item["iccid"], index, account_id)
         item["state"] = "acknowledged"
     order_id = new_id()
     order = dict(
@@ -593,6 +669,7 @@ def create_order(
         state_reason=None,
         network_order_id=None,
         completion_date=None,
+        billing_account_id=account_id,
     )
     conn.execute(_INSERT_ORDER, order)
     _audit(
@@ -739,7 +816,15 @@ def create_product(
     conn.execute(
         sim_table.update()
         .where(sim_table.c.iccid == item["iccid"])
-        .values(status="active", product_id=product_id, updated_at=now)
+        .values(
+            status="active",
+            product_id=product_id,
+            updated_at=now,
+            # SGP.22: an activated line's profile is released for download to the device.
+            esim_state=case(
+                (sim_table.c.matching_id.is_not(None), "released"), else_=sim_table.c.esim_state
+            ),
+        )
     )
     _audit(
         conn,

@@ -215,6 +215,34 @@ def terminate(
     return tenancy.get_partner(conn, partner_id), cancelled, terminated
 
 
+def _grant_new_capabilities(conn: Connection, reference: dict[str, Any], now: float) -> None:
+    """A reference partner kept from an earlier version of the stack gets the capabilities
+    its reference agreement has gained since (e.g. LOAD_INVENTORY). A capability it has in
+    any state, suspended included, is left as it is."""
+    partner = tenancy.get_partner(conn, reference["id"])
+    if partner.status == tenancy.PARTNER_TERMINATED:
+        return
+    new = [c for c in reference["agreement"]["capabilities"] if c not in partner.capabilities]
+    if not new:
+        return
+    for capability in new:
+        tenancy.set_capability(conn, partner.id, capability, tenancy.CAPABILITY_GRANTED, now)
+    agreement = dict(partner.agreement)
+    agreement["capabilities"] = [*agreement.get("capabilities", []), *new]
+    tenancy.set_agreement(conn, partner.id, agreement)
+    model._audit(
+        conn,
+        now=now,
+        actor="system",
+        partner_id=partner.id,
+        action="capability.granted",
+        entity_type="partner",
+        entity_id=partner.id,
+        correlation_id=None,
+        details={"capabilities": new, "reason": "added to the reference agreement"},
+    )
+
+
 def seed(runtime: Runtime, conn: Connection, seed_value: int) -> None:
     """Reference data: the catalog, two MVNO partners with SIM pools, the network's credential."""
     now = runtime.clock.now(conn)
@@ -233,6 +261,8 @@ def seed(runtime: Runtime, conn: Connection, seed_value: int) -> None:
                 actor="system",
                 correlation_id=None,
             )
+        else:
+            _grant_new_capabilities(conn, reference, now)
     if MNO_NETWORK not in existing:
         tenancy.create_partner(
             conn,

@@ -19,7 +19,7 @@ from simulators.core.runtime import PeerCallFailed, Runtime
 from simulators.core.tasks import Reschedule, Task
 from simulators.core.tenancy import MVNE_PLATFORM, peer_api_key
 
-from . import errors, events, model
+from . import errors, events, model, sim_change
 from .views import desired_barring
 
 SERVICE_ORDERS = "/tmf-api/serviceOrdering/v4/serviceOrder"
@@ -190,6 +190,9 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
     body = {
         "externalId": order.id,
         "description": f"Activation for partner order {order.external_id}",
+        # The MVNO the lines are for: the network attributes them to it (its CAMARA clients
+        # see them, its wholesale usage is its own).
+        "relatedParty": [{"id": order.partner_id, "role": "mvno"}],
         "serviceOrderItem": [
             {
                 "id": item["id"],
@@ -440,9 +443,91 @@ def delete_network_service(runtime: Runtime, task: Task) -> None:
     _call_mno(runtime, "POST", SERVICE_ORDERS, task.correlation_id, body)
 
 
+# --- SIM change ----------------------------------------------------------------------------
+
+# Why a SIM change failed, as the partner reads it: no vendor internals, and never whose
+# line holds the contested SIM.
+SIM_IN_USE = ("SIM_IN_USE_ON_NETWORK", "The network holds that SIM on another line", False)
+SIM_CHANGE_REJECTED = ("NETWORK_REJECTED", "The network refused the SIM change", False)
+SIM_CHANGE_UNCONFIRMED = (
+    "SIM_CHANGE_PENDING_VERIFICATION",
+    "The network did not confirm the SIM change; check the subscription before retrying",
+    True,
+)
+
+
+def submit_sim_change(runtime: Runtime, task: Task) -> None:
+    cid = task.correlation_id
+    with runtime.store.read() as conn:
+        change = sim_change.load(conn, task.payload["sim_change_id"])
+        product = model.load_product(conn, change.product_id)
+    if change.state != "acknowledged":
+        return
+    body = {
+        # The change's id: a retried step never orders the change twice.
+        "externalId": change.id,
+        "description": f"SIM change of subscription {product.id}",
+        "serviceOrderItem": [sim_change.network_item(change, product.network_service_id)],
+    }
+    try:
+        response = _call_mno(runtime, "POST", SERVICE_ORDERS, cid, body)
+    except NetworkUnavailable:
+        if not task.last_attempt:
+            raise
+        with runtime.store.write() as conn:
+            sim_change.fail(
+                conn, change.id, _reason(*SIM_CHANGE_UNCONFIRMED), runtime.clock.now(conn)
+            )
+        return
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        if response.status_code >= 400:
+            sim_change.fail(conn, change.id, _reason(*SIM_CHANGE_REJECTED), now)
+            return
+        sim_change.mark_in_progress(conn, change.id, response.json()["id"])
+        schedule(
+            runtime, conn, sim_change.POLL, {"sim_change_id": change.id}, now + POLL_EVERY_S, cid
+        )
+
+
+def poll_sim_change(runtime: Runtime, task: Task) -> None:
+    cid = task.correlation_id
+    with runtime.store.read() as conn:
+        change = sim_change.load(conn, task.payload["sim_change_id"])
+    if change.state != "inProgress":
+        return
+    try:
+        response = _call_mno(runtime, "GET", f"{SERVICE_ORDERS}/{change.network_order_id}", cid)
+    except NetworkUnavailable:
+        if not task.last_attempt:
+            raise
+        with runtime.store.write() as conn:
+            sim_change.fail(
+                conn, change.id, _reason(*SIM_CHANGE_UNCONFIRMED), runtime.clock.now(conn)
+            )
+        return
+    order: dict[str, Any] = response.json() if response.status_code == 200 else {"state": "failed"}
+    if order.get("state") in NETWORK_PENDING:
+        raise Reschedule(POLL_EVERY_S, f"network order {order.get('state')}")
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        if order.get("state") != "completed":
+            codes = {error.get("code") for error in order.get("errorMessage") or []}
+            in_use = codes & {"ICCID_IN_USE", "IMSI_IN_USE"}
+            sim_change.fail(
+                conn, change.id, _reason(*(SIM_IN_USE if in_use else SIM_CHANGE_REJECTED)), now
+            )
+            return
+        sim_change.complete(conn, change.id, now)
+        product = model.load_product(conn, change.product_id)
+        events.product_event(runtime, conn, product, "ProductAttributeValueChangeEvent", cid, now)
+
+
 def register(runtime: Runtime) -> None:
     runtime.tasks.register("mvne.activation.submit", submit_activation)
     runtime.tasks.register("mvne.activation.poll", poll_activation)
     runtime.tasks.register("mvne.network.submit", submit_network_change)
     runtime.tasks.register("mvne.network.poll", poll_network_change)
     runtime.tasks.register("mvne.network.delete", delete_network_service)
+    runtime.tasks.register(sim_change.SUBMIT, submit_sim_change)
+    runtime.tasks.register(sim_change.POLL, poll_sim_change)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from simulators.core.clock import isoformat
+from simulators.core.simfile import activation_code
 
 from .model import MONTHLY_FEES_MINOR
 
@@ -15,6 +16,8 @@ RESOURCES = "/tmf-api/resourceInventoryManagement/v4"
 CATALOG = "/tmf-api/productCatalogManagement/v4"
 BALANCE = "/tmf-api/prepayBalanceManagement/v4"
 USAGE = "/tmf-api/usageManagement/v4"
+SIM_BATCHES = "/v1/simBatches"
+ICCID_MAPPINGS = "/v1/iccidMappings"
 
 UNITS = {"data": "MB", "voice": "min", "sms": "msg"}
 
@@ -68,6 +71,54 @@ def sim_view(row: Any, base: str) -> dict[str, Any]:
             "id": row.product_id,
             "href": f"{base}{INVENTORY}/product/{row.product_id}",
         }
+    view["batchNumber"] = row.batch_number
+    view["mapping"] = (
+        None
+        if row.mapped_account_id is None
+        else {
+            "accountId": row.mapped_account_id,
+            "shipmentId": row.mapped_shipment_id,
+            "mappedAt": isoformat(row.mapped_at),
+        }
+    )
+    if row.matching_id is not None:
+        view["matchingId"] = row.matching_id
+        view["activationCode"] = activation_code(row.matching_id)
+        view["esimProfileState"] = row.esim_state
+    return view
+
+
+def batch_view(row: Any, base: str) -> dict[str, Any]:
+    return {
+        "id": row.batch_number,
+        "href": f"{base}{SIM_BATCHES}/{row.batch_number}",
+        "@type": "SimBatch",
+        "batchNumber": row.batch_number,
+        "customer": row.partner_id,
+        "profileType": row.profile_type,
+        "quantity": row.quantity,
+        "firstIccid": row.first_iccid,
+        "lastIccid": row.last_iccid,
+        "firstImsi": row.first_imsi,
+        "lastImsi": row.last_imsi,
+        "sha256": row.sha256,
+        "loadedAt": isoformat(row.loaded_at),
+    }
+
+
+def mapping_view(row: Any, base: str) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "iccid": row.iccid,
+        "href": f"{base}{ICCID_MAPPINGS}/{row.iccid}",
+        "@type": "IccidMapping",
+        "accountId": row.mapped_account_id,
+        "shipmentId": row.mapped_shipment_id,
+        "mappedAt": isoformat(row.mapped_at),
+        "batchNumber": row.batch_number,
+        "resourceStatus": row.status,
+    }
+    if row.mapped_subscriber_name is not None:
+        view["subscriberName"] = row.mapped_subscriber_name
     return view
 
 
@@ -107,6 +158,8 @@ def order_view(row: Any, base: str) -> dict[str, Any]:
     }
     if row.description:
         view["description"] = row.description
+    if row.billing_account_id:
+        view["billingAccount"] = {"id": row.billing_account_id}
     if row.completion_date is not None:
         view["completionDate"] = isoformat(row.completion_date)
     if row.state_reason:

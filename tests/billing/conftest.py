@@ -1,10 +1,11 @@
-"""Billing fixtures, and the stand-in for the tax engine until the tax role joins the stack.
+"""Billing fixtures, and a stand-in for the tax engine that a test can steer.
 
 `tax_engine` answers `POST /tax/v1/quotes` in the contract's shape with a small,
 deterministic table: in the US a state tax of 5 % on every line and an E911 fee
 of 1.00 per subscriber line on postpaid plan fees; elsewhere 20 % VAT. It can be told to
-leave out a level, refuse, or be down. Everything about it lives here, so the
-real tax role replaces it in one place.
+leave out a level, refuse, or be down, and it records what billing asked, so the
+bill arithmetic can be checked by hand. `test_with_the_tax_engine.py` runs the bill
+run against the stack's own tax engine instead.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Every published contract fuzzed in-process by schemathesis, with every check on.
 
-For each contract (MNO, MVNE, payments, control plane, callback sink) and each of its
-operations: the explicit examples, the coverage phase (boundary values, missing and malformed
-parameters, undeclared methods) and fuzzing, in positive and negative modes;
-then stateful sequences along the links schemathesis infers (create, read,
-delete, read again). The fakes must answer every case as their contract says,
+For each contract (MNO and its CAMARA APIs, MVNE, tax, care, payments, billing,
+fulfillment, control plane, callback sink) and each of its operations: the explicit
+examples, the coverage phase (boundary values, missing and malformed parameters,
+undeclared methods) and fuzzing, in positive and negative modes; then stateful
+sequences along the links schemathesis infers (create, read, delete, read again).
+The fakes must answer every case as their contract says,
 so any failure is a bug in a contract or in a fake.
 """
 
@@ -33,10 +34,18 @@ from sqlalchemy import select
 
 from simulators.core.admin import reset_state
 from simulators.core.contract import FORMAT_CHECKER, HTTP_METHODS, load_contract
-from simulators.core.identifiers import MSISDN_PATTERN, TEST_MCC, iccid_with_check_digit
+from simulators.core.identifiers import (
+    MSISDN_PATTERN,
+    TEST_MCC,
+    iccid_for,
+    iccid_with_check_digit,
+    imsi_for,
+    uk_fictitious_msisdn,
+)
 from simulators.core.inprocess import CallbackReceiver
 from simulators.core.runtime import Runtime
 from simulators.core.tenancy import get_partner
+from simulators.mno import EXTRA_APIS
 from simulators.mvne.model import REFERENCE_PARTNERS, known_offerings, sim_table
 from simulators.tax.model import load_table
 
@@ -47,6 +56,9 @@ STATEFUL_SCENARIOS = 15
 STATEFUL_STEPS = 8
 # The reference partner whose key, agreement and SIM pool drive the MVNE partner API.
 PARTNER = "mvno-alpha"
+# Its client of the MNO's CAMARA APIs, and the MNO line attributed to it that they ask about.
+CAMARA_CLIENT = "mvno-alpha-camara"
+CAMARA_LINE = 900
 # The credential of each security scheme the contracts declare.
 KEYS = {
     "mno": {
@@ -65,12 +77,27 @@ KEYS = {
     "tax": {"apiKey": api_key("billing-platform")},
     "payments": {"merchantKey": api_key("billing-merchant")},
     "billing": {"partnerKey": api_key(PARTNER)},  # the MVNOs bill with their MVNE key
+    # The MNO's authorization server takes the network-API client's id and secret; its CAMARA
+    # APIs take the access tokens it issues (see `camara_tokens`).
+    "camara-authorization": {
+        "clientBasic": {"username": CAMARA_CLIENT, "password": api_key(CAMARA_CLIENT)}
+    },
+    "camara-sim-swap": {"openId": "two-legged"},
+    "camara-number-verification": {"openId": "three-legged"},
+    "camara-device-roaming-status": {"openId": "two-legged"},
+    "fulfillment": {"partnerKey": api_key(PARTNER)},  # ... and ship SIMs with it
 }
+# Where the stack serves each contract that is not a role's own.
+LOCATIONS = {api.contract_name: f"{prefix}/openapi.json" for prefix, api in EXTRA_APIS.items()}
+LOCATIONS |= {"admin": "/__admin/openapi.json", "sink": "/__sink/openapi.json"}
 # schemathesis' default expected statuses for positive_data_acceptance, plus 422: by our
 # design a well-formed request the domain cannot carry out (ICCID_UNMAPPED, an offering
 # outside the agreement, a reused Idempotency-Key) is a 422, and a generator that only
 # knows the contract's shapes cannot avoid sending such requests.
 POSITIVE_DATA_ACCEPTANCE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx", "422"]
+# OAuth 2.0 answers every grant it refuses with 400 (RFC 6749 section 5.2: invalid_grant,
+# invalid_scope, authorization_pending...), and a form's shape cannot produce a live auth_req_id.
+OAUTH_ACCEPTANCE_STATUSES = [*POSITIVE_DATA_ACCEPTANCE_STATUSES, "400"]
 MAX_RESPONSE_TIME_S = 15
 # werkzeug's bare test client leaves REMOTE_ADDR unset, which the control plane refuses;
 # like Flask's test client, schemathesis calls from loopback (the WSGI environ is kept on
@@ -289,12 +316,89 @@ def _activate_lines(client: FlaskClient, runtime: Runtime) -> dict[str, str]:
     bucket = client.get(
         f"/mvne/tmf-api/prepayBalanceManagement/v4/bucket/{money['id']}", headers=alpha
     ).get_json()
+    camara = _camara_line(client, runtime)
     return {
         "status_product": status["id"],
         "product": money["id"],
         "msisdn": money["msisdn"],
         "currency": bucket["remainingValue"]["units"],
         "service": services[0]["id"],
+        "camara_msisdn": camara["msisdn"],
+        "camara_service": camara["service"],
+    }
+
+
+def _camara_line(client: FlaskClient, runtime: Runtime) -> dict[str, str]:
+    """A line the network attributes to the partner, so its CAMARA client can ask about it."""
+    msisdn = uk_fictitious_msisdn(CAMARA_LINE)
+    values = {
+        "IMSI": imsi_for(CAMARA_LINE),
+        "MSISDN": msisdn,
+        "ICCID": iccid_for("44", "90", CAMARA_LINE),
+    }
+    created = client.post(
+        "/mno/tmf-api/serviceOrdering/v4/serviceOrder",
+        json={
+            "externalId": "schemathesis-camara",
+            "relatedParty": [{"id": PARTNER, "role": "mvno"}],
+            "serviceOrderItem": [
+                {
+                    "id": "1",
+                    "action": "add",
+                    "service": {
+                        "serviceCharacteristic": [
+                            {"name": name, "value": value} for name, value in values.items()
+                        ]
+                    },
+                }
+            ],
+        },
+        headers={"X-API-Key": KEYS["mno"]["apiKey"]},
+    )
+    assert created.status_code == 201, created.get_data(as_text=True)
+    runtime.advance(5)
+    done = client.get(created.headers["Location"], headers={"X-API-Key": KEYS["mno"]["apiKey"]})
+    item = done.get_json()["serviceOrderItem"][0]
+    assert item["state"] == "completed", done.get_json()
+    return {"msisdn": msisdn, "service": item["service"]["id"]}
+
+
+def camara_tokens(client: FlaskClient, runtime: Runtime) -> dict[str, str]:
+    """Access tokens of the partner's CAMARA client, from the MNO's authorization server: a
+    two-legged one with every scope, and a three-legged one for the partner's line."""
+    basic = KEYS["camara-authorization"]["clientBasic"]
+    credentials = (basic["username"], basic["password"])
+    scope = " ".join(
+        (
+            "sim-swap device-roaming-status:read number-verification:verify",
+            "number-verification:device-phone-number:read",
+        )
+    )
+    two_legged = client.post(
+        "/mno/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": scope},
+        auth=credentials,
+    )
+    assert two_legged.status_code == 200, two_legged.get_data(as_text=True)
+    started = client.post(
+        "/mno/oauth2/bc-authorize",
+        data={"scope": scope, "login_hint": f"tel:{uk_fictitious_msisdn(CAMARA_LINE)}"},
+        auth=credentials,
+    )
+    assert started.status_code == 200, started.get_data(as_text=True)
+    runtime.advance(5)  # the subscriber approves on the device
+    three_legged = client.post(
+        "/mno/oauth2/token",
+        data={
+            "grant_type": "urn:openid:params:grant-type:ciba",
+            "auth_req_id": started.get_json()["auth_req_id"],
+        },
+        auth=credentials,
+    )
+    assert three_legged.status_code == 200, three_legged.get_data(as_text=True)
+    return {
+        "two-legged": two_legged.get_json()["access_token"],
+        "three-legged": three_legged.get_json()["access_token"],
     }
 
 
@@ -337,6 +441,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
         "currencies": [lines["currency"]],
         "zips": sorted(load_table().zips),
         "countries": ["US", "DE"],
+        "camara_msisdns": [lines["camara_msisdn"]],
         "wholesale_partners": [PARTNER],
         # At T0 (2026-03-02) February has ended and can be closed; March has not.
         "periods": ["2026-02", "2026-03"],
@@ -360,6 +465,7 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
                 "body.productOrderItem[*].productOffering.id": _bind("agreed_offerings"),
                 "body.callback": _bind("callbacks"),
                 "body.product.id": _bind("products"),
+                "body.productId": _bind("products"),
                 "body.amount.units": _bind("currencies", 0.8),
                 "body.msisdn": _bind("msisdns"),
                 "path.id": _bind("products", 0.3),
@@ -385,6 +491,15 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
         "care": ({"body.callback": _bind("callbacks")}, []),
         "payments": ({"body.callback": _bind("callbacks")}, []),
         "billing": ({"body.product.id": _bind("products")}, []),
+        # The partner's own line, so that CAMARA answers get past IDENTIFIER_NOT_FOUND.
+        "camara-authorization": ({}, []),
+        "camara-sim-swap": ({"body.phoneNumber": _bind("camara_msisdns")}, []),
+        "camara-number-verification": ({"body.phoneNumber": _bind("camara_msisdns")}, []),
+        "camara-device-roaming-status": (
+            {"body.device.phoneNumber": _bind("camara_msisdns")},
+            [],
+        ),
+        "fulfillment": ({"body.callback": _bind("callbacks")}, []),
         "admin": (
             {
                 "body.agreement.offerings[*]": _bind("offerings", 0.8),
@@ -401,7 +516,9 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
     }
 
 
-def _config(role: str, runtime: Runtime, lines: dict[str, str]) -> schemathesis.Config:
+def _config(
+    role: str, runtime: Runtime, lines: dict[str, str], tokens: dict[str, str]
+) -> schemathesis.Config:
     """Every check and phase on, both generation modes, reproducible and writing nothing."""
     settings: dict[str, Any] = {
         "seed": SEED,
@@ -414,7 +531,11 @@ def _config(role: str, runtime: Runtime, lines: dict[str, str]) -> schemathesis.
         },
         "checks": {
             "enabled": True,
-            "positive_data_acceptance": {"expected-statuses": POSITIVE_DATA_ACCEPTANCE_STATUSES},
+            "positive_data_acceptance": {
+                "expected-statuses": OAUTH_ACCEPTANCE_STATUSES
+                if role == "camara-authorization"
+                else POSITIVE_DATA_ACCEPTANCE_STATUSES
+            },
             # The one check off unless given a limit: generous for a loaded CI machine (the
             # largest legal onboarding, 100,000 SIMs, takes ~4 s), short of a store lock wait.
             "max_response_time": MAX_RESPONSE_TIME_S,
@@ -422,9 +543,19 @@ def _config(role: str, runtime: Runtime, lines: dict[str, str]) -> schemathesis.
         **_references(role, runtime, lines),
     }
     if KEYS[role]:
-        # Keyed by security scheme, so each operation is sent the key its scheme names.
-        settings["auth"] = {"openapi": {name: {"api_key": key} for name, key in KEYS[role].items()}}
+        # Keyed by security scheme, so each operation is sent the credential its scheme names.
+        settings["auth"] = {
+            "openapi": {name: _credential(key, tokens) for name, key in KEYS[role].items()}
+        }
     return schemathesis.Config.from_dict(settings)
+
+
+def _credential(key: str | dict[str, str], tokens: dict[str, str]) -> dict[str, str]:
+    if isinstance(key, dict):
+        return key
+    if key in tokens:
+        return {"bearer": tokens[key]}
+    return {"api_key": key}
 
 
 # The event hubs are the contracts' only resources a partner deletes. Their links are not in
@@ -436,6 +567,7 @@ HUBS = [
     ("registerProductListener", "getProductListener", "unregisterProductListener"),
     ("registerPaymentListener", "getPaymentListener", "unregisterPaymentListener"),
     ("registerWholesaleListener", "getWholesaleListener", "unregisterWholesaleListener"),
+    ("registerFulfillmentListener", "getFulfillmentListener", "unregisterFulfillmentListener"),
 ]
 
 
@@ -470,11 +602,12 @@ def contract(
 ) -> schemathesis.BaseSchema:
     """The contract as the app serves it, loaded for in-process (WSGI) calls."""
     role = request.param
-    location = f"/__{role}/openapi.json" if role in ("admin", "sink") else f"/{role}/openapi.json"
+    location = LOCATIONS.get(role, f"/{role}/openapi.json")
     served = app.test_client().get(location)
     assert served.status_code == 200, served.get_data(as_text=True)
+    tokens = camara_tokens(app.test_client(), runtime) if role.startswith("camara-") else {}
     loaded = schemathesis.openapi.from_dict(
-        _with_hub_links(served.get_json()), config=_config(role, runtime, lines)
+        _with_hub_links(served.get_json()), config=_config(role, runtime, lines, tokens)
     )
     # What schemathesis.openapi.from_wsgi does after fetching: calls go to the app over WSGI.
     loaded.app = app
@@ -522,8 +655,13 @@ def _switch_faults_off(runtime: Runtime) -> None:
         runtime.faults.changed()
 
 
-# The sink's contract has no resource to create and read back, so no links to follow.
-@pytest.mark.parametrize("contract", sorted(set(KEYS) - {"sink"}), indirect=True)
+# The sink's and the CAMARA contracts have no resource to create and read back, so no links
+# to follow.
+@pytest.mark.parametrize(
+    "contract",
+    sorted(set(KEYS) - {"sink"} - {api.contract_name for api in EXTRA_APIS.values()}),
+    indirect=True,
+)
 def test_stateful(
     contract: schemathesis.BaseSchema,
     app: Flask,

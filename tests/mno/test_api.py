@@ -174,7 +174,9 @@ def test_the_service_is_the_hlr_record(
         "barring": "none",
         "attachState": "attached",
         "lastAttachTime": isoformat(T0 + 2),
+        "serviceType": "mobile",
     }
+    assert "relatedParty" not in record  # the order named no MVNO
 
 
 def test_barring_and_deletion_show_on_the_record(
@@ -321,14 +323,34 @@ def test_an_external_id_reused_for_another_order_is_refused(
                         "action": "modify",
                         "service": {
                             "id": "svc-1",
-                            "serviceCharacteristic": [{"name": "IMSI", "value": imsi_for(1)}],
+                            "serviceCharacteristic": [
+                                {"name": "MSISDN", "value": uk_fictitious_msisdn(2)}
+                            ],
                         },
                     }
                 ],
             },
             "INVALID_REQUEST",
             "serviceOrderItem[0].service.serviceCharacteristic[0].name",
-            id="modify-anything-but-barring",
+            id="modify-cannot-renumber",
+        ),
+        pytest.param(
+            {
+                "externalId": "x",
+                "serviceOrderItem": [
+                    {
+                        "id": "1",
+                        "action": "modify",
+                        "service": {
+                            "id": "svc-1",
+                            "serviceCharacteristic": [{"name": "IMSI", "value": imsi_for(1)}],
+                        },
+                    }
+                ],
+            },
+            "INVALID_REQUEST",
+            "serviceOrderItem[0].service.serviceCharacteristic",
+            id="new-imsi-without-its-iccid",
         ),
         pytest.param(
             {"serviceOrderItem": add_order(1)["serviceOrderItem"]},

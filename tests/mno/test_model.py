@@ -181,9 +181,32 @@ def test_an_order_is_acknowledged_at_once_and_its_progress_scheduled(runtime: Ru
                     "serviceCharacteristic": [{"name": "IMSI", "value": imsi_for(1)}],
                 },
             },
+            errors.MissingServiceCharacteristic,
+            "serviceOrderItem[0].service.serviceCharacteristic",
+            id="new-imsi-without-its-iccid",
+        ),
+        pytest.param(
+            {
+                "id": "1",
+                "action": "modify",
+                "service": {"id": "svc-x", "serviceCharacteristic": []},
+            },
+            errors.MissingServiceCharacteristic,
+            "serviceOrderItem[0].service.serviceCharacteristic",
+            id="modify-changing-nothing",
+        ),
+        pytest.param(
+            {
+                "id": "1",
+                "action": "modify",
+                "service": {
+                    "id": "svc-x",
+                    "serviceCharacteristic": [{"name": "serviceType", "value": "iot"}],
+                },
+            },
             errors.InvalidServiceCharacteristic,
             "serviceOrderItem[0].service.serviceCharacteristic[0].name",
-            id="modify-imsi",
+            id="modify-the-line-type",
         ),
         pytest.param(
             {"id": "1", "action": "modify", "service": {"id": "svc-x"}},
@@ -310,6 +333,129 @@ def test_modify_sets_the_barring(runtime: Runtime) -> None:
     after = service(runtime, line_1.id)
     assert after.barring == "outgoing"
     assert after.state == model.SERVICE_ACTIVE
+
+
+def change_sim(service_id: str, n: int, barring: str | None = None) -> dict[str, Any]:
+    """A modify item moving the service to test SIM n (its ICCID and IMSI)."""
+    values = {"ICCID": line(n)["ICCID"], "IMSI": line(n)["IMSI"]}
+    if barring is not None:
+        values["barring"] = barring
+    return {
+        "id": "1",
+        "action": "modify",
+        "service": {
+            "id": service_id,
+            "serviceCharacteristic": [{"name": k, "value": v} for k, v in values.items()],
+        },
+    }
+
+
+def sim_change_rows(runtime: Runtime) -> list[tuple[str, str, str, str, float]]:
+    with runtime.store.read() as conn:
+        rows = conn.execute(select(model.sim_changes).order_by(model.sim_changes.c.pk)).all()
+    return [(r.msisdn, r.iccid_before, r.iccid, r.imsi, r.changed_at) for r in rows]
+
+
+def test_a_sim_change_moves_the_number_to_the_new_sim_and_records_when(runtime: Runtime) -> None:
+    line_1 = provisioned(runtime, 1)
+    settle(runtime, 3600)
+
+    created, _ = order(runtime, [change_sim(line_1.id, 5, barring="outgoing")], "ext-swap")
+    settle(runtime, 2)
+
+    assert fetch(runtime, created.id).state == model.COMPLETED
+    after = service(runtime, line_1.id)
+    assert (after.msisdn, after.iccid, after.imsi) == (
+        line(1)["MSISDN"],
+        line(5)["ICCID"],
+        line(5)["IMSI"],
+    )
+    assert after.barring == "outgoing"  # one order, both changes
+    changed_at = runtime.clock.now()
+    assert sim_change_rows(runtime) == [
+        (line(1)["MSISDN"], line(1)["ICCID"], line(5)["ICCID"], line(5)["IMSI"], changed_at)
+    ]
+    with runtime.store.read() as conn:
+        assert model.latest_sim_change(conn, after) == changed_at
+        actions = [r["action"] for r in audit.query(conn, entity_id=line_1.id)[1]]
+    assert "service.simChanged" in actions
+    # The old SIM is free again: the HLR holds one live record per ICCID and IMSI.
+    old_sim = {"ICCID": line(1)["ICCID"], "IMSI": line(1)["IMSI"]}
+    reused, _ = order(runtime, [add(9, **old_sim)], "reuse-old-sim")
+    settle(runtime, 2)
+    assert fetch(runtime, reused.id).state == model.COMPLETED
+
+
+def test_until_a_sim_change_the_latest_change_is_the_activation(runtime: Runtime) -> None:
+    line_1 = provisioned(runtime, 1)
+
+    with runtime.store.read() as conn:
+        assert model.latest_sim_change(conn, line_1) == line_1.start_date
+
+
+@pytest.mark.parametrize("held", ["ICCID", "IMSI"])
+def test_a_sim_change_to_another_lines_sim_fails_and_changes_nothing(
+    runtime: Runtime, held: str
+) -> None:
+    line_1 = provisioned(runtime, 1)
+    provisioned(runtime, 2, client=OTHER_CLIENT)
+    clash = change_sim(line_1.id, 3)
+    for characteristic in clash["service"]["serviceCharacteristic"]:
+        if characteristic["name"] == held:
+            characteristic["value"] = line(2)[held]
+
+    created, _ = order(runtime, [clash], "ext-clash")
+    settle(runtime, 2)
+
+    failed = fetch(runtime, created.id)
+    assert (failed.state, failed.items[0].error_code) == (model.FAILED, f"{held}_IN_USE")
+    assert service(runtime, line_1.id).iccid == line(1)["ICCID"]
+    assert sim_change_rows(runtime) == []
+
+
+def test_a_change_to_the_sim_the_line_already_has_records_no_swap(runtime: Runtime) -> None:
+    line_1 = provisioned(runtime, 1)
+
+    created, _ = order(runtime, [change_sim(line_1.id, 1)], "ext-same")
+    settle(runtime, 2)
+
+    assert fetch(runtime, created.id).state == model.COMPLETED
+    assert sim_change_rows(runtime) == []
+
+
+def test_an_order_for_an_mvno_attributes_its_services_and_is_part_of_its_identity(
+    runtime: Runtime,
+) -> None:
+    with runtime.store.write() as conn:
+        created, _ = model.create_service_order(
+            conn,
+            runtime.tasks,
+            client_id=CLIENT,
+            external_id="for-alpha",
+            items=[add(1, serviceType=model.SERVICE_TYPE_IOT)],
+            now=runtime.clock.now(conn),
+            correlation_id=None,
+            mvno_id="mvno-alpha",
+        )
+    settle(runtime, 2)
+    done = fetch(runtime, created.id)
+    assert done.mvno_id == "mvno-alpha"
+    assert done.items[0].service_id is not None
+    added = service(runtime, done.items[0].service_id)
+    assert (added.mvno_id, added.service_type) == ("mvno-alpha", model.SERVICE_TYPE_IOT)
+    assert added.name.startswith("IoT line")
+    # The same reference for another MVNO is another order: refused, not replayed.
+    with pytest.raises(errors.ExternalIdInUse), runtime.store.write() as conn:
+        model.create_service_order(
+            conn,
+            runtime.tasks,
+            client_id=CLIENT,
+            external_id="for-alpha",
+            items=[add(1, serviceType=model.SERVICE_TYPE_IOT)],
+            now=runtime.clock.now(conn),
+            correlation_id=None,
+            mvno_id="mvno-bravo",
+        )
 
 
 def test_delete_terminates_and_detaches_and_frees_the_identifiers(runtime: Runtime) -> None:

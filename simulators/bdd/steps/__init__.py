@@ -1,0 +1,1 @@
+"""Step definitions by role; `simulators.bdd.plugin` registers each module with pytest."""
