@@ -131,18 +131,14 @@ class Network:
         return when. The visited network is what the wholesale usage feed records."""
         now = self.runtime.clock.now()
         with self.runtime.store.write() as conn:
-            usage = model.record_traffic(
+            model.record_traffic(
                 conn,
                 msisdn=line.msisdn,
                 usage_type=usage_type,
                 quantity=10,
                 now=now,
                 correlation_id=None,
-            )
-            conn.execute(
-                model.usages.update()
-                .where(model.usages.c.id == usage.id)
-                .values(visited_mcc=visited_mcc)
+                visited_mcc=visited_mcc,
             )
         return now
 

@@ -95,3 +95,20 @@ def test_a_window_is_planned_the_same_way_every_time_from_its_seed():
     assert [p.at for p in first] == sorted(p.at for p in first)
     sessions = [p for p in first if p.usage_type == "data"]
     assert all(p.session_start is not None and p.session_start < p.at for p in sessions)
+
+
+def test_the_generators_visited_network_is_what_device_roaming_status_reports(
+    network, client, runtime, alpha, carrier
+):
+    product = activate(client, runtime, alpha)
+    client.put(GENERATOR, json={"enabled": True, "profile": {**PROFILE, "roaming": {
+        "share": 1, "visitedMccs": ["262"]}}})  # fmt: skip
+    settle(runtime, HOUR)
+    token = carrier.token("device-roaming-status:read")
+
+    status = client.post(
+        "/mno/device-roaming-status/v1/retrieve",
+        json={"device": {"phoneNumber": product["msisdn"]}},
+        headers={"Authorization": f"Bearer {token}"},
+    ).get_json()
+    assert (status["roaming"], status["countryCode"], status["countryName"]) == (True, 262, ["DE"])
