@@ -43,6 +43,7 @@ from simulators.tax import model  # noqa: E402
 
 QUOTES = "/tax/v1/quotes"
 BATCHES = "/tax/v1/quoteBatches"
+Run = Callable[[list[dict[str, Any]]], None]  # one layer of the quote path over some bodies
 
 
 class Bench:
@@ -62,34 +63,36 @@ class Bench:
         self.tag = uuid.uuid4().hex[:8]
         self.n = 0
 
-    def body(self) -> dict[str, Any]:
-        self.n += 1
-        return dict(json.loads(self.template % f"{self.tag}-{self.n}"))
+    def bodies(self, count: int) -> list[dict[str, Any]]:
+        """`count` requests, each with a documentId of its own (made before any timing)."""
+        self.n += count
+        return [
+            dict(json.loads(self.template % f"{self.tag}-{n}"))
+            for n in range(self.n - count, self.n)
+        ]
 
-    def calculate(self, count: int) -> None:
-        for _ in range(count):
-            model.calculate(self.table, model.parse_request(self.body()))
+    def calculate(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            model.calculate(self.table, model.parse_request(body))
 
-    def record(self, count: int) -> None:
-        for _ in range(count):
-            model.quote_record(model.calculate(self.table, model.parse_request(self.body())))
+    def record(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            model.quote_record(model.calculate(self.table, model.parse_request(body)))
 
-    def create_quote(self, count: int) -> None:
-        for _ in range(count):
+    def create_quote(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
             with self.runtime.store.write() as conn:
-                model.create_quote(
-                    conn, self.table, client_id=BILLING_PLATFORM, body=self.body(), now=0.0
-                )
+                model.create_quote(conn, self.table, client_id=BILLING_PLATFORM, body=body, now=0)
 
-    def post(self, count: int) -> None:
-        for _ in range(count):
-            response = self.client.post(QUOTES, json=self.body(), headers=self.headers)
+    def post(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
+            response = self.client.post(QUOTES, json=body, headers=self.headers)
             assert response.status_code == 201, response.get_data(as_text=True)
 
-    def batches(self, size: int) -> Callable[[int], None]:
-        def post_batches(count: int) -> None:
-            for start in range(0, count, size):
-                items = [{"request": self.body()} for _ in range(min(size, count - start))]
+    def batches(self, size: int) -> Run:
+        def post_batches(bodies: list[dict[str, Any]]) -> None:
+            for start in range(0, len(bodies), size):
+                items = [{"request": body} for body in bodies[start : start + size]]
                 response = self.client.post(BATCHES, json={"quotes": items}, headers=self.headers)
                 assert response.status_code == 200, response.get_data(as_text=True)
                 results = response.get_json()["results"]
@@ -98,30 +101,44 @@ class Bench:
         return post_batches
 
 
-def cpu_ms(fn: Callable[[int], None], count: int, rounds: int) -> float:
+def cpu_ms(bench: Bench, fn: Run, count: int, rounds: int) -> float:
     """CPU milliseconds per quote, best of `rounds`."""
     best = float("inf")
     for _ in range(rounds):
+        bodies = bench.bodies(count)
         started = time.process_time()
-        fn(count)
+        fn(bodies)
         best = min(best, (time.process_time() - started) * 1000 / count)
     return best
 
 
-def profile(fn: Callable[[int], None], count: int) -> None:
+def python_calls(bench: Bench, fn: Run, count: int) -> float:
+    """Python function calls per quote: deterministic, so it ranks two versions of the code
+    even when a busy machine blurs their timings."""
+    bodies = bench.bodies(count)
+    prof = cProfile.Profile()
+    prof.enable()
+    fn(bodies)
+    prof.disable()
+    return float(pstats.Stats(prof).total_calls) / count  # type: ignore[attr-defined]
+
+
+def profile(bench: Bench, fn: Run, count: int) -> None:
     try:
         from pyinstrument import Profiler
     except ImportError:
         Profiler = None  # type: ignore[assignment,misc]  # noqa: N806
     if Profiler is not None:
+        bodies = bench.bodies(count)
         profiler = Profiler(interval=0.0005)
         profiler.start()
-        fn(count)
+        fn(bodies)
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False, show_all=False))
+    bodies = bench.bodies(count)
     prof = cProfile.Profile()
     prof.enable()
-    fn(count)
+    fn(bodies)
     prof.disable()
     out = io.StringIO()
     stats = pstats.Stats(prof, stream=out).strip_dirs().sort_stats("tottime")
@@ -139,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="handoff-profile-tax-") as tmp:
         bench = Bench(Path(tmp))
-        bench.post(100)  # warm: validators, statement caches, the table
-        layers: list[tuple[str, Callable[[int], None]]] = [
+        bench.post(bench.bodies(100))  # warm: validators, statement caches, the table
+        layers: list[tuple[str, Run]] = [
             ("calculate (model)", bench.calculate),
             ("+ record (model)", bench.record),
             ("create_quote (+ insert, 1 tx each)", bench.create_quote),
@@ -150,15 +167,20 @@ def main(argv: list[str] | None = None) -> int:
             layers.append(
                 (f"POST /tax/v1/quoteBatches ({args.batch} a batch)", bench.batches(args.batch))
             )
-        print(f"CPU ms per quote, in-process, best of {args.rounds} x {args.quotes} quotes:")
+        print(
+            f"per quote, in-process: CPU ms (best of {args.rounds} x {args.quotes} quotes) "
+            "and Python function calls"
+        )
         for label, fn in layers:
-            print(f"  {label:<45} {cpu_ms(fn, args.quotes, args.rounds):7.3f}")
+            ms = cpu_ms(bench, fn, args.quotes, args.rounds)
+            calls = python_calls(bench, fn, min(args.quotes, 500))
+            print(f"  {label:<45} {ms:7.3f} ms {calls:7.0f} calls")
         if not args.no_profile:
             print(f"\n=== POST /tax/v1/quotes, {args.quotes} quotes ===")
-            profile(bench.post, args.quotes)
+            profile(bench, bench.post, args.quotes)
             if args.batch:
                 print(f"\n=== POST /tax/v1/quoteBatches, {args.quotes} quotes ===")
-                profile(bench.batches(args.batch), args.quotes)
+                profile(bench, bench.batches(args.batch), args.quotes)
     return 0
 
 

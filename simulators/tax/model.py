@@ -27,7 +27,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from sqlalchemy import (
@@ -42,7 +42,6 @@ from sqlalchemy import (
     select,
 )
 
-from simulators.core.idempotency import fingerprint
 from simulators.core.problems import DomainError, IdempotencyKeyReused
 from simulators.core.store import count_and_page, role_table
 from simulators.core.tenancy import BILLING_PLATFORM, create_partner, partners, peer_api_key
@@ -502,8 +501,9 @@ def evidence_of(table: Table, request: QuoteRequest, country: str) -> Evidence:
 # --- the quote --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TaxLine:
+class TaxLine(NamedTuple):
+    """One tax on one invoice line (a tuple: a quote makes many, and tuples are cheap)."""
+
     level: str
     name: str
     jurisdiction_code: str
@@ -773,19 +773,18 @@ MAX_BATCH = 100
 
 # Which quote answers an idempotency key of a batch item. Kept as long as the quote (a
 # quote is never deleted but by a reset), so a batch retried any time later never stores
-# a second quote for a document.
+# a second quote for a document. A retry is recognised by the quote's own stored request.
 quote_keys_table = role_table(
     ROLE,
     "tax_quote_key",
     Column("client_id", String(64), primary_key=True),
     Column("key", String(255), primary_key=True),
-    Column("fingerprint", String(64), nullable=False),
     Column("quote_id", String(40), nullable=False),
 )
 
 _INSERT_KEY = quote_keys_table.insert()
 _BY_KEYS = (
-    select(quote_keys_table.c.key, quote_keys_table.c.fingerprint, quotes_table)
+    select(quote_keys_table.c.key, quotes_table)
     .join(quotes_table, quotes_table.c.id == quote_keys_table.c.quote_id)
     .where(
         quote_keys_table.c.client_id == bindparam("client_id"),
@@ -820,11 +819,6 @@ def item_key(idempotency_key: str | None, body: Mapping[str, Any]) -> str | None
     return f"documentId:{document_id}" if document_id else None
 
 
-def request_fingerprint(body: Mapping[str, Any]) -> str:
-    """What a key's request is compared on: the request a single quote would carry."""
-    return fingerprint("POST", "/v1/quotes", body)
-
-
 def quote_batch(
     conn: Connection,
     table: Table,
@@ -837,18 +831,20 @@ def quote_batch(
     statement each. A refusal concerns its item alone; a key seen before answers its
     quote again, unless its request differs (IDEMPOTENCY_KEY_REUSED)."""
     keys = sorted({item.key for item in items if item.key})
-    known: dict[str, tuple[str, StoredQuote]] = {}
+    known: dict[str, StoredQuote] = {}
     if keys:
         for row in conn.execute(_BY_KEYS, {"client_id": client_id, "keys": keys}):
-            known[row.key] = (row.fingerprint, _stored(row))
+            known[row.key] = _stored(row)
     outcomes: list[ItemOutcome] = []
     quote_rows: list[dict[str, Any]] = []
     key_rows: list[dict[str, Any]] = []
     for item in items:
-        signature = request_fingerprint(item.body) if item.key else None
-        if item.key and item.key in known:
-            first_signature, first = known[item.key]
-            if first_signature == signature:
+        first = known.get(item.key) if item.key else None
+        if first is not None:
+            # The same request, whatever the order of its members (a contract-valid request
+            # holds strings, integers, booleans and nulls: they come back from the store as
+            # they went in).
+            if first.request == item.body:
                 outcomes.append(ItemOutcome(quote=first, replayed=True))
             else:
                 outcomes.append(ItemOutcome(refusal=_key_reused(item)))
@@ -860,16 +856,9 @@ def quote_batch(
             continue
         outcomes.append(ItemOutcome(quote=stored))
         quote_rows.append(_row(stored))
-        if item.key and signature:
-            known[item.key] = (signature, stored)
-            key_rows.append(
-                {
-                    "client_id": client_id,
-                    "key": item.key,
-                    "fingerprint": signature,
-                    "quote_id": stored.id,
-                }
-            )
+        if item.key:
+            known[item.key] = stored
+            key_rows.append({"client_id": client_id, "key": item.key, "quote_id": stored.id})
     if quote_rows:
         conn.execute(_INSERT, quote_rows)
     if key_rows:
