@@ -143,7 +143,6 @@ class Federal:
 class Sourcing:
     """The jurisdictions of one US place, level by level, resolved when the table loads."""
 
-    codes: Mapping[str, tuple[str, ...]]
     authorities: Mapping[str, tuple[Jurisdiction, ...]]
 
 
@@ -205,7 +204,6 @@ def _sourcing(
         E911: (e911,),
     }
     return Sourcing(
-        codes=codes,
         authorities={
             level: tuple(jurisdictions[code] for code in found) for level, found in codes.items()
         },
@@ -394,12 +392,8 @@ class Place:
 
     country: str
     resolved_by: str
-    sourcing: Sourcing | None = None
+    sourcing: Sourcing | None = None  # None outside the US: EU VAT needs the country alone
     postal_code: str | None = None
-
-    @property
-    def codes(self) -> Mapping[str, tuple[str, ...]]:
-        return self.sourcing.codes if self.sourcing else {}
 
 
 @dataclass(frozen=True)
@@ -581,6 +575,9 @@ def _round(value: Decimal, quantum: Decimal) -> Decimal:
     return value.quantize(quantum, rounding=ROUND_HALF_UP)
 
 
+_ZERO = Decimal(0)
+
+
 def _taxes(
     table: Table,
     place: Place,
@@ -632,14 +629,7 @@ def _taxes(
     return tuple(taxes)
 
 
-_ZERO = Decimal(0)
-
-
 # --- the quote as stored and answered -----------------------------------------------------
-
-
-def money(value: Decimal) -> str:
-    return str(value)
 
 
 @cache
