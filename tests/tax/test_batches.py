@@ -239,3 +239,13 @@ def test_callers_without_a_key_or_the_capability_are_refused(client, runtime: Ru
         )
     refused = client.post(BATCHES, json=payload, headers={"X-API-Key": key})
     assert conforms(refused, "tax", "createTaxQuoteBatch")["code"] == "CAPABILITY_NOT_GRANTED"
+
+
+def test_an_idempotency_key_header_replays_the_whole_answer(client, billing):
+    headers = {**billing, "Idempotency-Key": "bill-run-7-batch-1"}
+    payload = {"quotes": [{"request": body(documentId="A")}, {"request": body(documentId="B")}]}
+    first = client.post(BATCHES, json=payload, headers=headers)
+    again = client.post(BATCHES, json=payload, headers=headers)
+    assert conforms(again, "tax", "createTaxQuoteBatch") == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(stored(client, billing)) == 2
