@@ -5,7 +5,7 @@ does), so the bill run's calls to the MVNE (subscriptions, offerings, rated usag
 paged, 1,000 a page) and to the tax engine (batches of up to 100 quotes) are real
 HTTP requests through the contracts, served without sockets. `--tax standin` (the
 default) answers the quotes with the contract-shaped stand-in of
-`tests/billing/conftest.py`, which costs next to nothing, so the figure is billing's
+`tests/billing/conftest.py`, which does little work, so the figure is mostly billing's
 own; `--tax engine` lets the stack's own tax engine quote them (placing each address,
 taxing every level, storing each quote), in the same process and on the same CPUs.
 
