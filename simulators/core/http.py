@@ -497,9 +497,7 @@ class RoleApi:
         for operation in contract.operations.values():
             if "{" not in operation.path:
                 static_paths.setdefault(url_prefix + operation.path, set()).add(operation.method)
-        blueprint = Blueprint(
-            self.contract_name.replace("_", ""), __name__, url_prefix=url_prefix
-        )
+        blueprint = Blueprint(self.contract_name.replace("_", ""), __name__, url_prefix=url_prefix)
         auth = authenticator or self.authenticator or partner_authenticator(self.role)
         if self.error_shape is not None:
             blueprint.record_once(_shape_registrar(url_prefix, self.error_shape))

@@ -485,9 +485,7 @@ def _redeem(
     line = model.service_by_id(conn, row.service_id)
     if line is None or line.state == model.SERVICE_TERMINATED:
         return InvalidGrant("The subscriber's line is no longer served")
-    conn.execute(
-        auth_requests.update().where(auth_requests.c.pk == row.pk).values(redeemed_at=now)
-    )
+    conn.execute(auth_requests.update().where(auth_requests.c.pk == row.pk).values(redeemed_at=now))
     return _issue(
         runtime,
         conn,

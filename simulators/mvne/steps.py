@@ -506,9 +506,7 @@ def poll_sim_change(runtime: Runtime, task: Task) -> None:
                 conn, change.id, _reason(*SIM_CHANGE_UNCONFIRMED), runtime.clock.now(conn)
             )
         return
-    order: dict[str, Any] = (
-        response.json() if response.status_code == 200 else {"state": "failed"}
-    )
+    order: dict[str, Any] = response.json() if response.status_code == 200 else {"state": "failed"}
     if order.get("state") in NETWORK_PENDING:
         raise Reschedule(POLL_EVERY_S, f"network order {order.get('state')}")
     with runtime.store.write() as conn:
