@@ -59,8 +59,13 @@ DATA_FAULTS: dict[str, str] = {
     "ICCID_UNMAPPED": "the MVNE answers as if the ICCID had never been mapped to the partner",
     "ORDER_STUCK": "the MNO accepts the service order and never moves it past `state`",
     "ORDER_ITEM_FAILED": "the MNO fails the matching order items, so multi-line orders go partial",
-    "DUPLICATE_USAGE": "the MNO sends each matching usage record to online charging twice",
-    "LATE_USAGE": "the MNO sends matching usage records `delaySeconds` after they happened",
+    "DUPLICATE_USAGE": "the network delivers each matching usage record twice, to online "
+    "charging and to wholesale mediation",
+    "LATE_USAGE": "the network delivers matching usage records `delaySeconds` after they "
+    "happened (after their day closed)",
+    "MISSING_STOP": "the network never sends the STOP record of matching data sessions",
+    "WRONG_UNIT": "the MNO's charging feed carries matching data in KB and voice in seconds "
+    "under the contract's MB and minutes",
     "TAX_JURISDICTION_NOT_FOUND": "the tax engine quotes no tax for one level (`level`, city)",
     "TAX_JURISDICTION_DEFAULTED": "the tax engine silently uses the ZIP code's jurisdiction",
     "TAX_ANNEXATION_NOT_LOADED": "the tax engine ignores annexations: the area keeps its old taxes",

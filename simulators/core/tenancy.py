@@ -207,14 +207,19 @@ def create_partner(
             created_at=now,
         )
     )
-    for capability in granted:
+    if granted:
+        # One statement for all of them: every reset seeds every partner again.
         conn.execute(
-            capabilities.insert().values(
-                partner_id=partner_id,
-                capability=capability,
-                status=CAPABILITY_GRANTED,
-                changed_at=now,
-            )
+            capabilities.insert(),
+            [
+                {
+                    "partner_id": partner_id,
+                    "capability": capability,
+                    "status": CAPABILITY_GRANTED,
+                    "changed_at": now,
+                }
+                for capability in granted
+            ],
         )
     return key
 
@@ -257,6 +262,7 @@ __all__ = [
     "BILLING_PLATFORM",
     "peer_api_key",
     "care_agent_id",
+    "wholesale_credential_id",
     "Partner",
     "PermissionDenied",
     "api_role",
@@ -280,6 +286,12 @@ BILLING_PLATFORM = "billing-platform"  # the billing platform, as the tax engine
 # The same platform as the payment gateway's merchant: an identity (and key) of its own,
 # since a partner id belongs to one API.
 BILLING_MERCHANT = "billing-merchant"
+
+
+def wholesale_credential_id(partner_id: str) -> str:
+    """The MNO wholesale API credential of one MVNO: a partner id belongs to one API, so its
+    MVNE key does not open the MNO's."""
+    return f"{partner_id}-wholesale"
 
 
 def care_agent_id(mvne_partner_id: str) -> str:

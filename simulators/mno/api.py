@@ -122,6 +122,8 @@ def usage_json(ctx: RequestContext, usage: model.Usage) -> dict[str, Any]:
     }
     if usage.granted_quantity is not None:
         body["grantedQuantity"] = usage.granted_quantity
+    if usage.visited_mcc:
+        body["visitedMcc"] = usage.visited_mcc
     return body
 
 

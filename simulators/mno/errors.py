@@ -8,6 +8,7 @@ from simulators.core.problems import (
     Conflict,
     DomainError,
     NotFound,
+    PermissionDenied,
     Unprocessable,
 )
 
@@ -92,6 +93,7 @@ ITEM_FAILURE_REASONS = {
     "SERVICE_TERMINATED": "The service was terminated before this item could be applied",
     "SERVICE_NOT_FOUND": "The service no longer exists on the network",
     "HLR_REJECTED": "The HLR/HSS rejected the subscriber record",
+    "ACTIVATIONS_SUSPENDED": "New activations are suspended for this partner (unpaid invoice)",
 }
 ITEM_FAILED = "ITEM_FAILED"
 
@@ -103,6 +105,177 @@ def item_failure_reason(code: str | None) -> str:
 class TroubleTicketNotFound(NotFound):
     code = "TROUBLE_TICKET_NOT_FOUND"
     title = "No such trouble ticket"
+
+
+# --- wholesale and settlement ---------------------------------------------------------------
+
+
+class WholesalePartnerNotFound(NotFound):
+    code = "WHOLESALE_PARTNER_NOT_FOUND"
+    title = "No such wholesale partner"
+
+
+class WholesalePartnerExists(Conflict):
+    code = "WHOLESALE_PARTNER_EXISTS"
+    title = "This wholesale partner exists"
+
+
+class ImsiRangeTaken(Conflict):
+    code = "IMSI_RANGE_TAKEN"
+    title = "The IMSI block belongs to another partner"
+
+
+class InvalidAgreementTerms(Unprocessable):
+    code = "INVALID_AGREEMENT_TERMS"
+    title = "The agreement terms are not consistent"
+
+
+class AgreementBackdated(Unprocessable):
+    # A version taking effect in the past would change how rated events are rated.
+    code = "AGREEMENT_VERSION_BACKDATED"
+    title = "An agreement version can only take effect from now on"
+
+
+class AgreementNotFound(NotFound):
+    code = "AGREEMENT_NOT_FOUND"
+    title = "No such agreement version"
+
+
+class LedgerEntryNotFound(NotFound):
+    code = "LEDGER_ENTRY_NOT_FOUND"
+    title = "No such ledger entry"
+
+
+class EntryNotReversible(Conflict):
+    code = "ENTRY_NOT_REVERSIBLE"
+    title = "The ledger entry cannot be reversed"
+
+
+class UnitNotRated(Unprocessable):
+    code = "UNIT_NOT_RATED"
+    title = "The usage is not in the unit its type is rated in"
+
+
+class UsageSummaryNotFound(NotFound):
+    code = "USAGE_SUMMARY_NOT_FOUND"
+    title = "No such usage summary"
+
+
+class NoAgreementInForce(Unprocessable):
+    code = "NO_AGREEMENT_IN_FORCE"
+    title = "No agreement version is in force for the partner at that time"
+
+
+class StatementNotFound(NotFound):
+    code = "STATEMENT_NOT_FOUND"
+    title = "No such settlement statement"
+
+
+class InvoiceNotFound(NotFound):
+    code = "INVOICE_NOT_FOUND"
+    title = "No such wholesale invoice"
+
+
+class PeriodNotEnded(Conflict):
+    code = "PERIOD_NOT_ENDED"
+    title = "The settlement period has not ended yet"
+
+
+class EarlierPeriodOpen(Conflict):
+    code = "EARLIER_PERIOD_OPEN"
+    title = "An earlier settlement period is still open; periods close in order"
+
+
+class PeriodClosed(Conflict):
+    code = "PERIOD_CLOSED"
+    title = "The settlement period is closed"
+
+
+class CurrencyMismatch(Unprocessable):
+    code = "CURRENCY_MISMATCH"
+    title = "The amount is not in the agreement's currency"
+
+
+class InvalidAmount(Unprocessable):
+    code = "INVALID_AMOUNT"
+    title = "The amount cannot be used here"
+
+
+class PaymentReferenceUsed(Conflict):
+    code = "PAYMENT_REFERENCE_USED"
+    title = "A payment with this reference was already recorded"
+
+
+class InvoiceNotPayable(Conflict):
+    code = "INVOICE_NOT_PAYABLE"
+    title = "The invoice has nothing left to pay"
+
+
+class PaymentExceedsDue(Unprocessable):
+    code = "PAYMENT_EXCEEDS_DUE"
+    title = "The payment is more than the invoice has due"
+
+
+class InvalidOutage(Unprocessable):
+    code = "INVALID_OUTAGE"
+    title = "The outage cannot be recorded"
+
+
+class AdjustmentNotFound(NotFound):
+    code = "ADJUSTMENT_NOT_FOUND"
+    title = "No such manual adjustment"
+
+
+class AdjustmentDecided(Conflict):
+    code = "ADJUSTMENT_ALREADY_DECIDED"
+    title = "The adjustment was already approved or rejected"
+
+
+class MakerCannotCheck(PermissionDenied):
+    code = "MAKER_CANNOT_CHECK"
+    title = "The person who proposed an adjustment cannot approve or reject it"
+
+
+class DisputeNotFound(NotFound):
+    code = "DISPUTE_NOT_FOUND"
+    title = "No such usage dispute"
+
+
+class DisputeWindowClosed(Unprocessable):
+    code = "DISPUTE_WINDOW_CLOSED"
+    title = "The agreement's dispute window for this usage has closed"
+
+
+class UsageAlreadyDisputed(Conflict):
+    code = "USAGE_ALREADY_DISPUTED"
+    title = "The usage row is in another dispute, or was already credited"
+
+
+class UnknownUsage(Unprocessable):
+    code = "UNKNOWN_USAGE"
+    title = "The dispute names a usage row the partner was not charged for"
+
+
+class InvalidClaim(Unprocessable):
+    code = "INVALID_CLAIM"
+    title = "The claimed quantity is not below the charged one"
+
+
+class DisputeResolved(Conflict):
+    code = "DISPUTE_ALREADY_RESOLVED"
+    title = "The dispute was already resolved"
+
+
+class ReconciliationNotFound(NotFound):
+    code = "RECONCILIATION_NOT_FOUND"
+    title = "No such reconciliation run"
+
+
+class PartnerViewUnavailable(DomainError):
+    code = "PARTNER_VIEW_UNAVAILABLE"
+    status = 502
+    title = "The partner's own records could not be read from its platform"
+    retryable = True
 
 
 class UserNotAuthenticatedByMobileNetwork(camara.PermissionDenied):

@@ -11,7 +11,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,8 @@ from simulators.core.store import count_and_page, role_table
 from simulators.core.tasks import Reschedule, Task, Tasks
 from simulators.core.tenancy import MVNE_PLATFORM, create_partner, partners, peer_api_key
 
-from . import errors
+from . import errors, fees, suspension
+from . import partners as wholesale
 
 if TYPE_CHECKING:
     from simulators.core.runtime import Runtime
@@ -175,8 +176,9 @@ services = role_table(
     Column("start_date", Float, nullable=False),
     Column("end_date", Float, nullable=True),
     Column("order_id", String(40), nullable=False),
-    # The MVNO the line was provisioned for (the order's relatedParty); its CAMARA clients
-    # see this line and no other partner's.
+    # The MVNO the line was provisioned for (the order's relatedParty, else the wholesale
+    # partner whose IMSI block holds the IMSI); its CAMARA clients see this line and no
+    # other partner's, and its wholesale settlement charges for it.
     Column("mvno_id", String(64), nullable=True, index=True),
     Column("service_type", String(8), nullable=False, server_default=SERVICE_TYPE_MOBILE),
     # The HLR holds one live record per IMSI, MSISDN and ICCID; terminated ones are history.
@@ -217,6 +219,8 @@ usages = role_table(
     Column("correlation_id", String(256), nullable=True),
     # The visited network's MCC when the usage happened abroad (roaming); null at home.
     Column("visited_mcc", String(3), nullable=True),
+    # The quantity the charging feed carried, when it differed from what was used.
+    Column("fed_quantity", Integer, nullable=True),
 )
 
 # Every SIM change of a live service (a modify order that gave it a new ICCID and IMSI):
@@ -298,6 +302,8 @@ class Usage:
     granted_quantity: int | None
     usage_date: float
     reason: str | None
+    visited_mcc: str | None = None
+    fed_quantity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -419,6 +425,8 @@ def _usage_from_row(row: Row[Any]) -> Usage:
         granted_quantity=row.granted_quantity,
         usage_date=row.usage_date,
         reason=row.reason,
+        visited_mcc=row.visited_mcc,
+        fed_quantity=row.fed_quantity,
     )
 
 
@@ -625,7 +633,7 @@ def create_service_order(
                 "service_id": item.service_id,
                 "characteristics": item.characteristics,
                 # Decided now, shown only if the item ends failed (see _complete_order).
-                "error_code": "HLR_REJECTED" if _rejected(item, failing_iccids) else None,
+                "error_code": _item_failure(conn, order_id, mvno_id, item, failing_iccids, now),
             }
             for position, item in enumerate(parsed)
         ],
@@ -655,6 +663,34 @@ def create_service_order(
             correlation_id=correlation_id,
         )
     return get_service_order(conn, client_id, order_id), True
+
+
+def _item_failure(
+    conn: Connection,
+    order_id: str,
+    mvno_id: str | None,
+    item: _ItemRequest,
+    failing_iccids: tuple[str, ...] | None,
+    now: float,
+) -> str | None:
+    """Why the network will fail this item, decided when it receives the order: the
+    ORDER_ITEM_FAILED fault, or a new line for a partner whose activations are suspended
+    (the cut-off rule in `suspension`)."""
+    if _rejected(item, failing_iccids):
+        return "HLR_REJECTED"
+    imsi = item.value("IMSI") if item.action == ADD else None
+    if imsi is None:
+        return None
+    partner_id = wholesale.partner_of_line(conn, mvno_id, imsi)
+    if partner_id is None:
+        return None
+    return suspension.gate_activation(
+        conn,
+        partner_id=partner_id,
+        service_order_id=order_id,
+        item_id=item.item_id,
+        received_at=now,
+    )
 
 
 def _rejected(item: _ItemRequest, failing_iccids: tuple[str, ...] | None) -> bool:
@@ -820,6 +856,8 @@ def _apply_item(
         barring = values.get("barring", BARRING_NONE)
         service_type = values.get("serviceType", SERVICE_TYPE_MOBILE)
         kind = "IoT line" if service_type == SERVICE_TYPE_IOT else "Mobile line"
+        partner_id = wholesale.partner_of_line(conn, order.mvno_id, values["IMSI"])
+        mvno_id = order.mvno_id or wholesale.mvno_of(conn, partner_id)
         conn.execute(
             services.insert().values(
                 id=service_id,
@@ -834,7 +872,7 @@ def _apply_item(
                 last_attach_time=now,
                 start_date=now,
                 order_id=order.id,
-                mvno_id=order.mvno_id,
+                mvno_id=mvno_id,
                 service_type=service_type,
             )
         )
@@ -847,6 +885,16 @@ def _apply_item(
             correlation_id,
             {"msisdn": values["MSISDN"], "barring": barring, "serviceOrderId": order.id},
         )
+        if partner_id is not None:
+            fees.post_activation_fee(
+                conn,
+                partner_id=partner_id,
+                service_id=service_id,
+                service_order_id=order.id,
+                item_id=item.item_id,
+                now=now,
+                correlation_id=correlation_id,
+            )
         return service_id, None
 
     service = _client_service_row(conn, order.client_id, item.service_id)
@@ -1088,8 +1136,10 @@ def record_traffic(
     quantity: int,
     now: float,
     correlation_id: str | None,
+    visited_mcc: str | None = None,
 ) -> Usage:
-    """The network sees a subscriber's usage: refuse it when barred, else record it received."""
+    """The network sees a subscriber's usage: refuse it when barred, else record it received.
+    `visited_mcc` is the network a roaming subscriber used (None at home)."""
     row = conn.execute(
         select(services)
         .where(services.c.msisdn == msisdn, services.c.state != SERVICE_TERMINATED)
@@ -1124,6 +1174,7 @@ def record_traffic(
             usage_date=now,
             reason=BARRED_REASON if barred else None,
             correlation_id=correlation_id,
+            visited_mcc=visited_mcc,
         )
     )
     audit.record(
@@ -1141,6 +1192,7 @@ def record_traffic(
             "usageType": usage_type,
             "quantity": quantity,
             "barring": row.barring,
+            "visitedMcc": visited_mcc,
         },
     )
     return _usage_by_id(conn, usage_id)
@@ -1190,6 +1242,11 @@ def apply_charging_outcome(
     return _usage_by_id(conn, usage_id)
 
 
+# Called in the transaction that records the charging outcome: (connection, the usage as
+# charged, how many copies of the record the network delivered).
+ChargedHook = Callable[[Connection, Usage, int], None]
+
+
 def simulate_traffic(
     runtime: Runtime,
     *,
@@ -1200,34 +1257,52 @@ def simulate_traffic(
     charge: Charger,
     late_by_s: float = 0.0,
     duplicate: bool = False,
+    at: float | None = None,
+    visited_mcc: str | None = None,
+    feed_factor: int = 1,
+    on_charged: ChargedHook | None = None,
 ) -> TrafficResult:
-    """Record a usage, then have it charged in real time (`late_by_s` and `duplicate` are
-    the LATE_USAGE and DUPLICATE_USAGE faults).
+    """Record a usage, then have it charged in real time.
+
+    The faults: `late_by_s` (LATE_USAGE: the record arrives that long after it happened),
+    `duplicate` (DUPLICATE_USAGE: the network resends it) and `feed_factor` (WRONG_UNIT:
+    the charging feed carries the quantity in a unit that many times smaller, KB for MB or
+    seconds for minutes, under the contract's unit). `at` dates the usage (default: now).
 
     The usage is committed `received` before charging is asked, and no transaction is
     held while waiting for the answer; if charging fails (the charger raises), the
-    usage stays `received` for a later rating.
+    usage stays `received` for a later rating. `on_charged` runs in the transaction that
+    records the outcome (wholesale settlement hangs there).
     """
     with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
         usage = record_traffic(
             conn,
             msisdn=msisdn,
             usage_type=usage_type,
             quantity=quantity,
-            now=runtime.clock.now(conn) - late_by_s,
+            now=(now if at is None else at) - late_by_s,
             correlation_id=correlation_id,
+            visited_mcc=visited_mcc,
         )
+        if feed_factor != 1 and usage.status == USAGE_RECEIVED:
+            fed = quantity * feed_factor
+            conn.execute(usages.update().where(usages.c.id == usage.id).values(fed_quantity=fed))
+            usage = replace(usage, fed_quantity=fed)
     if usage.status != USAGE_RECEIVED:
         return TrafficResult(usage, None)
-    outcome = charge(usage)
+    as_fed = usage if usage.fed_quantity is None else replace(usage, quantity=usage.fed_quantity)
+    outcome = charge(as_fed)
     if duplicate:
         # The DUPLICATE_USAGE fault: the network resends the record (same externalId);
         # a correct charging system answers it without charging twice.
-        charge(usage)
+        charge(as_fed)
     with runtime.store.write() as conn:
         usage = apply_charging_outcome(
             conn, usage.id, outcome, now=runtime.clock.now(conn), correlation_id=correlation_id
         )
+        if on_charged is not None:
+            on_charged(conn, usage, 2 if duplicate else 1)
     return TrafficResult(usage, outcome)
 
 

@@ -61,7 +61,11 @@ CAMARA_CLIENT = "mvno-alpha-camara"
 CAMARA_LINE = 900
 # The credential of each security scheme the contracts declare.
 KEYS = {
-    "mno": {"apiKey": api_key("mvne-platform")},
+    "mno": {
+        "apiKey": api_key("mvne-platform"),
+        "wholesaleKey": api_key(PARTNER + "-wholesale"),
+        "operationsKey": api_key("mno-settlement-approver"),
+    },
     "mvne": {
         "partnerKey": api_key(PARTNER),
         "networkKey": api_key("mno-network"),
@@ -438,6 +442,9 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
         "zips": sorted(load_table().zips),
         "countries": ["US", "DE"],
         "camara_msisdns": [lines["camara_msisdn"]],
+        "wholesale_partners": [PARTNER],
+        # At T0 (2026-03-02) February has ended and can be closed; March has not.
+        "periods": ["2026-02", "2026-03"],
     }
     parameters, operations = {
         "mno": (
@@ -445,6 +452,11 @@ def _references(role: str, runtime: Runtime, lines: dict[str, str]) -> dict[str,
                 "path.id": _bind("services", 0.3),
                 "query.serviceId": _bind("services"),
                 "query.msisdn": _bind("msisdns"),
+                "path.partnerId": _bind("wholesale_partners", 0.8),
+                "path.periodId": _bind("periods", 0.8),
+                "body.partnerId": _bind("wholesale_partners", 0.8),
+                "body.periodId": _bind("periods", 0.8),
+                "body.callback": _bind("callbacks"),
             },
             [],
         ),
@@ -554,6 +566,7 @@ HUBS = [
     ("registerOrderListener", "getOrderListener", "unregisterOrderListener"),
     ("registerProductListener", "getProductListener", "unregisterProductListener"),
     ("registerPaymentListener", "getPaymentListener", "unregisterPaymentListener"),
+    ("registerWholesaleListener", "getWholesaleListener", "unregisterWholesaleListener"),
     ("registerFulfillmentListener", "getFulfillmentListener", "unregisterFulfillmentListener"),
 ]
 
