@@ -166,20 +166,28 @@ _CHUNK = 500
 def _existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     """Which of these usage identities the MNO already holds, rated or not.
 
-    Plain SQL with the placeholders written once per chunk size: compiling an expanding IN
-    of hundreds of parameters cost more than the lookup itself."""
+    Plain SQL: compiling an IN of hundreds of bound parameters cost more than the lookup.
+    PostgreSQL gets one array parameter instead (`= ANY`): its driver prepares a statement
+    run often, and a generic plan made while the ledger was still small kept scanning it
+    whole as it grew; an array keeps the unique index in every plan."""
     found: set[str] = set()
     quote = conn.dialect.identifier_preparer.quote
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    ledger_table, unrated_table = quote(ledger.ledger.name), quote(unrated_usage.name)
+    if conn.dialect.name == "postgresql":
+        for sql in (
+            f"SELECT idempotency_key FROM {ledger_table} WHERE idempotency_key = ANY(%s)",
+            f"SELECT id FROM {unrated_table} WHERE id = ANY(%s)",
+        ):
+            found.update(row[0] for row in conn.exec_driver_sql(sql, (list(ids),)))
+        return found
     queries: dict[int, tuple[str, str]] = {}
     for start in range(0, len(ids), _CHUNK):
         chunk = tuple(ids[start : start + _CHUNK])
         if len(chunk) not in queries:
-            held = ", ".join([marker] * len(chunk))
+            held = ", ".join(["?"] * len(chunk))
             queries[len(chunk)] = (
-                f"SELECT idempotency_key FROM {quote(ledger.ledger.name)} "
-                f"WHERE idempotency_key IN ({held})",
-                f"SELECT id FROM {quote(unrated_usage.name)} WHERE id IN ({held})",
+                f"SELECT idempotency_key FROM {ledger_table} WHERE idempotency_key IN ({held})",
+                f"SELECT id FROM {unrated_table} WHERE id IN ({held})",
             )
         for sql in queries[len(chunk)]:
             found.update(row[0] for row in conn.exec_driver_sql(sql, chunk))
