@@ -1,13 +1,17 @@
 """Live tax quotes per second: POST /tax/v1/quotes with 4 invoice lines each (plan, data
 usage, activation, SIM) for a Springfield, IL ZIP+4 (every US level, E911 per line), under
-`handoff up` (gunicorn, 2 workers), loaded by wrk (benchmarks/wrk/tax.lua).
+`handoff up` (gunicorn, 2 workers, or `--server granian`), loaded by wrk
+(benchmarks/wrk/tax.lua). `--batch N` sends the same quotes N at a time to
+POST /tax/v1/quoteBatches instead, as the bill run does.
 
-Each request carries its own documentId; after each run the stored quotes are counted, so a
+Each quote carries its own documentId; after each run the stored quotes are counted, so a
 run that answered 2xx without storing (or stored twice) is caught. Prints quotes/s, p50/p99
-and server CPU per quote for each round, the median, and the verdict against the target.
+(of the requests: with --batch, of a whole batch) and server CPU per quote for each round,
+the median, and the verdict against the target.
 Target (issue: tax engine): >= 1,000 quotes/s.
 
-    python benchmarks/tax.py [--rounds 3] [--duration 10] [--connections 16] [--threads 2]
+    python benchmarks/tax.py [--server gunicorn|granian] [--batch 0|N] [--rounds 3]
+                             [--duration 10] [--connections 16] [--threads 2]
 """
 
 from __future__ import annotations
@@ -44,12 +48,13 @@ from simulators.core.tenancy import BILLING_PLATFORM, derive_api_key  # noqa: E4
 
 console = Console()
 QUOTES = "/tax/v1/quotes"
+BATCHES = "/tax/v1/quoteBatches"
 TAX_SCRIPT = HERE / "wrk" / "tax.lua"
 TARGET_QPS = 1000.0
 
 
 def quote_template() -> str:
-    """The request, with `%s` where wrk puts each request's documentId."""
+    """The request, with `%s` where each request's documentId goes."""
     body: dict[str, Any] = {
         "documentId": "DOCUMENT_ID",
         "date": "2026-03-31",
@@ -96,6 +101,14 @@ def quote_template() -> str:
     return json.dumps(body).replace("DOCUMENT_ID", "%s")
 
 
+def load_template(batch: int) -> str:
+    """What wrk posts, with `DOCUMENT_ID` where it puts each request's own id."""
+    if not batch:
+        return quote_template() % "DOCUMENT_ID"
+    items = [{"request": json.loads(quote_template() % f"DOCUMENT_ID-{k}")} for k in range(batch)]
+    return json.dumps({"quotes": items})
+
+
 def stored_quotes(base: str, key: str) -> int:
     response = requests.get(f"{base}{QUOTES}?limit=1", headers={"X-API-Key": key}, timeout=30)
     response.raise_for_status()
@@ -134,7 +147,9 @@ def run_wrk(
     data = json.loads(match.group(1))
     errors, latency = data["errors"], data["latency_us"]
     result = LoadResult(
-        target="POST tax quote (4 lines)",
+        target=f"POST tax quote batch ({args.batch} x 4 lines)"
+        if args.batch
+        else "POST tax quote (4 lines)",
         requests=int(data["requests"]),
         duration_s=data["duration_us"] / 1e6,
         p50_ms=latency["p50"] / 1000,
@@ -160,7 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--batch", type=int, default=0, help="quotes per POST /tax/v1/quoteBatches (0: single)"
+    )
     args = parser.parse_args(argv)
+    per_request = max(1, args.batch)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     args.loadgen = "wrk"
@@ -173,48 +192,58 @@ def main(argv: list[str] | None = None) -> int:
             bare = loader.measure(Load("bare Flask", f"{bare_base}{BARE_PATH}", "bare"))
         console.print(f"  bare Flask: {bare.rps:,.0f} req/s, waited for a CPU {bare.starved:.0%}")
         body_file = workdir / "quote.json"
-        body_file.write_text(quote_template())
+        body_file.write_text(load_template(args.batch))
         with handoff_stack(args.server, args.workers, workdir) as (base, pid):
             # `handoff up` keeps its master key in the state directory; the billing
             # platform's key derives from it.
             secret = (workdir / f"state-{args.server}" / "secret.key").read_text().strip()
             key = derive_api_key(secret, BILLING_PLATFORM)
-            url = f"{base}{QUOTES}"
+            url = f"{base}{BATCHES if args.batch else QUOTES}"
             probe = requests.post(
                 url,
-                data=quote_template() % "probe",
+                data=load_template(args.batch).replace("DOCUMENT_ID", "probe"),
                 timeout=10,
                 headers={"X-API-Key": key, "Content-Type": "application/json"},
             )
             probe.raise_for_status()
+            answered = probe.json()
+            if args.batch:
+                statuses = {result["status"] for result in answered["results"]}
+                if statuses != {201}:
+                    raise SystemExit(f"the probe batch was not quoted whole: {statuses}")
+                answered = answered["results"][0]["quote"]
             console.print(
                 f"  stack up on {base}; one quote taxes "
-                f"{sum(len(line['taxes']) for line in probe.json()['lines'])} "
-                f"tax lines, totalTax {probe.json()['totalTax']}"
+                f"{sum(len(line['taxes']) for line in answered['lines'])} "
+                f"tax lines, totalTax {answered['totalTax']}"
+                + (f"; {args.batch} quotes per request" if args.batch else "")
             )
             run_wrk(url, key, body_file, args, args.warmup, pid)
             for _ in range(args.rounds):
                 before = stored_quotes(base, key)
                 result = run_wrk(url, key, body_file, args, args.duration, pid)
                 # wrk stops counting at the deadline; answers still in flight are stored
-                # too, so `stored` may exceed `requests` by up to the connection count.
+                # too, so `stored` may exceed the quotes counted by up to the connection
+                # count (times the batch).
                 stored = stored_quotes(base, key) - before
                 if result.errors or result.non_2xx:
                     raise SystemExit(f"errors under load: {result}")
                 result.extra["stored"] = stored
                 results.append(result)
                 console.print(
-                    f"  {result.rps:8.0f} quotes/s  p50 {result.p50_ms:5.1f} ms  "
-                    f"p99 {result.p99_ms:6.1f} ms  CPU {result.cpu_ms_per_request:.3f} ms/quote  "
-                    f"waited for a CPU {result.starved:.0%}  stored {stored} / {result.requests}"
+                    f"  {result.rps * per_request:8.0f} quotes/s  p50 {result.p50_ms:5.1f} ms  "
+                    f"p99 {result.p99_ms:6.1f} ms  "
+                    f"CPU {result.cpu_ms_per_request / per_request:.3f} ms/quote  "
+                    f"waited for a CPU {result.starved:.0%}  "
+                    f"stored {stored} / {result.requests * per_request}"
                 )
-    rps = statistics.median(r.rps for r in results)
+    rps = statistics.median(r.rps * per_request for r in results)
     p99 = statistics.median(r.p99_ms for r in results)
-    cpu = statistics.median(r.cpu_ms_per_request for r in results)
+    cpu = statistics.median(r.cpu_ms_per_request / per_request for r in results)
     verdict = rps >= TARGET_QPS
     table = Table(
-        title=f"Tax quotes (4 lines), {args.workers} {args.server} workers, "
-        f"{args.connections} connections"
+        title=f"Tax quotes (4 lines{f', {args.batch} per batch' if args.batch else ''}), "
+        f"{args.workers} {args.server} workers, {args.connections} connections"
     )
     for column in ("quotes/s", "x bare", "p99 ms", "CPU ms/quote", "target"):
         table.add_column(column)
@@ -228,12 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     rounds = [
         {
-            "rps": round(r.rps, 1),
+            "quotes_per_s": round(r.rps * per_request, 1),
             "p50_ms": r.p50_ms,
             "p99_ms": r.p99_ms,
-            "cpu_ms": round(r.cpu_ms_per_request, 3),
+            "cpu_ms_per_quote": round(r.cpu_ms_per_request / per_request, 3),
             "starved": round(r.starved, 3),
             "requests": r.requests,
+            "quotes": r.requests * per_request,
             "stored": r.extra["stored"],
         }
         for r in results
@@ -242,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         "kind": "tax",
         "server": args.server,
         "workers": args.workers,
+        "batch": args.batch,
         "rounds": rounds,
-        "median_rps": round(rps, 1),
+        "median_quotes_per_s": round(rps, 1),
+        "median_cpu_ms_per_quote": round(cpu, 3),
         "bare_rps": round(bare.rps, 1),
         "pass": verdict,
     }

@@ -11,6 +11,7 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
+from simulators.bdd.snapshot import Snapshot
 from simulators.core.admin import reset_state
 from simulators.core.config import Settings
 from simulators.core.inprocess import CallbackReceiver, MountedStack, mount
@@ -69,9 +70,20 @@ def runtime(app: Flask) -> Runtime:
     return runtime_of(app)
 
 
-@pytest.fixture(autouse=True)
-def fresh_state(runtime: Runtime) -> Iterator[None]:
+@pytest.fixture(scope="session")
+def seeded(runtime: Runtime) -> Snapshot:
+    """The store as a full reset leaves it on the tests' clock, kept once: putting these rows
+    back costs a fraction of reseeding every role, which the suite would otherwise pay per test."""
+    runtime.clock.set(T0, frozen=True)
     reset_state(runtime, None, seed=runtime.settings.faker_seed)
+    snapshot = Snapshot(runtime)
+    snapshot.capture()
+    return snapshot
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(runtime: Runtime, seeded: Snapshot) -> Iterator[None]:
+    seeded.restore()
     runtime.clock.set(T0, frozen=True)
     yield
     runtime.journal.flush()

@@ -1,9 +1,11 @@
--- wrk script for benchmarks/tax.py: POST one tax quote per request.
+-- wrk script for benchmarks/tax.py: POST one tax quote (or one batch of them) per request.
 --
 --   wrk -t T -c C -d D --latency -s tax.lua URL -- API_KEY BODY_FILE TAG
 --
--- BODY_FILE holds the quote request with one `%s` where the documentId goes; each
--- request gets its own (TAG-thread-n), so the stored quotes can be counted afterwards.
+-- BODY_FILE holds the request with `DOCUMENT_ID` where each documentId goes (a batch has
+-- `DOCUMENT_ID-1`, `DOCUMENT_ID-2`, ...); each request replaces it with its own
+-- (TAG-thread-n), so every quote is a document of its own and the stored quotes can be
+-- counted afterwards.
 -- done() prints one line `BENCH_RESULT {json}`, the same shape as handoff.lua's.
 
 local threads = {}
@@ -29,7 +31,7 @@ end
 
 function request()
   n = n + 1
-  local body = string.format(template, tag .. "-" .. tid .. "-" .. n)
+  local body = string.gsub(template, "DOCUMENT_ID", tag .. "-" .. tid .. "-" .. n)
   return wrk.format("POST", path, headers, body)
 end
 

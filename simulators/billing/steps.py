@@ -25,9 +25,9 @@ DUNNING_STEP = "billing.dunning_step"
 MVNE_ORDER = "billing.mvne_order"
 # A bill run waits out a tax engine or MVNE outage for a long time before giving up.
 BILL_RUN_ATTEMPTS = 20
-# Bills issued per write transaction, and tax quotes in flight at once.
+# Bills issued per write transaction, and tax batches in flight at once.
 CHUNK = 200
-TAX_CONCURRENCY = 8
+TAX_CONCURRENCY = 4
 VERBS = {"suspended": "suspend", "terminated": "terminate", "active": "restore"}
 
 
@@ -225,34 +225,45 @@ def _taxed_drafts(
     entries: dict[str, list[Any]],
     cid: str,
 ) -> tuple[list[model.Draft], taxes.TaxUnavailable | None]:
-    """One quote per bill, several in flight at once (the tax engine is a remote service);
-    the drafts that got an answer, in account order, and the outage if one struck."""
+    """Compose the accounts' bills and have them taxed, up to a batch of quotes per call
+    and several calls in flight at once (the tax engine is a remote service); the drafts
+    that got an answer (or needed none), in account order, and the outage if one struck."""
     drafts = [
         model.Draft(
             account, model.bill_lines([model.charge_of(row) for row in entries[account.id]])
         )
         for account in accounts
     ]
-    outcomes: dict[int, taxes.TaxUnavailable | None] = {}
-    with ThreadPoolExecutor(max_workers=TAX_CONCURRENCY) as pool:
-        futures = {pool.submit(_tax, runtime, run, draft, cid): n for n, draft in enumerate(drafts)}
-        for future, n in futures.items():
-            try:
-                future.result()
-                outcomes[n] = None
-            except taxes.TaxUnavailable as unavailable:
-                outcomes[n] = unavailable
-    outage = next((error for error in outcomes.values() if error is not None), None)
-    return [draft for n, draft in enumerate(drafts) if outcomes[n] is None], outage
+    asks = [(n, request) for n, draft in enumerate(drafts) if (request := _ask(run, draft))]
+    groups = taxes.in_batches([request for _, request in asks])
+    unanswered: dict[int, taxes.TaxUnavailable] = {}
+
+    def tax_batch(group: list[int]) -> None:
+        try:
+            answers = taxes.request_quotes(runtime, [asks[i][1] for i in group], cid)
+        except taxes.TaxUnavailable as unavailable:
+            unanswered.update((asks[i][0], unavailable) for i in group)
+            return
+        for i, answer in zip(group, answers, strict=True):
+            _apply(drafts[asks[i][0]], answer)
+
+    if len(groups) == 1:
+        tax_batch(groups[0])
+    elif groups:
+        with ThreadPoolExecutor(max_workers=min(TAX_CONCURRENCY, len(groups))) as pool:
+            for done in [pool.submit(tax_batch, group) for group in groups]:
+                done.result()
+    outage = next(iter(unanswered.values()), None)
+    return [draft for n, draft in enumerate(drafts) if n not in unanswered], outage
 
 
-def _tax(runtime: Runtime, run: Any, draft: model.Draft, cid: str) -> None:
-    """Tax the draft's lines in place, or hold it; an outage raises: the run retries."""
-    account, lines = draft.account, draft.lines
-    taxable = model.taxable_lines(lines)
+def _ask(run: Any, draft: model.Draft) -> dict[str, Any] | None:
+    """The quote request of a draft's taxable lines; None when it has nothing to tax."""
+    account = draft.account
+    taxable = model.taxable_lines(draft.lines)
     if not taxable:
-        return
-    request = taxes.quote_request(
+        return None
+    return taxes.quote_request(
         document_id=f"{account.id}:{run.period}",
         date=model.period_of_key(run.period).next.key,
         currency=account.currency,
@@ -262,15 +273,17 @@ def _tax(runtime: Runtime, run: Any, draft: model.Draft, cid: str) -> None:
         address=dict(account.place),
         lines=taxable,
     )
-    try:
-        quote = taxes.request_quote(runtime, request, cid)
-    except taxes.TaxRefused as refused:
-        draft.hold_reason = f"TAX_REFUSED: {refused.code}"
+
+
+def _apply(draft: model.Draft, answer: taxes.Quote | taxes.TaxRefused) -> None:
+    """Tax the draft's lines in place with its quote, or hold it with the refusal."""
+    if isinstance(answer, taxes.TaxRefused):
+        draft.hold_reason = f"TAX_REFUSED: {answer.code}"
         return
-    for line in lines:
-        line.taxes = list(quote.taxes.get(line.line_id, []))
-    missing = model.missing_levels(account, lines)
-    draft.quote_id = quote.quote_id
+    for line in draft.lines:
+        line.taxes = list(answer.taxes.get(line.line_id, []))
+    missing = model.missing_levels(draft.account, draft.lines)
+    draft.quote_id = answer.quote_id
     draft.hold_reason = f"TAX_LEVEL_MISSING: {', '.join(missing)}" if missing else None
 
 

@@ -216,6 +216,14 @@ def register(
     return get(conn, partner_id), key
 
 
+def _credential_name(name: str) -> str:
+    """The credential's label: the partner's name, cut so the suffix still fits the column."""
+    suffix = " (wholesale)"
+    column: Any = tenancy.partners.c.name.type
+    room = int(column.length) - len(suffix)
+    return f"{name[:room]}{suffix}"
+
+
 def ensure_credential(
     conn: Connection, *, secret_key: str, partner_id: str, name: str, now: float
 ) -> str:
@@ -231,7 +239,7 @@ def ensure_credential(
             secret_key=secret_key,
             partner_id=credential,
             role=WHOLESALE_ROLE,
-            name=f"{name} (wholesale)",
+            name=_credential_name(name),
             agreement={
                 "wholesalePartner": partner_id,
                 "capabilities": list(WHOLESALE_CAPABILITIES),

@@ -3,16 +3,23 @@ reports out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from flask import g, request
+
 from simulators.core.clock import isoformat
+from simulators.core.faults import Firing, Sample, fields_of
 from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
+from simulators.core.problems import BadRequest, DomainError
 
 from . import model
 
 api = RoleApi("tax")
 
 QUOTES_PATH = "/v1/quotes"
+SINGLE_QUOTE = "createTaxQuote"
+BATCH = "createTaxQuoteBatch"
 
 
 def quote_json(ctx: RequestContext, quote: model.StoredQuote) -> dict[str, Any]:
@@ -29,14 +36,23 @@ def quote_json(ctx: RequestContext, quote: model.StoredQuote) -> dict[str, Any]:
 
 def table_faults(ctx: RequestContext) -> model.TableFaults:
     """The data faults switched on for this request, as plain values for the model."""
-    if not ctx.faults.data:
+    return table_faults_of(ctx.faults.data)
+
+
+def table_faults_of(fired: Sequence[Firing]) -> model.TableFaults:
+    """The tax data faults among the rules that fired, as plain values."""
+    if not fired:
         return model.NO_FAULTS
-    missing = ctx.data_fault("TAX_JURISDICTION_NOT_FOUND")
+
+    def firing(name: str) -> Firing | None:
+        return next((f for f in fired if f.effect.get("fault") == name), None)
+
+    missing = firing("TAX_JURISDICTION_NOT_FOUND")
     return model.TableFaults(
         missing_level=str(missing.effect.get("level", model.CITY)) if missing else None,
-        zip_default=ctx.data_fault("TAX_JURISDICTION_DEFAULTED") is not None,
-        annexation_ignored=ctx.data_fault("TAX_ANNEXATION_NOT_LOADED") is not None,
-        e911_wrong_district=ctx.data_fault("TAX_E911_WRONG_DISTRICT") is not None,
+        zip_default=firing("TAX_JURISDICTION_DEFAULTED") is not None,
+        annexation_ignored=firing("TAX_ANNEXATION_NOT_LOADED") is not None,
+        e911_wrong_district=firing("TAX_E911_WRONG_DISTRICT") is not None,
     )
 
 
@@ -51,6 +67,86 @@ def create_tax_quote(ctx: RequestContext) -> Reply:
         faults=table_faults(ctx),
     )
     return created(quote_json(ctx, quote))
+
+
+@api.operation(BATCH, write=True)
+def create_tax_quote_batch(ctx: RequestContext) -> Reply:
+    """Each item checked against the single quote's own schema and answered on its own;
+    the valid ones quoted and stored together in this transaction."""
+    single = api.contract().operations[SINGLE_QUOTE]
+    items = ctx.body["quotes"]
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    batch: list[model.BatchItem] = []
+    positions: list[int] = []
+    rules_for_items = bool(ctx.runtime.faults.rule_set().candidates(api.role))
+    # A data rule that names the batch operation concerns every item of it; any other that
+    # fired on the call as a whole (one without an operation, matched on the fields of all
+    # items together) is decided again item by item below.
+    batch_wide = [firing for firing in ctx.faults.data if names_batch(firing)]
+    for index, item in enumerate(items):
+        body = item["request"]
+        invalid = single.validate_body(body)
+        if invalid:
+            refusal = BadRequest(
+                f"{invalid[0].field}: {invalid[0].message}",
+                field=invalid[0].field,
+                errors=[error.as_dict() for error in invalid],
+            )
+            results[index] = problem_result(ctx, index, refusal)
+            continue
+        faults = model.NO_FAULTS
+        if rules_for_items:
+            faults = table_faults_of([*batch_wide, *item_faults(ctx, body)])
+        key = model.item_key(item.get("idempotencyKey"), body)
+        batch.append(model.BatchItem(body=body, key=key, faults=faults))
+        positions.append(index)
+    outcomes = model.quote_batch(
+        ctx.conn, model.load_table(), client_id=ctx.partner_id, items=batch, now=ctx.now()
+    )
+    for index, outcome in zip(positions, outcomes, strict=True):
+        if outcome.quote is None:
+            assert outcome.refusal is not None
+            results[index] = problem_result(ctx, index, outcome.refusal)
+            continue
+        result: dict[str, Any] = {"index": index, "status": 201}
+        if outcome.replayed:
+            result["replayed"] = True
+        result["quote"] = quote_json(ctx, outcome.quote)
+        results[index] = result
+    quoted = sum(1 for result in results if result and result["status"] == 201)
+    return Reply({"quoted": quoted, "refused": len(items) - quoted, "results": results})
+
+
+def names_batch(firing: Firing) -> bool:
+    operations = firing.rule.match.get("operation")
+    return BATCH in (operations if isinstance(operations, list) else [operations])
+
+
+def item_faults(ctx: RequestContext, body: dict[str, Any]) -> list[Firing]:
+    """The data fault rules that fire on one batch item, matched as the single quote it
+    stands for (its own fields): a rule or pack written for quotes concerns batches too."""
+    sample = Sample(
+        role=api.role,
+        operation=SINGLE_QUOTE,
+        method="POST",
+        path=request.path.removesuffix("quoteBatches") + "quotes",
+        partner=ctx.partner_id,
+        headers=request.headers,
+        fields=lambda: fields_of({}, {}, body),
+    )
+    decision = ctx.runtime.faults.decide(sample, ctx.now, kinds=("data",), conn=ctx.conn)
+    if decision.fired:
+        # The journal lists the rules that fired on the request, the items' included.
+        fired = list(g.get("fault_ids") or ())
+        g.fault_ids = fired + [rule for rule in decision.fired if rule not in fired]
+    return decision.data
+
+
+def problem_result(ctx: RequestContext, index: int, refusal: DomainError) -> dict[str, Any]:
+    problem = refusal.to_problem(
+        correlation_id=ctx.correlation_id, instance=f"{request.path}#/quotes/{index}"
+    )
+    return {"index": index, "status": refusal.status, "problem": problem}
 
 
 @api.operation("getTaxQuote")

@@ -25,9 +25,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from sqlalchemy import (
@@ -42,6 +42,7 @@ from sqlalchemy import (
     select,
 )
 
+from simulators.core.problems import DomainError, IdempotencyKeyReused
 from simulators.core.store import count_and_page, role_table
 from simulators.core.tenancy import BILLING_PLATFORM, create_partner, partners, peer_api_key
 
@@ -124,6 +125,11 @@ class Transaction:
     levels: frozenset[str]
     usf: bool
 
+    @cached_property
+    def in_order(self) -> tuple[str, ...]:
+        """Its levels in the order a quote lists them."""
+        return tuple(level for level in LEVELS if level in self.levels)
+
 
 @dataclass(frozen=True)
 class Federal:
@@ -131,6 +137,18 @@ class Federal:
     name: str
     rate: Decimal
     safe_harbour: Decimal
+
+
+@dataclass(frozen=True)
+class Sourcing:
+    """The jurisdictions of one US place, level by level, resolved when the table loads."""
+
+    authorities: Mapping[str, tuple[Jurisdiction, ...]]
+
+
+# A US place in the table: ZIP, the index of its ZIP+4 area (None: the ZIP's default),
+# and whether the E911 fee goes to the adjacent district (a data fault).
+SourcingKey = tuple[str, int | None, bool]
 
 
 @dataclass(frozen=True)
@@ -142,9 +160,11 @@ class Table:
     zips: Mapping[str, ZipEntry]
     countries: Mapping[str, Country]
     mcc_country: Mapping[str, str]
+    # Every place a quote can land on, worked out once: a quote looks its place up.
+    sourcing: Mapping[SourcingKey, Sourcing] = field(default_factory=dict)
 
     def quantum(self, currency: str) -> Decimal:
-        return Decimal(1).scaleb(-self.minor_units[currency])
+        return _QUANTA[self.minor_units[currency]]
 
 
 class TableInvalid(ValueError):
@@ -153,6 +173,41 @@ class TableInvalid(ValueError):
 
 def _decimal(value: Any) -> Decimal:
     return Decimal(str(value))
+
+
+_QUANTA = {digits: Decimal(1).scaleb(-digits) for digits in range(0, 5)}
+
+
+def _sourcing(
+    jurisdictions: Mapping[str, Jurisdiction],
+    entry: ZipEntry,
+    area: int | None,
+    e911_wrong_district: bool,
+) -> Sourcing:
+    chosen: dict[str, Any] = {
+        STATE: entry.state,
+        COUNTY: entry.county,
+        CITY: entry.city,
+        "districts": entry.districts,
+        E911: entry.e911,
+    }
+    if area is not None:
+        chosen.update(entry.areas[area].overrides)
+    e911 = chosen[E911]
+    if e911_wrong_district:
+        e911 = jurisdictions[e911].adjacent or e911
+    codes: dict[str, tuple[str, ...]] = {
+        STATE: (chosen[STATE],),
+        COUNTY: (chosen[COUNTY],),
+        CITY: (chosen[CITY],) if chosen[CITY] else (),
+        DISTRICT: tuple(chosen["districts"]),
+        E911: (e911,),
+    }
+    return Sourcing(
+        authorities={
+            level: tuple(jurisdictions[code] for code in found) for level, found in codes.items()
+        },
+    )
 
 
 def parse_table(document: Mapping[str, Any]) -> Table:
@@ -223,6 +278,12 @@ def parse_table(document: Mapping[str, Any]) -> Table:
         for code, spec in document["countries"].items()
     }
     federal = document["federal"]
+    sourcing = {
+        (entry.zip5, area, wrong): _sourcing(jurisdictions, entry, area, wrong)
+        for entry in zips.values()
+        for area in (None, *range(len(entry.areas)))
+        for wrong in (False, True)
+    }
     return Table(
         minor_units=dict(document["minorUnits"]),
         federal=Federal(
@@ -239,6 +300,7 @@ def parse_table(document: Mapping[str, Any]) -> Table:
         zips=zips,
         countries=countries,
         mcc_country={mcc: country.code for country in countries.values() for mcc in country.mccs},
+        sourcing=sourcing,
     )
 
 
@@ -326,11 +388,11 @@ def parse_request(body: Mapping[str, Any]) -> QuoteRequest:
 
 @dataclass(frozen=True)
 class Place:
-    """Where the address is taxed: the country and, in the US, one code per level."""
+    """Where the address is taxed: the country and, in the US, its jurisdictions per level."""
 
     country: str
     resolved_by: str
-    codes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sourcing: Sourcing | None = None  # None outside the US: EU VAT needs the country alone
     postal_code: str | None = None
 
 
@@ -392,48 +454,29 @@ def _locate_us(table: Table, request: QuoteRequest, faults: TableFaults) -> Plac
             f"ZIP {zip5} is in {state_region}, the address says {region}",
             field="placeOfPrimaryUse.region",
         )
-    chosen: dict[str, Any] = {
-        STATE: entry.state,
-        COUNTY: entry.county,
-        CITY: entry.city,
-        "districts": entry.districts,
-        E911: entry.e911,
-    }
-    resolved_by = BY_ZIP
+    resolved_by, area = BY_ZIP, None
     if entry.areas:
-        resolved_by = BY_ZIP_DEFAULT
         area = _area_of(entry, plus4, request.tax_date, faults)
-        if area is not None:
-            chosen.update(area.overrides)
-            resolved_by = BY_ZIP4
-    e911 = chosen[E911]
-    if faults.e911_wrong_district:
-        e911 = table.jurisdictions[e911].adjacent or e911
-    codes: dict[str, tuple[str, ...]] = {
-        STATE: (chosen[STATE],),
-        COUNTY: (chosen[COUNTY],),
-        CITY: (chosen[CITY],) if chosen[CITY] else (),
-        DISTRICT: tuple(chosen["districts"]),
-        E911: (e911,),
-    }
+        resolved_by = BY_ZIP_DEFAULT if area is None else BY_ZIP4
     return Place(
         country="US",
         resolved_by=resolved_by,
-        codes=codes,
+        sourcing=table.sourcing[(zip5, area, faults.e911_wrong_district)],
         postal_code=f"{zip5}-{plus4}" if plus4 else zip5,
     )
 
 
-def _area_of(entry: ZipEntry, plus4: str | None, on: date, faults: TableFaults) -> Area | None:
+def _area_of(entry: ZipEntry, plus4: str | None, on: date, faults: TableFaults) -> int | None:
+    """The index of the ZIP+4 area the address lies in, None for the ZIP's default."""
     if plus4 is None or faults.zip_default:
         return None
     number = int(plus4)
-    for area in entry.areas:
+    for index, area in enumerate(entry.areas):
         if not area.first <= number <= area.last:
             continue
         if area.annexed_on is not None and (faults.annexation_ignored or on < area.annexed_on):
             continue
-        return area
+        return index
     return None
 
 
@@ -452,8 +495,9 @@ def evidence_of(table: Table, request: QuoteRequest, country: str) -> Evidence:
 # --- the quote --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TaxLine:
+class TaxLine(NamedTuple):
+    """One tax on one invoice line (a tuple: a quote makes many, and tuples are cheap)."""
+
     level: str
     name: str
     jurisdiction_code: str
@@ -466,10 +510,7 @@ class TaxLine:
 class QuotedLine:
     line: InvoiceLine
     taxes: tuple[TaxLine, ...]
-
-    @property
-    def total_tax(self) -> Decimal:
-        return sum((tax.amount for tax in self.taxes), Decimal(0))
+    total_tax: Decimal  # the sum of its rounded tax lines
 
 
 @dataclass(frozen=True)
@@ -479,15 +520,8 @@ class Quote:
     evidence: Evidence | None
     lines: tuple[QuotedLine, ...]
     quantum: Decimal  # the currency's minor unit
-
-    @property
-    def total_tax(self) -> Decimal:
-        return _round(sum((line.total_tax for line in self.lines), Decimal(0)), self.quantum)
-
-    @property
-    def total_amount(self) -> Decimal:
-        charges = sum((line.amount for line in self.request.lines), Decimal(0))
-        return _round(charges + self.total_tax, self.quantum)
+    total_tax: Decimal
+    total_amount: Decimal
 
 
 def check_lines(table: Table, request: QuoteRequest) -> None:
@@ -518,15 +552,30 @@ def calculate(table: Table, request: QuoteRequest, faults: TableFaults = NO_FAUL
         skipped.add(faults.missing_level)
     if request.prepaid:
         skipped.add(E911)  # prepaid 911 is collected at the point of sale, not per bill
-    lines = tuple(
-        QuotedLine(line, tuple(_taxes(table, place, request, line, skipped, quantum)))
-        for line in request.lines
+    lines = []
+    charges = Decimal(0)
+    for line in request.lines:
+        taxes = _taxes(table, place, request, line, skipped, quantum)
+        # Each tax line is already rounded to the minor unit: their sum is exact.
+        lines.append(QuotedLine(line, taxes, sum((tax.amount for tax in taxes), Decimal(0))))
+        charges += line.amount
+    total_tax = _round(sum((quoted.total_tax for quoted in lines), Decimal(0)), quantum)
+    return Quote(
+        request=request,
+        place=place,
+        evidence=evidence,
+        lines=tuple(lines),
+        quantum=quantum,
+        total_tax=total_tax,
+        total_amount=_round(charges + total_tax, quantum),
     )
-    return Quote(request=request, place=place, evidence=evidence, lines=lines, quantum=quantum)
 
 
 def _round(value: Decimal, quantum: Decimal) -> Decimal:
     return value.quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+_ZERO = Decimal(0)
 
 
 def _taxes(
@@ -536,67 +585,70 @@ def _taxes(
     line: InvoiceLine,
     skipped: set[str],
     quantum: Decimal,
-) -> list[TaxLine]:
+) -> tuple[TaxLine, ...]:
     transaction = table.transactions[line.pair]
-    levels = [level for level in LEVELS if level in transaction.levels and level not in skipped]
     amount = line.amount
     basis = str(_round(amount, quantum))
-
-    def levied(level: str, name: str, code: str, rate: Decimal) -> TaxLine:
-        return TaxLine(level, name, code, rate, basis, _round(amount * rate, quantum))
-
-    taxes: list[TaxLine] = []
-    if place.country != "US":
+    if place.sourcing is None:
         country = table.countries[place.country]
-        if VAT not in levels or country.vat_rate is None:
-            return taxes
+        if VAT not in transaction.levels or VAT in skipped or country.vat_rate is None:
+            return ()
         if request.customer_type == B2B and request.vat_id:
             name = (
                 f"{country.vat_name} reverse charge: the customer accounts for the VAT "
                 "(VAT Directive art. 196)"
             )
-            return [levied(VAT, name, country.code, Decimal(0))]
-        return [levied(VAT, str(country.vat_name), country.code, country.vat_rate)]
-    for level in levels:
-        if level == FEDERAL and transaction.usf:
-            federal = table.federal
-            # The tax comes from the exact interstate share; its basis is shown rounded.
-            interstate = amount * federal.safe_harbour
-            shown = str(_round(interstate, quantum))
-            tax = _round(interstate * federal.rate, quantum)
-            taxes.append(TaxLine(FEDERAL, federal.name, federal.code, federal.rate, shown, tax))
+            return (TaxLine(VAT, name, country.code, _ZERO, basis, _round(_ZERO, quantum)),)
+        rate = country.vat_rate
+        vat = _round(amount * rate, quantum)
+        return (TaxLine(VAT, str(country.vat_name), country.code, rate, basis, vat),)
+    authorities = place.sourcing.authorities
+    taxes: list[TaxLine] = []
+    for level in transaction.in_order:
+        if level in skipped:
             continue
-        for code in place.codes.get(level, ()):
-            authority = table.jurisdictions[code]
-            if authority.fee is not None and line.line_count > 0:
-                fee = _round(authority.fee * line.line_count, quantum)
-                taxes.append(TaxLine(level, authority.name, code, None, str(line.line_count), fee))
+        if level == FEDERAL:
+            if transaction.usf:
+                federal = table.federal
+                # The tax comes from the exact interstate share; its basis is shown rounded.
+                interstate = amount * federal.safe_harbour
+                shown = str(_round(interstate, quantum))
+                tax = _round(interstate * federal.rate, quantum)
+                taxes.append(TaxLine(FEDERAL, federal.name, federal.code, federal.rate, shown, tax))
+            continue
+        for authority in authorities.get(level, ()):
+            if authority.fee is not None:
+                if line.line_count > 0:
+                    fee = _round(authority.fee * line.line_count, quantum)
+                    count = str(line.line_count)
+                    taxes.append(TaxLine(level, authority.name, authority.code, None, count, fee))
             elif authority.rate is not None:
-                taxes.append(levied(level, authority.name, code, authority.rate))
-    return taxes
+                rate = authority.rate
+                tax = _round(amount * rate, quantum)
+                taxes.append(TaxLine(level, authority.name, authority.code, rate, basis, tax))
+    return tuple(taxes)
 
 
 # --- the quote as stored and answered -----------------------------------------------------
 
 
-def money(value: Decimal) -> str:
-    return str(value)
-
-
+@cache
 def rate_text(value: Decimal | None) -> str | None:
+    """A rate as the contract writes it (0.0625, never 6.25E-2); the table has few rates."""
     return None if value is None else format(value.normalize(), "f")
 
 
 def quote_record(quote: Quote) -> dict[str, Any]:
     """The quote's answer without id and href: what is stored and answered again."""
     request = quote.request
+    quantum = quote.quantum
     record: dict[str, Any] = {"date": request.tax_date.isoformat(), "currency": request.currency}
     if request.document_id is not None:
         record["documentId"] = request.document_id
     record["lines"] = [
         {
             "lineId": quoted.line.line_id,
-            "amount": money(_round(quoted.line.amount, quote.quantum)),
+            "amount": str(_round(quoted.line.amount, quantum)),
             "transactionType": quoted.line.transaction_type,
             "serviceType": quoted.line.service_type,
             "taxes": [
@@ -606,16 +658,16 @@ def quote_record(quote: Quote) -> dict[str, Any]:
                     "jurisdictionCode": tax.jurisdiction_code,
                     "rate": rate_text(tax.rate),
                     "basis": tax.basis,
-                    "amount": money(tax.amount),
+                    "amount": str(tax.amount),
                 }
                 for tax in quoted.taxes
             ],
-            "totalTax": money(_round(quoted.total_tax, quote.quantum)),
+            "totalTax": str(_round(quoted.total_tax, quantum)),
         }
         for quoted in quote.lines
     ]
-    record["totalTax"] = money(quote.total_tax)
-    record["totalAmount"] = money(quote.total_amount)
+    record["totalTax"] = str(quote.total_tax)
+    record["totalAmount"] = str(quote.total_amount)
     place: dict[str, Any] = {"country": quote.place.country, "resolvedBy": quote.place.resolved_by}
     if quote.place.postal_code:
         place["postalCode"] = quote.place.postal_code
@@ -675,8 +727,16 @@ def create_quote(
     faults: TableFaults = NO_FAULTS,
 ) -> StoredQuote:
     """Quote and store in one insert: quotes are immutable, the row is their record."""
+    stored = _quoted(table, client_id, body, now, faults)
+    conn.execute(_INSERT, _row(stored))
+    return stored
+
+
+def _quoted(
+    table: Table, client_id: str, body: Mapping[str, Any], now: float, faults: TableFaults
+) -> StoredQuote:
     quote = calculate(table, parse_request(body), faults)
-    stored = StoredQuote(
+    return StoredQuote(
         id=new_quote_id(),
         client_id=client_id,
         document_id=quote.request.document_id,
@@ -684,18 +744,129 @@ def create_quote(
         request=dict(body),
         record=quote_record(quote),
     )
-    conn.execute(
-        _INSERT,
-        {
-            "id": stored.id,
-            "client_id": client_id,
-            "document_id": stored.document_id,
-            "created_at": now,
-            "request": stored.request,
-            "record": stored.record,
-        },
+
+
+def _row(stored: StoredQuote) -> dict[str, Any]:
+    return {
+        "id": stored.id,
+        "client_id": stored.client_id,
+        "document_id": stored.document_id,
+        "created_at": stored.created_at,
+        "request": stored.request,
+        "record": stored.record,
+    }
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+MAX_BATCH = 100
+
+# Which quote answers an idempotency key of a batch item. Kept as long as the quote (a
+# quote is never deleted but by a reset), so a batch retried any time later never stores
+# a second quote for a document. A retry is recognised by the quote's own stored request.
+quote_keys_table = role_table(
+    ROLE,
+    "tax_quote_key",
+    Column("client_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("quote_id", String(40), nullable=False),
+)
+
+_INSERT_KEY = quote_keys_table.insert()
+_BY_KEYS = (
+    select(quote_keys_table.c.key, quotes_table)
+    .join(quotes_table, quotes_table.c.id == quote_keys_table.c.quote_id)
+    .where(
+        quote_keys_table.c.client_id == bindparam("client_id"),
+        quote_keys_table.c.key.in_(bindparam("keys", expanding=True)),
     )
-    return stored
+)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One quote request of a batch, already valid by the contract."""
+
+    body: Mapping[str, Any]
+    key: str | None = None  # see `item_key`
+    faults: TableFaults = NO_FAULTS
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """A batch item's answer: its quote (new, or `replayed` from its key), or its refusal."""
+
+    quote: StoredQuote | None = None
+    refusal: DomainError | None = None
+    replayed: bool = False
+
+
+def item_key(idempotency_key: str | None, body: Mapping[str, Any]) -> str | None:
+    """The item's own key, else its document: a document is quoted once per content."""
+    if idempotency_key:
+        return idempotency_key
+    document_id = body.get("documentId")
+    return f"documentId:{document_id}" if document_id else None
+
+
+def quote_batch(
+    conn: Connection,
+    table: Table,
+    *,
+    client_id: str,
+    items: Sequence[BatchItem],
+    now: float,
+) -> list[ItemOutcome]:
+    """Quote each item on its own, in order; store the new quotes and their keys with one
+    statement each. A refusal concerns its item alone; a key seen before answers its
+    quote again, unless its request differs (IDEMPOTENCY_KEY_REUSED)."""
+    keys = sorted({item.key for item in items if item.key})
+    known: dict[str, StoredQuote] = {}
+    if keys:
+        for row in conn.execute(_BY_KEYS, {"client_id": client_id, "keys": keys}):
+            known[row.key] = _stored(row)
+    outcomes: list[ItemOutcome] = []
+    quote_rows: list[dict[str, Any]] = []
+    key_rows: list[dict[str, Any]] = []
+    for item in items:
+        first = known.get(item.key) if item.key else None
+        if first is not None:
+            # The same request, whatever the order of its members (a contract-valid request
+            # holds strings, integers, booleans and nulls: they come back from the store as
+            # they went in).
+            if first.request == item.body:
+                outcomes.append(ItemOutcome(quote=first, replayed=True))
+            else:
+                outcomes.append(ItemOutcome(refusal=_key_reused(item)))
+            continue
+        try:
+            stored = _quoted(table, client_id, item.body, now, item.faults)
+        except DomainError as refusal:
+            outcomes.append(ItemOutcome(refusal=refusal))
+            continue
+        outcomes.append(ItemOutcome(quote=stored))
+        quote_rows.append(_row(stored))
+        if item.key:
+            known[item.key] = stored
+            key_rows.append({"client_id": client_id, "key": item.key, "quote_id": stored.id})
+    if quote_rows:
+        conn.execute(_INSERT, quote_rows)
+    if key_rows:
+        conn.execute(_INSERT_KEY, key_rows)
+    return outcomes
+
+
+def _key_reused(item: BatchItem) -> IdempotencyKeyReused:
+    if item.key and item.key.startswith("documentId:"):
+        detail = (
+            f"Document {item.body.get('documentId')} was quoted with another request; give "
+            "the item an idempotencyKey of its own to quote the revised document"
+        )
+        return IdempotencyKeyReused(detail, field="documentId")
+    return IdempotencyKeyReused(
+        "This idempotencyKey was first used with another request; use a new key",
+        field="idempotencyKey",
+    )
 
 
 def _stored(row: Any) -> StoredQuote:

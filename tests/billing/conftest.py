@@ -1,10 +1,11 @@
 """Billing fixtures, and a stand-in for the tax engine that a test can steer.
 
-`tax_engine` answers `POST /tax/v1/quotes` in the contract's shape with a small,
-deterministic table: in the US a state tax of 5 % on every line and an E911 fee
-of 1.00 per subscriber line on postpaid plan fees; elsewhere 20 % VAT. It can be told to
-leave out a level, refuse, or be down, and it records what billing asked, so the
-bill arithmetic can be checked by hand. `test_with_the_tax_engine.py` runs the bill
+`tax_engine` answers `POST /tax/v1/quotes` and `POST /tax/v1/quoteBatches` in the
+contract's shape with a small, deterministic table: in the US a state tax of 5 % on
+every line and an E911 fee of 1.00 per subscriber line on postpaid plan fees; elsewhere
+20 % VAT. It can be told to leave out a level, refuse, or be down, and it records every
+quote request billing made (a batch's one by one), so the bill arithmetic can be
+checked by hand. `test_with_the_tax_engine.py` runs the bill
 run against the stack's own tax engine instead.
 """
 
@@ -30,6 +31,7 @@ from simulators.core.runtime import Runtime
 from simulators.core.tenancy import BILLING_PLATFORM
 
 QUOTES_URL = f"{BASE_URL}/tax/v1/quotes"
+BATCHES_URL = f"{BASE_URL}/tax/v1/quoteBatches"
 STATE_RATE = Decimal("0.05")
 VAT_RATE = Decimal("0.20")
 E911_FEE = Decimal("1.00")
@@ -138,8 +140,12 @@ def quote_answer(body: dict[str, Any], omit: set[str], quote_id: str) -> dict[st
     }
 
 
+def _document(status: int, code: str, detail: str) -> dict[str, Any]:
+    return {"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code}
+
+
 def _problem(status: int, code: str, detail: str) -> tuple[int, dict[str, str], str]:
-    body = {"type": "about:blank", "title": code, "status": status, "detail": detail, "code": code}
+    body = _document(status, code, detail)
     return status, {"Content-Type": "application/problem+json"}, json.dumps(body)
 
 
@@ -150,11 +156,14 @@ class TaxEngine:
     omit: set[str] = field(default_factory=set)
     refuse_with: str | None = None
     down: bool = False
-    # Answer 503 to the quotes after this many have been answered (a mid-run outage).
+    # Answer 503 to the calls that arrive once this many quotes were asked (a mid-run outage).
     down_after: int | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
+    batches: int = 0
+    # A batch item's idempotency key -> its request and quote, as the engine keeps them.
+    keys: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    # Billing asks for several quotes at once.
+    # Billing has several calls in flight at once.
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, request: PreparedRequest) -> tuple[int, dict[str, str], str]:
@@ -166,24 +175,54 @@ class TaxEngine:
             return _problem(401, "UNAUTHENTICATED", "unknown key")
         raw = request.body
         body = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+        batch = (request.url or "").split("?")[0] == BATCHES_URL
         with self._lock:
             if self.down or (self.down_after is not None and len(self.requests) >= self.down_after):
                 return _problem(503, "UNAVAILABLE", "the tax engine is down")
+            if not batch:
+                status, answer = self._quote(body)
+                if status != 201:
+                    return _problem(status, answer["code"], answer["detail"])
+                headers = {"Content-Type": "application/json", "Location": answer["href"]}
+                return 201, headers, json.dumps(answer)
+            self.batches += 1
+            results = [self._item(index, item) for index, item in enumerate(body["quotes"])]
+        quoted = sum(1 for result in results if result["status"] == 201)
+        answer = {"quoted": quoted, "refused": len(results) - quoted, "results": results}
+        return 200, {"Content-Type": "application/json"}, json.dumps(answer)
+
+    def _item(self, index: int, item: dict[str, Any]) -> dict[str, Any]:
+        body = item["request"]
+        key = item.get("idempotencyKey") or body.get("documentId")
+        if key in self.keys:
             self.requests.append(body)
-            quote_id = f"txq_{next(self._ids)}"
+            first, quote = self.keys[key]
+            if first != body:
+                problem = {"code": "IDEMPOTENCY_KEY_REUSED", "detail": "another request"}
+                return {"index": index, "status": 422, "problem": _document(422, **problem)}
+            return {"index": index, "status": 201, "replayed": True, "quote": quote}
+        status, answer = self._quote(body)
+        if status != 201:
+            return {"index": index, "status": status, "problem": _document(status, **answer)}
+        if key:
+            self.keys[key] = (body, answer)
+        return {"index": index, "status": 201, "quote": answer}
+
+    def _quote(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """One quote request (the lock held): its quote, or the refusal's code and detail."""
+        self.requests.append(body)
+        quote_id = f"txq_{next(self._ids)}"
         address = body["placeOfPrimaryUse"]
         if not address.get("country"):
-            return _problem(422, "COUNTRY_REQUIRED", "the address has no country")
+            return 422, {"code": "COUNTRY_REQUIRED", "detail": "the address has no country"}
         if "PO BOX" in address["line1"].upper().replace(".", ""):
-            return _problem(422, "PO_BOX_NOT_PRIMARY_USE", "a P.O. Box is no place of use")
+            return 422, {"code": "PO_BOX_NOT_PRIMARY_USE", "detail": "a P.O. Box is no place"}
         for line in body["lines"]:
             if (line["transactionType"], line["serviceType"]) not in SERVICES:
-                return _problem(422, "UNKNOWN_TRANSACTION_SERVICE", f"line {line['lineId']}")
+                return 422, {"code": "UNKNOWN_TRANSACTION_SERVICE", "detail": line["lineId"]}
         if self.refuse_with:
-            return _problem(422, self.refuse_with, "refused")
-        answer = quote_answer(body, self.omit, quote_id)
-        headers = {"Content-Type": "application/json", "Location": answer["href"]}
-        return 201, headers, json.dumps(answer)
+            return 422, {"code": self.refuse_with, "detail": "refused"}
+        return 201, quote_answer(body, self.omit, quote_id)
 
 
 @pytest.fixture
@@ -206,14 +245,15 @@ class _Routes:
 
 @pytest.fixture
 def network(app: Flask, tax_engine: TaxEngine) -> Iterator[responses.RequestsMock]:
-    """The in-process stack, with the tax engine's quotes answered by the stand-in.
+    """The in-process stack, with the tax engine's quotes and batches answered by the stand-in.
     One route per method (`responses` pops a route when two match a request)."""
     routes = _Routes()
     stack = mount(routes, app, BASE_URL)  # type: ignore[arg-type]
 
     def route(forward: Callback) -> Callback:
         def answer(request: PreparedRequest) -> Any:
-            if request.method == "POST" and (request.url or "").split("?")[0] == QUOTES_URL:
+            url = (request.url or "").split("?")[0]
+            if request.method == "POST" and url in (QUOTES_URL, BATCHES_URL):
                 return tax_engine(request)
             return forward(request)
 

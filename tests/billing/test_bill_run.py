@@ -8,7 +8,7 @@ from typing import Any
 from conftest import T0, conforms, settle
 from flask.testing import FlaskClient
 
-from simulators.billing import model, steps
+from simulators.billing import model, steps, taxes
 from simulators.core.runtime import Runtime
 
 from .conftest import (
@@ -127,16 +127,22 @@ def test_a_re_run_of_a_period_issues_nothing_new_and_the_ledger_recomposes_the_b
 
 
 def test_a_run_interrupted_between_accounts_issues_each_bill_exactly_once(
-    client: FlaskClient, runtime: Runtime, charlie: dict[str, str], tax_engine: TaxEngine
+    client: FlaskClient,
+    runtime: Runtime,
+    charlie: dict[str, str],
+    tax_engine: TaxEngine,
+    monkeypatch: Any,
 ) -> None:
     accounts = []
     for number in range(3):
         line = us_line(client, runtime, charlie, f"ext-{number}")
         accounts.append(open_account(client, runtime, charlie, line["id"]))
+    # One bill per tax call, so that the outage falls between two accounts.
+    monkeypatch.setattr(taxes, "MAX_BATCH", 1)
     tax_engine.down_after = 1  # the tax engine fails after its first quote
     to_bill_run(runtime)
     issued = [bills_of(client, charlie, a["id"]) for a in accounts]
-    # One account was billed before the outage (which one: quotes go out several at once).
+    # One account was billed before the outage (which one: calls go out several at once).
     assert sorted(len(b) for b in issued) == [0, 0, 1]
     runs = conforms(client.get(f"{BILLING}/billRun", headers=charlie), "billing", "listBillRuns")
     assert [r["state"] for r in runs] == ["running"]
@@ -323,3 +329,32 @@ def test_a_run_killed_after_a_bill_and_run_again_issues_each_bill_once(
         "BILL-2026-000002",
         "BILL-2026-000003",
     ]
+
+
+def test_bills_are_taxed_in_batches_and_a_refusal_holds_its_bill_alone(
+    client: FlaskClient,
+    runtime: Runtime,
+    charlie: dict[str, str],
+    tax_engine: TaxEngine,
+    monkeypatch: Any,
+) -> None:
+    po_box = {"line1": "PO Box 12", "city": "Springfield", "postalCode": "62701", "country": "US"}
+    accounts = []
+    for number in range(5):
+        line = us_line(client, runtime, charlie, f"ext-{number}")
+        place = {"placeOfPrimaryUse": po_box} if number == 2 else {}
+        accounts.append(open_account(client, runtime, charlie, line["id"], **place))
+    monkeypatch.setattr(taxes, "MAX_BATCH", 3)
+    to_bill_run(runtime)
+    # Five bills, two calls: the tax contract's batch, here 3 bills at most.
+    assert (tax_engine.batches, len(tax_engine.requests)) == (2, 5)
+    bills = [bills_of(client, charlie, a["id"]) for a in accounts]
+    assert [len(b) for b in bills] == [1, 1, 1, 1, 1]
+    states = [(b[0]["state"], b[0].get("stateReason")) for b in bills]
+    assert states[2] == ("onHold", "TAX_REFUSED: PO_BOX_NOT_PRIMARY_USE")
+    assert [state for n, (state, _) in enumerate(states) if n != 2] == ["sent"] * 4
+    # Each bill is its own document, so its own idempotency key at the tax engine.
+    keys = [taxes.quote_key(request) for request in tax_engine.requests]
+    assert sorted(key.split("/")[0] for key in keys) == sorted(
+        f"{a['id']}:2026-03-01" for a in accounts
+    )

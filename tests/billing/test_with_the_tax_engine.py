@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import BASE_URL, api_key, conforms
+from conftest import BASE_URL, api_key, conforms, settle
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -99,3 +99,32 @@ def test_a_missing_city_jurisdiction_leaves_the_bill_short_and_reconciliation_fi
     assert findings, "the untaxed city level went unnoticed"
     assert {finding["kind"] for finding in findings} == {"missingLevel"}
     assert {finding["level"] for finding in findings} == {"city"}
+
+
+def test_a_batch_answer_lost_on_the_way_is_retried_without_a_second_quote(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str], platform: dict[str, str]
+) -> None:
+    # The tax engine quotes and stores the first batch, then the answer never arrives.
+    rule = {
+        "id": "batch-answer-lost",
+        "match": {"role": "tax", "operation": "createTaxQuoteBatch"},
+        "effect": {"type": "timeout", "stage": "after"},
+        "dosage": {"firstN": 1},
+    }
+    conforms(client.post("/__admin/faults", json=rule), "admin", "addFault")
+    accounts = []
+    for number in range(2):
+        line = us_line(client, runtime, charlie, f"ext-{number}")
+        accounts.append(open_account(client, runtime, charlie, line["id"]))
+    to_bill_run(runtime)
+    settle(runtime, 3600)  # the run's step is tried again, and so is the batch
+    fault = conforms(client.get("/__admin/faults/batch-answer-lost"), "admin", "getFault")
+    assert (fault["matched"], fault["fired"]) == (2, 1)
+    for account in accounts:
+        [bill] = bills_of(client, charlie, account["id"])
+        assert bill["state"] == "sent"
+        stored = client.get(f"{QUOTES}?documentId={account['id']}:2026-03-01", headers=platform)
+        # One quote per bill at the tax engine: the retry was answered the stored one.
+        assert [quote["id"] for quote in conforms(stored, "tax", "listTaxQuotes")] == [
+            bill["taxQuote"]
+        ]

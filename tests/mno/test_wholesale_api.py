@@ -17,8 +17,10 @@ from conftest import (
     order_body,
     settle,
 )
+from sqlalchemy import select
 
 from simulators.core.clock import isoformat, parse_iso
+from simulators.core.tenancy import partners
 from simulators.mno import agreements
 
 W = "/mno/v1/wholesale"
@@ -463,3 +465,21 @@ def test_the_cut_off_rule_for_an_activation_in_flight(
     ]
     fees = client.get(f"{W}/ledger?kind=activationFee", headers=ALPHA).get_json()
     assert len(fees) == (2 if outcome == "completed" else 1)
+
+
+def test_a_partner_name_as_long_as_the_contract_allows_fits_its_credential(client, runtime):
+    body = {
+        "partnerId": "mvno-delta",
+        "partnerName": "D" * 200,
+        "imsiPrefixes": ["0010126888"],
+        "effectiveFrom": isoformat(T0),
+        "terms": agreements.reference_terms("EUR"),
+    }
+    created = client.post(f"{S}/agreement", json=body, headers=ANALYST)
+    conforms(created, "mno", "createAgreementVersion")
+    assert created.status_code == 201
+    with runtime.store.read() as conn:
+        names = [row.name for row in conn.execute(select(partners.c.name))]
+    # PostgreSQL refuses a label longer than its column: the credential's label is cut to fit.
+    assert max(len(name) for name in names) <= partners.c.name.type.length
+    assert "D" * 188 + " (wholesale)" in names
