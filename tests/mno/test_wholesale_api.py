@@ -483,3 +483,19 @@ def test_a_partner_name_as_long_as_the_contract_allows_fits_its_credential(clien
     # PostgreSQL refuses a label longer than its column: the credential's label is cut to fit.
     assert max(len(name) for name in names) <= partners.c.name.type.length
     assert "D" * 188 + " (wholesale)" in names
+
+
+def test_a_partner_id_as_long_as_its_credential_allows_and_no_longer(client):
+    body = {
+        "partnerName": "Epsilon",
+        "imsiPrefixes": ["0010126889"],
+        "effectiveFrom": isoformat(T0),
+        "terms": agreements.reference_terms("EUR"),
+    }
+    # The credential is `<partnerId>-wholesale`, and a tenancy id holds 64 characters.
+    too_long = client.post(f"{S}/agreement", json={**body, "partnerId": "e" * 55}, headers=ANALYST)
+    assert (too_long.status_code, too_long.get_json()["field"]) == (400, "partnerId")
+    created = client.post(f"{S}/agreement", json={**body, "partnerId": "e" * 54}, headers=ANALYST)
+    assert conforms(created, "mno", "createAgreementVersion")["wholesaleApiKey"] == api_key(
+        "e" * 54 + "-wholesale"
+    )
