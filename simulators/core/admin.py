@@ -120,7 +120,7 @@ def get_health(ctx: RequestContext) -> Reply:
     return Reply(
         {
             "status": "ok",
-            "roles": list(runtime.seeders),
+            "roles": list(runtime.role_operations),
             "store": runtime.store.url.get_backend_name(),
             "clock": runtime.clock.describe(),
         }
