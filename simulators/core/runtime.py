@@ -39,7 +39,7 @@ class Runtime:
         self.outbox = Outbox(self.store, self.faults)
         self.tasks = Tasks(self.store)
         # Loaders for the `data` of scenario packs, by kind (e.g. "partners").
-        self.pack_data_loaders: dict[str, Callable[..., None]] = {}
+        self.pack_data_loaders: dict[str, Callable[..., Any]] = {}
         # Each faultable role's operationIds, so a rule naming an unknown one is refused.
         self.role_operations: dict[str, set[str]] = {}
         self.rate_limits: Buckets = buckets_for(settings.redis_url, self.store, self.clock)

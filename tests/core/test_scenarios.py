@@ -158,3 +158,29 @@ def test_cli_switches_faults_and_applies_packs(network, client, tmp_path):
     assert client.get("/__admin/faults/from-file").get_json()["effect"]["maxMs"] == 2
     shown = cli.invoke(main, ["scenario", "list"])
     assert shown.exit_code == 0 and "orphan-order" in shown.output
+
+
+def test_a_pack_onboards_its_partners_once_and_hands_out_their_keys(client, runtime, tmp_path):
+    partner = """data:
+  partners:
+    - id: mvno-charlie
+      name: Charlie Mobile
+      agreement:
+        offerings: [po-gb-payg]
+        markets: [GB]
+        capabilities: [SUBMIT_ORDER, ACTIVATE_SIM, QUERY_INVENTORY]
+        simPoolSize: 5
+faults: []
+"""
+    path = write(tmp_path, "newcomer", GOOD_HEAD.format(name="newcomer") + partner)
+    applied = apply_pack(runtime, parse_pack(path, runtime.role_operations))
+    [created] = applied["created"]["partners"]
+    assert created["id"] == "mvno-charlie"
+    sims = client.get(
+        "/mvne/tmf-api/resourceInventoryManagement/v4/resource",
+        headers={"X-API-Key": created["apiKey"]},
+    )
+    assert sims.status_code == 200 and len(sims.get_json()) == 5
+    again = apply_pack(runtime, parse_pack(path, runtime.role_operations))
+    assert "created" not in again
+    assert client.get("/__admin/partners/mvno-charlie").get_json()["name"] == "Charlie Mobile"
