@@ -58,7 +58,10 @@ SHAPING_EFFECTS = ("malformed", "wrongContentType")
 DATA_FAULTS: dict[str, str] = {
     "ICCID_UNMAPPED": "the MVNE answers as if the ICCID had never been mapped to the partner",
     "ORDER_STUCK": "the MNO accepts the service order and never moves it past `state`",
-    "ORDER_ITEM_FAILED": "the MNO fails the matching order items, so multi-line orders go partial",
+    "ORDER_ITEM_FAILED": (
+        "the MNO fails the matching order items (only line `line` of each, if set),"
+        " so multi-line orders go partial"
+    ),
     "DUPLICATE_USAGE": "the network delivers each matching usage record twice, to online "
     "charging and to wholesale mediation",
     "LATE_USAGE": "the network delivers matching usage records `delaySeconds` after they "

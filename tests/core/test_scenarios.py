@@ -53,6 +53,24 @@ def test_unmapped_iccid_pack_end_to_end(client, alpha):
     assert client.post(ORDERS, json=order_body(iccid, "c"), headers=alpha).status_code == 201
 
 
+def test_partial_order_pack_fails_the_first_line_of_every_order(network, client, alpha, runtime):
+    client.post("/__admin/scenarios/partial-order")
+    sims = first_sims(client, alpha, 4)
+    finals = []
+    for external_id, pair in (("one", sims[:2]), ("two", sims[2:])):
+        body = order_body(pair[0], external_id)
+        body["productOrderItem"].append(
+            {**body["productOrderItem"][0], "id": "2",
+             "product": {"productCharacteristic": [{"name": "ICCID", "value": pair[1]}]}}
+        )  # fmt: skip
+        order = client.post(ORDERS, json=body, headers=alpha).get_json()
+        settle(runtime, 10)
+        finals.append(client.get(f"{ORDERS}/{order['id']}", headers=alpha).get_json())
+    for final in finals:
+        states = {item["id"]: item["state"] for item in final["productOrderItem"]}
+        assert final["state"] == "partial" and states == {"1": "failed", "2": "completed"}
+
+
 def test_orphan_order_pack_end_to_end(network, client, alpha, runtime):
     client.post("/__admin/scenarios/orphan-order")
     order = client.post(ORDERS, json=order_body(first_sims(client, alpha)[0]), headers=alpha)
