@@ -99,13 +99,20 @@ def _summary(changes: list[Change], breaking: int) -> str:
 
 
 def _print_table(changes: list[Change], old: Path, new: Path, breaking: int) -> None:
+    """One table per operation (operations with a breaking change first): the operation
+    names are long, and repeating one on every row would leave the rest no room."""
     console = _console()
+    by_operation: dict[str, list[Change]] = {}
+    for change in changes:
+        by_operation.setdefault(change.operation, []).append(change)
     if changes:
-        table = Table(*COLUMNS, title=f"{old} -> {new}")
-        for change in changes:
+        console.print(f"{old} -> {new}")
+    for operation, group in by_operation.items():
+        table = Table(*COLUMNS[:1], *COLUMNS[2:], title=operation, title_justify="left")
+        for change in group:
             cells = _cells(change)
             style = "red" if change.breaking else "green"
-            table.add_row(f"[{style}]{cells[0]}[/{style}]", *cells[1:])
+            table.add_row(f"[{style}]{cells[0]}[/{style}]", *cells[2:])
         console.print(table)
     style = "bold red" if breaking else "bold green"
     console.print(f"[{style}]{_summary(changes, breaking)}[/{style}]")

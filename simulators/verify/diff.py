@@ -246,6 +246,24 @@ class _Operation:
     spec: dict[str, Any]
     resolver: Resolver[Any]
     path_parameters: list[Any]
+    # The contract's `security` when the operation has none of its own.
+    default_security: Any = None
+
+    @property
+    def security(self) -> set[frozenset[tuple[str, tuple[str, ...]]]]:
+        """The ways a caller may authenticate: each a set of schemes with their scopes, the
+        empty set standing for "anonymously"."""
+        requirements = self.spec.get("security", self.default_security)
+        if not isinstance(requirements, list) or not requirements:
+            return {frozenset()}
+        return {
+            frozenset(
+                (str(scheme), tuple(sorted(str(scope) for scope in scopes or [])))
+                for scheme, scopes in requirement.items()
+            )
+            for requirement in requirements
+            if isinstance(requirement, dict)
+        }
 
     @property
     def operation_id(self) -> str:
@@ -264,7 +282,12 @@ def _operations(contract: Contract) -> dict[tuple[str, str], _Operation]:
             if isinstance(spec, dict):
                 key = (method.upper(), _TEMPLATE_PARAM.sub("{}", str(path)))
                 operations[key] = _Operation(
-                    method.upper(), str(path), spec, resolved.resolver, shared
+                    method.upper(),
+                    str(path),
+                    spec,
+                    resolved.resolver,
+                    shared,
+                    contract.document.get("security"),
                 )
     return operations
 
@@ -350,9 +373,32 @@ class _Walker:
                 old=old.operation_id,
                 new=new.operation_id,
             )
+        self.security(site, old, new)
         self.parameters(site, old, new)
         self.request_body(site, old, new)
         self.responses(site, old, new)
+
+    def security(self, site: _Site, old: _Operation, new: _Operation) -> None:
+        here = _Site(site.method, site.path, site.operation_id, "security")
+        old_ways, new_ways = old.security, new.security
+        # A partner authenticates one way: one of those gone (a scope more is another way)
+        # locks it out; one more is a choice it need not take.
+        for way in sorted(old_ways - new_ways, key=_shown_way):
+            self.emit(
+                here,
+                "security-requirement-removed",
+                True,
+                "a way to authenticate removed",
+                old=_shown_way(way),
+            )
+        for way in sorted(new_ways - old_ways, key=_shown_way):
+            self.emit(
+                here,
+                "security-requirement-added",
+                False,
+                "a way to authenticate added",
+                new=_shown_way(way),
+            )
 
     def parameters(self, site: _Site, old: _Operation, new: _Operation) -> None:
         old_params, new_params = _parameters(old), _parameters(new)
@@ -443,17 +489,23 @@ class _Walker:
                 self.emit(here, "media-type-added", False, "media type added", new=media)
 
     def headers(self, site: _Site, old: _Node, new: _Node) -> None:
+        # Header names are case-insensitive (RFC 9110); shown as the new contract spells them.
         old_headers = _lowered(old.value.get("headers"))
         new_headers = _lowered(new.value.get("headers"))
-        for name, old_raw in old_headers.items():
+        spelling = {str(name).lower(): str(name) for name in _mapping(old.value.get("headers"))}
+        spelling.update(
+            {str(name).lower(): str(name) for name in _mapping(new.value.get("headers"))}
+        )
+        for key, old_raw in old_headers.items():
+            name = spelling[key]
             here = _Site(
                 site.method, site.path, site.operation_id, f"{site.location} header {name}"
             )
-            if name not in new_headers:
+            if key not in new_headers:
                 self.emit(here, "response-header-removed", True, "response header removed")
                 continue
             old_header = _deref(_Node(old_raw, old.resolver))
-            new_header = _deref(_Node(new_headers[name], new.resolver))
+            new_header = _deref(_Node(new_headers[key], new.resolver))
             if not isinstance(old_header.value, dict) or not isinstance(new_header.value, dict):
                 continue
             if old_header.value.get("required") and not new_header.value.get("required"):
@@ -463,10 +515,13 @@ class _Walker:
             self.schema(
                 here, _param_schema(old_header), _param_schema(new_header), "", "response", set()
             )
-        for name in new_headers:
-            if name not in old_headers:
+        for key in new_headers:
+            if key not in old_headers:
                 here = _Site(
-                    site.method, site.path, site.operation_id, f"{site.location} header {name}"
+                    site.method,
+                    site.path,
+                    site.operation_id,
+                    f"{site.location} header {spelling[key]}",
                 )
                 self.emit(here, "response-header-added", False, "response header added")
 
@@ -568,8 +623,7 @@ class _Walker:
             return True
         dropped = _not_covered(old_types, new_types)
         gained = _not_covered(new_types, old_types)
-        shown_old = sorted(old_types) if old_types is not None else "any"
-        shown_new = sorted(new_types) if new_types is not None else "any"
+        shown_old, shown_new = _shown_types(old_types), _shown_types(new_types)
         if dropped and gained:
             self.emit(site, "type-changed", True, "type changed", pointer, shown_old, shown_new)
         elif dropped:
@@ -821,6 +875,14 @@ def _parameters(operation: _Operation) -> dict[tuple[str, str], _Node]:
     return found
 
 
+def _shown_way(way: frozenset[tuple[str, tuple[str, ...]]]) -> str:
+    if not way:
+        return "anonymous"
+    return " + ".join(
+        f"{scheme} [{' '.join(scopes)}]" if scopes else scheme for scheme, scopes in sorted(way)
+    )
+
+
 def _required_param(param: dict[str, Any]) -> bool:
     return param.get("in") == "path" or bool(param.get("required"))
 
@@ -903,6 +965,12 @@ def _not_covered(
         for kind in types
         if kind not in others and not (kind == "integer" and "number" in others)
     }
+
+
+def _shown_types(types: frozenset[str] | None) -> str | list[str]:
+    if types is None:
+        return "any"
+    return next(iter(types)) if len(types) == 1 else sorted(types)
 
 
 def _enum(schema: dict[str, Any]) -> list[Any] | None:

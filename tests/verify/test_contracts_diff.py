@@ -515,7 +515,7 @@ def response(status: str, media: str = "application/json", **extra: Any) -> dict
             response("201"),
             "response-header-removed",
             True,
-            "response 201 header location",
+            "response 201 header Location",
         ),
     ],
     ids=[
@@ -761,3 +761,59 @@ def test_contracts_without_a_subcommand_lists_the_published_contracts() -> None:
 
     assert result.exit_code == 0
     assert str(CONTRACTS_DIR / "mvne.yaml") in result.output.splitlines()
+
+
+def secured(*requirements: dict[str, list[str]]) -> dict[str, Any]:
+    document = orders()
+    document["components"] = {
+        "securitySchemes": {
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "oauth": {
+                "type": "oauth2",
+                "flows": {
+                    "clientCredentials": {
+                        "tokenUrl": "https://auth.example/token",
+                        "scopes": {"orders:read": "read", "orders:write": "write"},
+                    }
+                },
+            },
+        }
+    }
+    document["paths"]["/orders"]["post"]["security"] = list(requirements)
+    return document
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "kinds", "exit_code"),
+    [
+        ([], [{"apiKey": []}], [("security-requirement-removed", "anonymous")], 1),
+        (
+            [{"oauth": ["orders:write"]}],
+            [{"oauth": ["orders:read", "orders:write"]}],
+            [("security-requirement-removed", "oauth [orders:write]")],
+            1,
+        ),
+        ([{"apiKey": []}], [{"apiKey": []}, {"oauth": ["orders:write"]}], [], 0),
+    ],
+    ids=["authentication now required", "scope added", "second way offered"],
+)
+def test_a_security_change_locks_a_partner_out_or_not(
+    tmp_path: Path, old: list[Any], new: list[Any], kinds: list[Any], exit_code: int
+) -> None:
+    code, found = changes(tmp_path, secured(*old), secured(*new))
+
+    assert [(c["kind"], c["old"]) for c in found if c["breaking"]] == kinds
+    assert code == exit_code
+
+
+def test_a_response_header_added_is_not_breaking(tmp_path: Path) -> None:
+    old = orders(responses=response("201"))
+    new = orders(responses=response("201", headers={"Location": {"schema": {"type": "string"}}}))
+
+    exit_code, change = only_change(tmp_path, old, new)
+
+    assert (change["kind"], change["location"], exit_code) == (
+        "response-header-added",
+        "response 201 header Location",
+        0,
+    )
