@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -238,6 +238,9 @@ class _Site:
     operation_id: str = ""
     location: str = ""
 
+    def at(self, location: str) -> _Site:
+        return replace(self, location=location)
+
 
 @dataclass
 class _Operation:
@@ -379,7 +382,7 @@ class _Walker:
         self.responses(site, old, new)
 
     def security(self, site: _Site, old: _Operation, new: _Operation) -> None:
-        here = _Site(site.method, site.path, site.operation_id, "security")
+        here = site.at("security")
         old_ways, new_ways = old.security, new.security
         # A partner authenticates one way: one of those gone (a scope more is another way)
         # locks it out; one more is a choice it need not take.
@@ -404,16 +407,14 @@ class _Walker:
         old_params, new_params = _parameters(old), _parameters(new)
         for key, old_param in old_params.items():
             name = str(old_param.value.get("name", ""))
-            here = _Site(site.method, site.path, site.operation_id, f"{key[0]} parameter {name}")
+            here = site.at(f"{key[0]} parameter {name}")
             new_param = new_params.get(key)
             if new_param is None:
                 self.emit(here, "parameter-removed", True, "parameter removed")
                 continue
             new_name = str(new_param.value.get("name", ""))
             if key[0] != "path" and new_name != name:
-                here = _Site(
-                    site.method, site.path, site.operation_id, f"{key[0]} parameter {new_name}"
-                )
+                here = site.at(f"{key[0]} parameter {new_name}")
             was, now = _required_param(old_param.value), _required_param(new_param.value)
             if now and not was:
                 self.emit(here, "parameter-became-required", True, "parameter became required")
@@ -426,7 +427,7 @@ class _Walker:
             if key in old_params:
                 continue
             name = str(new_param.value.get("name", ""))
-            here = _Site(site.method, site.path, site.operation_id, f"{key[0]} parameter {name}")
+            here = site.at(f"{key[0]} parameter {name}")
             if _required_param(new_param.value):
                 self.emit(here, "required-parameter-added", True, "required parameter added")
             else:
@@ -435,7 +436,7 @@ class _Walker:
     def request_body(self, site: _Site, old: _Operation, new: _Operation) -> None:
         old_body = _deref(_Node(old.spec.get("requestBody"), old.resolver))
         new_body = _deref(_Node(new.spec.get("requestBody"), new.resolver))
-        here = _Site(site.method, site.path, site.operation_id, "request body")
+        here = site.at("request body")
         if not isinstance(old_body.value, dict) and not isinstance(new_body.value, dict):
             return
         if not isinstance(new_body.value, dict):
@@ -459,7 +460,7 @@ class _Walker:
         old_responses = _by_status(old.spec.get("responses"))
         new_responses = _by_status(new.spec.get("responses"))
         for status, old_raw in old_responses.items():
-            here = _Site(site.method, site.path, site.operation_id, f"response {status}")
+            here = site.at(f"response {status}")
             if status not in new_responses:
                 self.emit(here, "response-status-removed", True, "response status removed")
                 continue
@@ -469,14 +470,14 @@ class _Walker:
             self.headers(here, old_response, new_response)
         for status in new_responses:
             if status not in old_responses:
-                here = _Site(site.method, site.path, site.operation_id, f"response {status}")
+                here = site.at(f"response {status}")
                 self.emit(here, "response-status-added", False, "response status added")
 
     def content(self, site: _Site, old: _Node, new: _Node, direction: Direction) -> None:
         old_media = _lowered(old.value.get("content"))
         new_media = _lowered(new.value.get("content"))
         for media, old_type in old_media.items():
-            here = _Site(site.method, site.path, site.operation_id, f"{site.location} {media}")
+            here = site.at(f"{site.location} {media}")
             if media not in new_media:
                 self.emit(here, "media-type-removed", True, "media type removed", old=media)
                 continue
@@ -485,7 +486,7 @@ class _Walker:
             self.schema(here, old_schema, new_schema, "", direction, set())
         for media in new_media:
             if media not in old_media:
-                here = _Site(site.method, site.path, site.operation_id, f"{site.location} {media}")
+                here = site.at(f"{site.location} {media}")
                 self.emit(here, "media-type-added", False, "media type added", new=media)
 
     def headers(self, site: _Site, old: _Node, new: _Node) -> None:
@@ -498,9 +499,7 @@ class _Walker:
         )
         for key, old_raw in old_headers.items():
             name = spelling[key]
-            here = _Site(
-                site.method, site.path, site.operation_id, f"{site.location} header {name}"
-            )
+            here = site.at(f"{site.location} header {name}")
             if key not in new_headers:
                 self.emit(here, "response-header-removed", True, "response header removed")
                 continue
@@ -517,12 +516,7 @@ class _Walker:
             )
         for key in new_headers:
             if key not in old_headers:
-                here = _Site(
-                    site.method,
-                    site.path,
-                    site.operation_id,
-                    f"{site.location} header {spelling[key]}",
-                )
+                here = site.at(f"{site.location} header {spelling[key]}")
                 self.emit(here, "response-header-added", False, "response header added")
 
     # -- schemas ------------------------------------------------------------------------
@@ -902,8 +896,11 @@ def _schema_of(media: _Node) -> _Node:
 
 
 def _by_status(responses: Any) -> dict[str, Any]:
-    # YAML reads an unquoted 200 as a number.
-    return {str(status).upper(): value for status, value in _mapping(responses).items()}
+    # YAML reads an unquoted 200 as a number; `2XX` and `default` are spelled either way.
+    return {
+        str(status).upper() if str(status)[:1].isdigit() else str(status).lower(): value
+        for status, value in _mapping(responses).items()
+    }
 
 
 def _lowered(mapping: Any) -> dict[str, Any]:

@@ -817,3 +817,48 @@ def test_a_response_header_added_is_not_breaking(tmp_path: Path) -> None:
         "response 201 header Location",
         0,
     )
+
+
+def test_an_answer_that_may_now_be_null_breaks_its_reader(tmp_path: Path) -> None:
+    exit_code, change = only_change(
+        tmp_path,
+        orders(response=ORDER),
+        orders(response={"oneOf": [ORDER, {"type": "null"}]}),
+    )
+
+    assert (change["kind"], change["breaking"], change["new"], exit_code) == (
+        "alternative-added",
+        True,
+        "null",
+        1,
+    )
+
+
+def test_openapi_3_0_nullable_is_a_type_that_admits_null(tmp_path: Path) -> None:
+    def v30(note: dict[str, Any]) -> dict[str, Any]:
+        schema = with_change(ORDER, ["properties", "note"], note)
+        return {**orders(response=schema), "openapi": "3.0.3"}
+
+    exit_code, change = only_change(
+        tmp_path, v30({"type": "string"}), v30({"type": "string", "nullable": True})
+    )
+
+    assert (change["kind"], change["field"], change["old"], change["new"], exit_code) == (
+        "type-widened",
+        "/note",
+        "string",
+        ["null", "string"],
+        1,
+    )
+
+
+def test_a_default_response_keeps_its_name(tmp_path: Path) -> None:
+    old = orders(responses={**response("201"), **response("default")})
+
+    exit_code, change = only_change(tmp_path, old, orders(responses=response("201")))
+
+    assert (change["kind"], change["location"], exit_code) == (
+        "response-status-removed",
+        "response default",
+        1,
+    )
