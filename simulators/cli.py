@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -24,6 +23,7 @@ from .core.runtime import STOP_GRACE_S
 from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
 from .core.tenancy import list_partners
 from .stack import ROLES, create_app, extra_apis, operations_of, runtime_of
+from .verify.contracts_cli import contracts
 
 # Piped output (logs, CI) gets a wide console so API keys and URLs are never cut.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -496,13 +496,7 @@ def scenario_apply(url: str, name: str) -> None:
     )
 
 
-@main.command("contracts")
-def contracts() -> None:
-    """Where the published contracts are."""
-    from .core.config import CONTRACTS_DIR
-
-    for path in sorted(Path(CONTRACTS_DIR).glob("*.yaml")):
-        console.print(str(path))
+main.add_command(contracts)
 
 
 @main.command("steps")
