@@ -27,8 +27,10 @@ HANDOFFS: dict[str, tuple[str, str]] = {
         "fulfillment, MVNE, MVNO",
     ),
     "mno-settlement": ("MNO -> MVNO wholesale usage, ledger and settlement", "MNO, MVNO"),
-    "camara": ("MVNO -> MNO CAMARA network APIs (SIM Swap, Number Verification, roaming)",
-               "MNO, MVNO"),
+    "camara": (
+        "MVNO -> MNO CAMARA network APIs (SIM Swap, Number Verification, roaming)",
+        "MNO, MVNO",
+    ),
 }
 
 FAILURE_POINTS: dict[int, str] = {

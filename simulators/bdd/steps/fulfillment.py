@@ -67,9 +67,7 @@ def ship(world: World, profile_type: str, account: str, level: str | None) -> No
         body["serviceLevel"] = level or "standard"
     else:
         body["email"] = "subscriber@example.com"
-    answer = world.send(
-        FULFILLMENT, "POST", SHIPMENTS, operation="createShipment", json_body=body
-    )
+    answer = world.send(FULFILLMENT, "POST", SHIPMENTS, operation="createShipment", json_body=body)
     if answer.status == 201:
         shipment = world.remember("shipment", answer.json())
         # The shipped card is the SIM the subscriber activates with.
@@ -78,9 +76,7 @@ def ship(world: World, profile_type: str, account: str, level: str | None) -> No
 
 def mapping_at_mvne(world: World, iccid: str) -> Any:
     """The MVNE's mapping of one of the partner's ICCIDs (None: it maps nothing)."""
-    answer = world.send(
-        "mvne", "GET", f"{MVNE_MAPPINGS}/{iccid}", operation="getIccidMapping"
-    )
+    answer = world.send("mvne", "GET", f"{MVNE_MAPPINGS}/{iccid}", operation="getIccidMapping")
     found = world.expect(answer, 200, 404)
     return found if answer.status == 200 else None
 

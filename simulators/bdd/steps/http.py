@@ -432,7 +432,7 @@ def _contracts_of(role: str) -> list[tuple[Contract, str]]:
     """The contracts a role serves, each with the path its server puts before the contract's
     paths within the role: "" for `contracts/<role>.yaml`, "/sim-swap/v2" for a CAMARA API
     the role serves under its own base path."""
-    found = []
+    found: list[tuple[Contract, str]] = []
     for path in sorted(CONTRACTS_DIR.glob("*.yaml")):
         contract = load_contract(path.stem)
         server = (contract.document.get("servers") or [{}])[0].get("url", "")

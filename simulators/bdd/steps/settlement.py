@@ -97,7 +97,7 @@ def latest_entry(handoff: World, kind: str, field: str, value: str) -> None:
 
 @phrase(
     "then",
-    'the partner\'s latest wholesale usage was rated under agreement version {version:d} '
+    "the partner's latest wholesale usage was rated under agreement version {version:d} "
     "at {amount:N} {currency:w}",
     role=ROLE,
     example="Then the partner's latest wholesale usage was rated under agreement version 1 "
@@ -314,9 +314,7 @@ def publishes_version(
     summary="order, service, resource, usage, settlement or sla; the report is the response",
 )
 def reconciles(handoff: World, view: str) -> None:
-    wholesale(
-        handoff, "POST", "/reconciliation", "createReconciliation", json_body={"type": view}
-    )
+    wholesale(handoff, "POST", "/reconciliation", "createReconciliation", json_body={"type": view})
 
 
 def _decision(word: str, allowed: tuple[str, ...]) -> str:
