@@ -81,7 +81,8 @@ Feature: Every shipped ICCID is mapped to its subscriber's account at the MVNE
     And 2 hours pass
     And 1 minute passes
     Then the shipment's ICCID mapping is "sent"
-    And the MVNE received "mapIccid" 3 times
+    And the response property "$.mapping.calls" has 3 items
+    And the response property "$.mapping.calls[2].httpStatus" is 201
     And the MVNE maps the ICCID "${sim.iccid}" to the account "acct-1001"
 
   @fp-9 @failure

@@ -51,5 +51,5 @@ Feature: A SIM batch reaches the MVNE whole, or not at all
     When the partner orders a batch of 3 UICC SIMs from the SIM vendor
     And 3 hours pass
     Then the batch is "loaded"
-    And the MVNE received "loadSimBatch" 3 times
+    And the response property "$.loadAttempts" is 3
     And the MVNE holds 3 SIMs of the batch

@@ -22,6 +22,7 @@ from ..catalogue import phrase
 from ..world import Exchange, StepFailed, World
 from .http import ACCESS_TOKENS
 from .mvne import available_sims, read_subscription
+from .stack import settled_read
 
 ROLE = "CAMARA"
 MNO = "mno"
@@ -208,10 +209,12 @@ def moves_to_new_sim(handoff: World) -> None:
         201,
     )
     handoff.advance(PROVISIONING_S)
-    change = handoff.expect(
-        handoff.send("mvne", "GET", f"{SIM_CHANGES}/{created['id']}", operation="getSimChange"),
-        200,
-    )
+
+    def read() -> Any:
+        path = f"{SIM_CHANGES}/{created['id']}"
+        return handoff.expect(handoff.send("mvne", "GET", path, operation="getSimChange"), 200)
+
+    change = settled_read(handoff, read, lambda found: found["state"] == "completed")
     if change["state"] != "completed":
         raise StepFailed(f"the SIM change is {change['state']}: {change.get('stateReason')}")
     handoff.remember("sim change", change)
@@ -262,16 +265,13 @@ def iot_line(handoff: World, msisdn: str) -> None:
         201,
     )
     handoff.advance(PROVISIONING_S)
-    done = handoff.expect(
-        handoff.send(
-            MNO,
-            "GET",
-            f"{SERVICE_ORDERS}/{created['id']}",
-            caller="mvne-platform",
-            operation="getServiceOrder",
-        ),
-        200,
-    )
+
+    def read() -> Any:
+        path = f"{SERVICE_ORDERS}/{created['id']}"
+        answer = handoff.send(MNO, "GET", path, caller="mvne-platform", operation="getServiceOrder")
+        return handoff.expect(answer, 200)
+
+    done = settled_read(handoff, read, lambda order: order["state"] == "completed")
     if done["state"] != "completed":
         raise StepFailed(f"the IoT line's service order is {done['state']}")
     handoff.remember("iot line", {"msisdn": msisdn})

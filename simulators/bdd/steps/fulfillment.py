@@ -7,6 +7,7 @@ from typing import Any
 
 from ..catalogue import phrase
 from ..world import StepFailed, World
+from .stack import settled_read
 
 FULFILLMENT = "fulfillment"
 ORDERS = "/v1/productionOrders"
@@ -107,7 +108,7 @@ def has_stock(handoff: World, count: int, profile: str) -> None:
     order_batch(handoff, count, profile)
     handoff.expect(handoff.last, 201)  # type: ignore[arg-type]
     handoff.advance(PRODUCTION_S[profile])
-    batch = read_batch(handoff)
+    batch = settled_read(handoff, lambda: read_batch(handoff), lambda b: b["state"] == "loaded")
     if batch["state"] != "loaded":
         raise StepFailed(f"the batch is {batch['state']}, not loaded: {batch.get('loadError')}")
 
@@ -118,10 +119,10 @@ def has_stock(handoff: World, count: int, profile: str) -> None:
     role=FULFILLMENT,
     example='Then the batch is "loaded"',
     summary="the production order: acknowledged, inProduction, produced, loading, loaded, "
-    "rejected or failed",
+    "rejected or failed; the order read is the response",
 )
 def batch_state(handoff: World, state: str) -> None:
-    batch = read_batch(handoff)
+    batch = settled_read(handoff, lambda: read_batch(handoff), lambda b: b["state"] == state)
     if batch["state"] != state:
         raise StepFailed(f"the batch is {batch['state']}, not {state}: {batch.get('loadError')}")
 
@@ -134,7 +135,9 @@ def batch_state(handoff: World, state: str) -> None:
     summary="the MVNE's refusal of the vendor file, as the production order keeps it",
 )
 def batch_refused(handoff: World, code: str, row: int) -> None:
-    batch = read_batch(handoff)
+    batch = settled_read(
+        handoff, lambda: read_batch(handoff), lambda b: b["state"] not in ("produced", "loading")
+    )
     error = batch.get("loadError") or {}
     if (batch["state"], error.get("code"), error.get("row")) != ("rejected", code, row):
         raise StepFailed(f"the batch is {batch['state']} with load error {error}")
@@ -211,7 +214,9 @@ def reads_shipment(handoff: World) -> None:
     "AttemptFail, Delivered, Exception, Expired",
 )
 def shipment_status(handoff: World, status: str) -> None:
-    shipment = read_shipment(handoff)
+    shipment = settled_read(
+        handoff, lambda: read_shipment(handoff), lambda found: found["status"] == status
+    )
     if shipment["status"] != status:
         raise StepFailed(
             f"the shipment is {shipment['status']} ({shipment.get('statusReason')}), not {status}"
@@ -223,10 +228,13 @@ def shipment_status(handoff: World, status: str) -> None:
     'the shipment\'s ICCID mapping is "{status:Q}"',
     role=FULFILLMENT,
     example='Then the shipment\'s ICCID mapping is "sent"',
-    summary="pending, sent, notSent, failed, withdrawn or cancelled",
+    summary="pending, sent, notSent, failed, withdrawn or cancelled; the shipment read is "
+    "the response",
 )
 def mapping_status(handoff: World, status: str) -> None:
-    shipment = read_shipment(handoff)
+    shipment = settled_read(
+        handoff, lambda: read_shipment(handoff), lambda found: found["mappingStatus"] == status
+    )
     if shipment["mappingStatus"] != status:
         raise StepFailed(
             f"the shipment's mapping is {shipment['mappingStatus']}, not {status}: "
@@ -291,8 +299,12 @@ def sends_back(handoff: World, condition: str) -> None:
 )
 def stock_state(handoff: World, state: str) -> None:
     iccid = handoff.recall("sim")["iccid"]
-    answer = handoff.send(FULFILLMENT, "GET", f"{STOCK}/{iccid}", operation="getStockItem")
-    found = handoff.expect(answer, 200)
+
+    def read() -> Any:
+        answer = handoff.send(FULFILLMENT, "GET", f"{STOCK}/{iccid}", operation="getStockItem")
+        return handoff.expect(answer, 200)
+
+    found = settled_read(handoff, read, lambda item: item["state"] == state)
     if found["state"] != state:
         raise StepFailed(f"the SIM {iccid} is {found['state']} ({found.get('stateReason')})")
 

@@ -8,10 +8,12 @@ the operations API as `mno-settlement-analyst` (maker) or `mno-settlement-approv
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
 from simulators.core.clock import isoformat, parse_iso
+from simulators.core.tenancy import CACHE_TTL_S
 
 from ..catalogue import phrase
 from ..world import Exchange, StepFailed, World
@@ -226,6 +228,9 @@ def activations(handoff: World, state: str) -> None:
     found = handoff.expect(answer, 200)
     if found["state"] != state:
         raise StepFailed(f"the partner's new activations are {found['state']}: {found}")
+    if handoff.target.runtime is None:
+        # A live stack's other workers see a capability change once their key cache expires.
+        time.sleep(CACHE_TTL_S)
 
 
 # --- manual adjustments (maker-checker) ---------------------------------------------------------
