@@ -52,6 +52,7 @@ ROLE_NAMES = {
     "billing platform": "billing",
     "payment gateway": "payments",
     "care BPO": "care",
+    "fulfillment vendor": "fulfillment",
 }
 
 
@@ -121,6 +122,9 @@ STEP_MODULES = [
     "simulators.bdd.steps.payments",
     "simulators.bdd.steps.care",
     "simulators.bdd.steps.callbacks",
+    "simulators.bdd.steps.fulfillment",
+    "simulators.bdd.steps.settlement",
+    "simulators.bdd.steps.camara",
 ]
 
 
