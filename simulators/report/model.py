@@ -169,10 +169,11 @@ def _evidence_gaps(
     ]
     if not runs:
         gaps.append(Gap(point.id, "no-passing-scenario", f"features/{point.id} has no scenario"))
-    elif not any(run.outcome == "passed" for run in runs):
+    elif not any(run.outcome in ("passed", "failed") for run in runs):
+        # (Where some failed and none passed, the failures are the gaps to close.)
         tally = ", ".join(
             f"{sum(1 for run in runs if run.outcome == outcome)} {outcome}"
-            for outcome in ("failed", "skipped", "not run")
+            for outcome in ("skipped", "not run")
             if any(run.outcome == outcome for run in runs)
         )
         gaps.append(
