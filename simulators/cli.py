@@ -22,6 +22,7 @@ from .core.problems import DomainError
 from .core.runtime import STOP_GRACE_S
 from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
 from .core.tenancy import list_partners
+from .report.cli import report
 from .stack import ROLES, create_app, extra_apis, operations_of, runtime_of
 from .verify.contracts_cli import contracts
 
@@ -517,6 +518,8 @@ def steps(role: str | None, markdown: bool) -> None:
             table.add_row(phrase, example, owner)
     console.print(table)
 
+
+main.add_command(report)
 
 if __name__ == "__main__":
     main()
