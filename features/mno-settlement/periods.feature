@@ -4,8 +4,9 @@
 #   (pays, disputes within the window), MVNE (refuses activations while suspended).
 # Guards against: corrections rewriting a closed period, adjustments one person both makes
 #   and approves, and the suspension racing orders already in flight (fp-8): an order the
-#   MVNE accepted before the cut-off that the network keeps refusing fails, and a new one is
-#   refused at the MVNE.
+#   MVNE accepted before the cut-off that reaches the network after the in-flight grace fails
+#   with ACTIVATIONS_SUSPENDED (the refusal kept at the MNO), and a new one is refused at the
+#   MVNE.
 @mno-settlement
 Feature: Closed periods stay closed, and an unpaid invoice suspends new activations only
 
@@ -62,9 +63,9 @@ Feature: Closed periods stay closed, and an unpaid invoice suspends new activati
     When the partner orders the activation of the SIM on "po-gb-payg"
     And the settlement analyst closes the period "2026-03"
     And 5 minutes pass
-    Then the order is "failed" with reason "ACTIVATION_PENDING_VERIFICATION"
+    Then the order is "failed" with reason "ACTIVATIONS_SUSPENDED"
     And the partner's new activations are "suspended"
-    And the response property "$.suspension[0].decision" has 0 items
+    And the response property "$.suspension[0].decision[0].decision" is "refused"
     When the partner orders the activation of the SIM on "po-gb-payg"
     Then the response status code is 403
     And the response property "$.code" is "CAPABILITY_SUSPENDED"
