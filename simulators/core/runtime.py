@@ -11,9 +11,11 @@ from typing import Any
 
 import requests
 
+from . import tenancy
 from .clock import Clock
 from .config import Settings
-from .faults import FaultEngine, Generation, generation_path
+from .faults import FaultEngine
+from .generation import Generation, generation_path
 from .journal import Journal, body_text
 from .outbox import Outbox
 from .ratelimit import Buckets, buckets_for
@@ -35,7 +37,8 @@ class Runtime:
         self.store.create_all()
         self.clock = Clock(self.store)
         self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
-        self.faults = FaultEngine(self.store, Generation(generation_path(self.store)))
+        self.faults = FaultEngine(self.store, Generation(generation_path(self.store, "faults")))
+        tenancy.share_partner_changes(Generation(generation_path(self.store, "partners")))
         self.outbox = Outbox(self.store, self.faults)
         self.tasks = Tasks(self.store)
         # Loaders for the `data` of scenario packs, by kind (e.g. "partners").
