@@ -3,6 +3,7 @@ check on, the domain checks beside them, and what it found gathered into an `Out
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ class Outcome:
     started: str
     phases: list[str]
     max_examples: int
+    seed: int
     duration_s: float = 0.0
     cases: int = 0
     operations: dict[str, dict[str, Tally]] = field(default_factory=dict)
@@ -114,7 +116,9 @@ class Options:
     contract_file: Path | None = None
     phases: tuple[str, ...] = PHASES
     max_examples: int = DEFAULT_MAX_EXAMPLES
-    seed: int = 20260302
+    # Random unless given: a replayed run would resend the same Idempotency-Keys and
+    # externalIds, and a vendor rightly answers those with what it created the first time.
+    seed: int | None = None
     callback_grace_s: float = checks.CALLBACK_GRACE_S
     # The WSGI app to call in-process instead of over HTTP (benchmarks, tests).
     app: Any = None
@@ -205,6 +209,8 @@ def verify(
     base_url = contract.base_url(options.base_url)
     if options.app is None:
         _check_reachable(base_url)
+    if options.seed is None:
+        options.seed = random.randrange(2**32)
     outcome = Outcome(
         role=contract.role,
         contract=str(contract.path),
@@ -212,6 +218,7 @@ def verify(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
         phases=list(options.phases),
         max_examples=options.max_examples,
+        seed=options.seed,
     )
     receiver = None
     if contract.hub is not None and options.key:
@@ -247,6 +254,10 @@ def verify(
                 if progress is not None:
                     progress(event, outcome)
         outcome.duration_s = time.monotonic() - started
+        if receiver is not None and "callbacks_signed" not in verification.run_results:
+            outcome.not_run["callbacks_signed"] = (
+                f"no event reached {receiver.public_url} within {options.callback_grace_s:g} s"
+            )
         for name, (passed, failures) in verification.run_results.items():
             label = receiver.hub_label if receiver is not None else "callbacks"
             tally = outcome.operations.setdefault(label, {}).setdefault(name, Tally())
