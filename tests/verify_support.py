@@ -16,10 +16,10 @@ from standardwebhooks import Webhook
 from werkzeug.serving import make_server
 
 KEYS = {"key-alpha": "alpha", "key-bravo": "bravo"}
-PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-ERRORS = {
-    code: {"description": "error", **PROBLEM} for code in ("400", "401", "404", "415", "429")
+PROBLEM = {
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 }
+ERRORS = {code: {"description": "error", **PROBLEM} for code in ("400", "401", "404", "415", "429")}
 ERRORS["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}}
 CORRELATION = {
     "name": "X-Correlation-ID",
@@ -244,8 +244,12 @@ def create_app(defect: str | None = None) -> Flask:
         if not isinstance(body, dict) or set(body) - {"externalId"}:
             return problem(400, "INVALID_REQUEST")
         external = body.get("externalId")
-        if external is not None and (not isinstance(external, str) or not external.isalpha()
-                                     or not external.islower() or len(external) > 8):
+        if external is not None and (
+            not isinstance(external, str)
+            or not external.isalpha()
+            or not external.islower()
+            or len(external) > 8
+        ):
             return problem(400, "INVALID_REQUEST")
         key = request.headers.get("Idempotency-Key")
         if key is not None and not re.fullmatch(r"[a-z0-9-]{1,40}", key):
@@ -292,7 +296,9 @@ def create_app(defect: str | None = None) -> Flask:
             return problem(400, "INVALID_REQUEST")
         secret = "whsec_" + __import__("base64").b64encode(uuid.uuid4().bytes).decode()
         hubs.append((who, body["callback"], secret))
-        return jsonify({"id": uuid.uuid4().hex, "callback": body["callback"], "secret": secret}), 201
+        return jsonify(
+            {"id": uuid.uuid4().hex, "callback": body["callback"], "secret": secret}
+        ), 201
 
     @app.errorhandler(404)
     def not_found(_error: Exception) -> Any:

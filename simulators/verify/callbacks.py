@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,7 +45,10 @@ class Receiver:
             parts = urlsplit(callback_url)
             if not parts.hostname or not parts.port:
                 raise ContractError(f"--callback-url {callback_url!r} needs a host and a port")
-            listen = ("0.0.0.0" if parts.hostname not in ("127.0.0.1", "localhost") else "127.0.0.1", parts.port)
+            listen = (
+                "0.0.0.0" if parts.hostname not in ("127.0.0.1", "localhost") else "127.0.0.1",
+                parts.port,
+            )
         else:
             listen = ("127.0.0.1", 0)
         receiver = cls(listen=listen, public_url=callback_url or "")

@@ -66,7 +66,7 @@ class Verification:
     # Run-level outcomes (the callback check), by check name: (passed, failures).
     run_results: dict[str, tuple[int, list[Failure]]] = field(default_factory=dict)
 
-    def operation(self, case: Case) -> Operation | None:
+    def operation(self, case: Case[Any]) -> Operation | None:
         """The contract's operation, when `case` calls it as declared (not with a method the
         coverage phase swapped in to see it refused)."""
         operation = self.contract.operations.get(case.operation.label)
@@ -117,7 +117,9 @@ def _without(headers: Any, names: set[str]) -> dict[str, Any]:
     return {k: v for k, v in (headers or {}).items() if k.lower() not in names}
 
 
-def _fail(case: Case, title: str, message: str, probe: Case | None = None) -> ConformanceFailure:
+def _fail(
+    case: Case[Any], title: str, message: str, probe: Case[Any] | None = None
+) -> ConformanceFailure:
     return ConformanceFailure(
         operation=case.operation.label,
         title=title,
@@ -127,7 +129,9 @@ def _fail(case: Case, title: str, message: str, probe: Case | None = None) -> Co
     )
 
 
-def _send(ctx: CheckContext, case: Case, headers: dict[str, Any]) -> tuple[Case, Response]:
+def _send(
+    ctx: CheckContext, case: Case[Any], headers: dict[str, Any]
+) -> tuple[Case[Any], Response]:
     """Send a copy of `case` with exactly these headers, recorded as the case's child."""
     from requests.structures import CaseInsensitiveDict
 
@@ -144,7 +148,7 @@ def _credential_headers(operation: Operation) -> set[str]:
     return {scheme.header.lower() for scheme in operation.schemes}
 
 
-def _is_positive(case: Case) -> bool:
+def _is_positive(case: Case[Any]) -> bool:
     """Whether the case is valid by the contract: a probe built on an invalid one would be
     refused for that, not for what the probe tests."""
     return case.meta is None or bool(case.meta.generation.mode.is_positive)
@@ -153,7 +157,7 @@ def _is_positive(case: Case) -> bool:
 # --- the checks --------------------------------------------------------------------------------
 
 
-def idempotent_retry(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def idempotent_retry(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """A create retried with the same Idempotency-Key (or the same externalId) must not
     create a second resource: the retry answers the first answer, or a conflict."""
     verification = current()
@@ -179,8 +183,10 @@ def idempotent_retry(ctx: CheckContext, response: Response, case: Case) -> bool 
         return True
     probe, again = _send(ctx, case, headers)
     second = _json(again)
-    what = f"the same {key_header} ({_header(headers, key_header or '')})" if keyed else (
-        f"the same externalId ({external_id!r})"
+    what = (
+        f"the same {key_header} ({_header(headers, key_header or '')})"
+        if keyed
+        else (f"the same externalId ({external_id!r})")
     )
     if 200 <= again.status_code < 300:
         if isinstance(second, dict) and second.get("id") != first["id"]:
@@ -204,7 +210,7 @@ def idempotent_retry(ctx: CheckContext, response: Response, case: Case) -> bool 
     return None
 
 
-def tenant_isolation(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def tenant_isolation(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """A resource one partner reads is a 404 for another partner: no data, and no sign
     that it exists (a 403 would say it does)."""
     verification = current()
@@ -244,7 +250,7 @@ def tenant_isolation(ctx: CheckContext, response: Response, case: Case) -> bool 
     )
 
 
-def error_model(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def error_model(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """Every error is the contract's error document: RFC 9457 with a stable `code`, CAMARA's
     {status, code, message}, or OAuth's {error} on an authorization server."""
     if response.status_code < 400:
@@ -277,11 +283,12 @@ def _error_problems(model: str, response: Response) -> list[str]:
         problems.append(f"Content-Type {content_type or 'none'}")
     if not isinstance(body, dict):
         return [*problems, "a body that is not a JSON object"]
-    required: dict[str, type] = {
+    shapes: dict[str, dict[str, type]] = {
         "problem": {"type": str, "title": str, "status": int, "code": str},
         "camara": {"status": int, "code": str, "message": str},
         "oauth": {"error": str},
-    }[model]
+    }
+    required = shapes[model]
     for name, kind in required.items():
         if not isinstance(body.get(name), kind) or body.get(name) in ("", None):
             problems.append(f"no {kind.__name__} `{name}`")
@@ -291,7 +298,7 @@ def _error_problems(model: str, response: Response) -> list[str]:
     return problems
 
 
-def correlation_id(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def correlation_id(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """The correlation ID a caller sends comes back on the answer (X-Correlation-ID, or
     CAMARA's x-correlator), so one request can be followed across vendors."""
     verification = current()
@@ -321,7 +328,7 @@ def correlation_id(ctx: CheckContext, response: Response, case: Case) -> bool | 
     return None
 
 
-def auth_required(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def auth_required(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """Every operation the contract secures answers a request without credentials with 401."""
     verification = current()
     operation = verification.operation(case)
@@ -346,7 +353,7 @@ def auth_required(ctx: CheckContext, response: Response, case: Case) -> bool | N
     return None
 
 
-def lifecycle_transitions(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def lifecycle_transitions(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """A resource's state only moves along its role's state machine: its `stateChange`
     history step by step, and what successive reads show by some path of the machine."""
     verification = current()
@@ -373,7 +380,7 @@ def _resources(body: Any) -> Iterator[dict[str, Any]]:
 
 
 def _judge_history(
-    case: Case, kind: str, state_field: str, machine: dict[str, tuple[str, ...]], resource: Any
+    case: Case[Any], kind: str, state_field: str, machine: dict[str, tuple[str, ...]], resource: Any
 ) -> None:
     history = resource.get(f"{state_field}Change")
     if not isinstance(history, list):
@@ -392,7 +399,7 @@ def _judge_history(
 
 
 def _judge_observed(
-    case: Case,
+    case: Case[Any],
     verification: Verification,
     kind: str,
     state_field: str,
@@ -417,7 +424,7 @@ def _judge_observed(
         )
 
 
-def retry_after(ctx: CheckContext, response: Response, case: Case) -> bool | None:
+def retry_after(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
     """A 429 says when to come back: Retry-After in whole seconds (> 0) or an HTTP date
     still ahead (RFC 9110 10.2.3)."""
     if response.status_code != 429:
@@ -432,9 +439,7 @@ def retry_after(ctx: CheckContext, response: Response, case: Case) -> bool | Non
     try:
         when = email.utils.parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
-        raise _fail(
-            case, "429 with an unreadable Retry-After", f"Retry-After: {value!r}"
-        ) from None
+        raise _fail(case, "429 with an unreadable Retry-After", f"Retry-After: {value!r}") from None
     if when <= time.time() - 1:
         raise _fail(case, "429 with a Retry-After in the past", f"Retry-After: {value!r}")
     return None

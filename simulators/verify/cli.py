@@ -25,7 +25,9 @@ class BadInput(click.ClickException):
     exit_code = 2
 
 
-def _phases(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+def _phases(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
     chosen = [name.strip() for item in value for name in item.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(PHASES))
     if unknown:
@@ -85,7 +87,9 @@ def _print_verdict(outcome: Outcome) -> None:
         table.add_row(name, "", "", f"not run: {reason}", style="dim")
     out.print(table)
     for finding in outcome.findings:
-        out.print(f"[red]FAIL[/red] {finding.operation} [bold]{finding.title}[/bold] ({finding.check})")
+        out.print(
+            f"[red]FAIL[/red] {finding.operation} [bold]{finding.title}[/bold] ({finding.check})"
+        )
         out.print(f"  {finding.message}", markup=False, highlight=False)
         if finding.curl:
             out.print(f"  {finding.curl.splitlines()[0]}", markup=False, highlight=False)
@@ -100,27 +104,66 @@ def _print_verdict(outcome: Outcome) -> None:
 
 @click.command()
 @click.argument("role")
-@click.option("--base-url", required=True, help="Where the implementation answers; a bare "
-              "host:port gets the contract's own prefix (e.g. /fulfillment).")
-@click.option("--key", default=None, help="A partner's credential (API key, bearer token, or "
-              "user:password for basic auth).")
+@click.option(
+    "--base-url",
+    required=True,
+    help="Where the implementation answers; a bare "
+    "host:port gets the contract's own prefix (e.g. /fulfillment).",
+)
+@click.option(
+    "--key",
+    default=None,
+    help="A partner's credential (API key, bearer token, or user:password for basic auth).",
+)
 @click.option("--other-key", default=None, help="A second partner's credential, for tenancy.")
-@click.option("--callback-url", default=None, help="Where the vendor can reach the callback "
-              "receiver this command runs (default: an ephemeral loopback port).")
-@click.option("--contract", "contract_file", type=click.Path(path_type=Path), default=None,
-              help="Verify against this OpenAPI file instead of contracts/ROLE.yaml.")
+@click.option(
+    "--callback-url",
+    default=None,
+    help="Where the vendor can reach the callback "
+    "receiver this command runs (default: an ephemeral loopback port).",
+)
+@click.option(
+    "--contract",
+    "contract_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Verify against this OpenAPI file instead of contracts/ROLE.yaml.",
+)
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write JUnit XML.")
-@click.option("--json", "json_file", type=click.Path(path_type=Path), default=None,
-              help="Write the outcome as JSON.")
-@click.option("--html", type=click.Path(path_type=Path), default=None,
-              help="Write an HTML report (scores per operation and check, failing curls).")
-@click.option("--max-examples", type=click.IntRange(1, 10000), default=DEFAULT_MAX_EXAMPLES,
-              show_default=True, help="Generated cases per operation and phase.")
-@click.option("--phases", multiple=True, callback=_phases,
-              help=f"Comma-separated, of: {', '.join(PHASES)} (default: all).")
+@click.option(
+    "--json",
+    "json_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the outcome as JSON.",
+)
+@click.option(
+    "--html",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write an HTML report (scores per operation and check, failing curls).",
+)
+@click.option(
+    "--max-examples",
+    type=click.IntRange(1, 10000),
+    default=DEFAULT_MAX_EXAMPLES,
+    show_default=True,
+    help="Generated cases per operation and phase.",
+)
+@click.option(
+    "--phases",
+    multiple=True,
+    callback=_phases,
+    help=f"Comma-separated, of: {', '.join(PHASES)} (default: all).",
+)
 @click.option("--seed", type=int, default=None, help="Reproduce a run (its report names its seed).")
-@click.option("--callback-wait", type=click.FloatRange(0, 300), default=10.0, show_default=True,
-              help="Seconds to wait after the run for callbacks still on their way.")
+@click.option(
+    "--callback-wait",
+    type=click.FloatRange(0, 300),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait after the run for callbacks still on their way.",
+)
 def verify_command(
     role: str,
     base_url: str,

@@ -51,7 +51,7 @@ REPAIRS: dict[str, Callable[[str], str]] = {
 Validators = tuple[list[tuple[str, str, Draft202012Validator]], Draft202012Validator | None]
 
 
-def coverage_repair(contract: Contract) -> Callable[..., schemathesis.Case]:
+def coverage_repair(contract: Contract) -> Callable[..., schemathesis.Case[Any]]:
     """A `map_case` hook: positive coverage cases hold values the custom formats admit.
 
     The coverage phase draws a string with both a `pattern` and a custom `format` from the
@@ -61,7 +61,9 @@ def coverage_repair(contract: Contract) -> Callable[..., schemathesis.Case]:
     """
     validators = _validators(contract)
 
-    def map_case(_context: schemathesis.HookContext, case: schemathesis.Case) -> schemathesis.Case:
+    def map_case(
+        _context: schemathesis.HookContext, case: schemathesis.Case[Any]
+    ) -> schemathesis.Case[Any]:
         meta = case.meta
         if meta is None or meta.phase.name != TestPhase.COVERAGE:
             return case
@@ -94,8 +96,9 @@ def _validators(contract: Contract) -> dict[str, Validators]:
         spec = item[operation.method.lower()]
         declared = [*item.get("parameters", []), *spec.get("parameters", [])]
         parameters = [resolve(document, raw) for raw in declared]
-        content = resolve(document, spec.get("requestBody", {})).get("content", {})
-        body = next(iter(content.values()), {}).get("schema")
+        content: dict[str, Any] = resolve(document, spec.get("requestBody", {})).get("content", {})
+        media: dict[str, Any] = next(iter(content.values()), {})
+        body = media.get("schema")
         found[label] = (
             [
                 (p["in"], p["name"], checker(p.get("schema", {})))

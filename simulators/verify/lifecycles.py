@@ -80,7 +80,11 @@ LIFECYCLES: dict[str, dict[tuple[str, str], Machine]] = {
             "resolved": (),
             "rejected": (),
         },
-        ("BillRun", "state"): {"scheduled": ("running",), "running": ("completed",), "completed": ()},
+        ("BillRun", "state"): {
+            "scheduled": ("running",),
+            "running": ("completed",),
+            "completed": (),
+        },
     },
 }
 

@@ -173,7 +173,12 @@ def _with_hub_links(contract: Contract) -> dict[str, Any]:
     created = next((code for code in ("201", "200") if code in register.get("responses", {})), None)
     if created is None or read is None:
         return document
-    links = {"ReadListener": {"operationId": read.get("operationId"), "parameters": {"id": "$response.body#/id"}}}
+    links = {
+        "ReadListener": {
+            "operationId": read.get("operationId"),
+            "parameters": {"id": "$response.body#/id"},
+        }
+    }
     if delete is not None:
         links["UnregisterListener"] = {
             "operationId": delete.get("operationId"),
@@ -185,14 +190,15 @@ def _with_hub_links(contract: Contract) -> dict[str, Any]:
     return document
 
 
-def _no_null_path_parameters(_context: schemathesis.HookContext, case: schemathesis.Case) -> bool:
+def _no_null_path_parameters(
+    _context: schemathesis.HookContext, case: schemathesis.Case[Any]
+) -> bool:
     """A `filter_case` hook: schemathesis (4.32) may follow an inferred link to a null value
     and send it as the text "None" in a case it calls positive; no contract admits that."""
     meta = case.meta
     if meta is None or not meta.generation.mode.is_positive:
         return True
     return not any(value is None for value in (case.path_parameters or {}).values())
-
 
 
 def _check_reachable(base_url: str) -> None:
@@ -202,9 +208,7 @@ def _check_reachable(base_url: str) -> None:
         raise ContractError(f"cannot reach {base_url}: {_reason(error)}") from None
 
 
-def verify(
-    options: Options, contract: Contract, progress: Progress | None = None
-) -> Outcome:
+def verify(options: Options, contract: Contract, progress: Progress | None = None) -> Outcome:
     """Run every enabled phase against the implementation at `options.base_url`."""
     base_url = contract.base_url(options.base_url)
     if options.app is None:
@@ -274,9 +278,7 @@ def verify(
 def _collect(event: events.EngineEvent, outcome: Outcome) -> None:
     if isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
         recorder = event.recorder
-        outcome.cases += sum(
-            1 for i in recorder.interactions.values() if i.response is not None
-        )
+        outcome.cases += sum(1 for i in recorder.interactions.values() if i.response is not None)
         for case_id, nodes in recorder.checks.items():
             node = recorder.cases.get(case_id)
             label = node.value.operation.label if node is not None else (event.label or "?")

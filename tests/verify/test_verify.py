@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from verify_support import CONTRACT, create_app, serving
 from click.testing import CliRunner
 from conftest import api_key
 from flask import Flask
+from verify_support import CONTRACT, create_app, serving
 from werkzeug.serving import make_server
 
 from simulators.cli import main
@@ -88,9 +88,10 @@ def test_each_broken_rule_fails_verification(
 def test_an_unknown_role_is_one_line_and_exit_2() -> None:
     code, output = run("nosuch", "--base-url", "http://127.0.0.1:9")
     assert code == 2
-    assert output.strip().splitlines() == [
-        output.strip().splitlines()[0]
-    ] and "unknown role 'nosuch'" in output
+    assert (
+        output.strip().splitlines() == [output.strip().splitlines()[0]]
+        and "unknown role 'nosuch'" in output
+    )
     assert "fulfillment" in output and "Traceback" not in output
 
 
