@@ -120,8 +120,6 @@ class Options:
     # externalIds, and a vendor rightly answers those with what it created the first time.
     seed: int | None = None
     callback_grace_s: float = checks.CALLBACK_GRACE_S
-    # The WSGI app to call in-process instead of over HTTP (benchmarks, tests).
-    app: Any = None
 
 
 Progress = Callable[[events.EngineEvent, "Outcome"], None]
@@ -211,8 +209,7 @@ def _check_reachable(base_url: str) -> None:
 def verify(options: Options, contract: Contract, progress: Progress | None = None) -> Outcome:
     """Run every enabled phase against the implementation at `options.base_url`."""
     base_url = contract.base_url(options.base_url)
-    if options.app is None:
-        _check_reachable(base_url)
+    _check_reachable(base_url)
     if options.seed is None:
         options.seed = random.randrange(2**32)
     outcome = Outcome(
@@ -237,8 +234,6 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
         schema = schemathesis.openapi.from_dict(
             _with_hub_links(contract), config=_config(contract, options, base_url)
         )
-        if options.app is not None:
-            schema.app = options.app
         schema.hook("map_case")(coverage_repair(contract))
         schema.hook("filter_case")(_no_null_path_parameters)
         if receiver is not None and contract.hub is not None:
