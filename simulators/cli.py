@@ -25,6 +25,7 @@ from .core.tenancy import list_partners
 from .report.cli import report
 from .stack import ROLES, create_app, extra_apis, operations_of, runtime_of
 from .verify.contracts_cli import contracts
+from .verify.cli import verify_command
 
 # Piped output (logs, CI) gets a wide console so API keys and URLs are never cut.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -126,6 +127,9 @@ def _wait_until_up(settings: Settings, timeout_s: float = 30.0) -> bool:
 @click.version_option(package_name="handoff")
 def main() -> None:
     """Handoff: stateful fake vendors of an MVNO's stack, behind published contracts."""
+
+
+main.add_command(verify_command, "verify")
 
 
 @main.command()
