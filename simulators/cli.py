@@ -24,8 +24,8 @@ from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
 from .core.tenancy import list_partners
 from .report.cli import report
 from .stack import ROLES, create_app, extra_apis, operations_of, runtime_of
-from .verify.contracts_cli import contracts
 from .verify.cli import verify_command
+from .verify.contracts_cli import contracts
 
 # Piped output (logs, CI) gets a wide console so API keys and URLs are never cut.
 console = Console() if sys.stdout.isatty() else Console(width=200)
