@@ -63,6 +63,9 @@ def _server_command(server: str, settings: Settings, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
         f"{bind_host}:{port}", "--graceful-timeout", "5", "--log-level", "warning",
+        # gunicorn refuses long request lines with an HTML page; the stack answers them
+        # itself, with a problem document (simulators.core.http, MAX_URI_BYTES).
+        "--limit-request-line", "0",
         "simulators.wsgi:app",
     ]  # fmt: skip
 

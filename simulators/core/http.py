@@ -48,6 +48,7 @@ from .problems import (
     MalformedJson,
     PayloadTooLarge,
     UnsupportedMediaType,
+    UriTooLong,
     problem,
 )
 from .tenancy import Partner, api_role, authenticate, require_capability
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("handoff.http")
 
 MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES
+MAX_URI_BYTES = 16 * 1024
 ERROR_SHAPES = "handoff.error_shapes"
 CORRELATION_PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -819,6 +821,14 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
             # The refusal itself still carries an ID the caller can quote.
             g.correlation_id = new_correlation_id()
             raise
+        # The server passes request lines of any length (a WSGI server's own refusal would
+        # be an HTML page); the fakes refuse them here, as a problem document.
+        uri = request.environ.get("RAW_URI") or request.full_path
+        if len(uri) > MAX_URI_BYTES:
+            raise UriTooLong(
+                f"The request URI is {len(uri)} bytes; at most {MAX_URI_BYTES} are accepted",
+                field="(uri)",
+            )
 
     @app.after_request
     def _journal(response: Response) -> Response:

@@ -79,6 +79,14 @@ class BadRequest(DomainError):
     title = "The request does not match the contract"
 
 
+class UriTooLong(BadRequest):
+    """A 400, not a 414: every operation of every contract documents 400, and the
+    problem's code says what is wrong."""
+
+    code = "URI_TOO_LONG"
+    title = "The request URI is longer than allowed"
+
+
 class MalformedJson(DomainError):
     code = "MALFORMED_JSON"
     status = 400

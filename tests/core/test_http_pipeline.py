@@ -214,6 +214,18 @@ def test_a_body_over_one_mebibyte_is_413_and_nothing_is_stored(
     assert status == "available"
 
 
+def test_a_uri_over_sixteen_kib_is_a_problem_document_naming_its_length(
+    client: FlaskClient, alpha: dict[str, str]
+) -> None:
+    sims = "/mvne/tmf-api/resourceInventoryManagement/v4/resource"
+    response = client.get(f"{sims}?batchNumber={'9' * 17_000}", headers=alpha)
+    conforms(response, "mvne", "listSims")
+    assert_problem(response, 400, "URI_TOO_LONG")
+    assert "at most 16384" in response.get_json()["detail"]
+    camara = client.get(f"/mno/sim-swap/v2/openapi.json?{'x' * 17_000}")
+    assert camara.status_code == 400 and camara.get_json()["code"] == "INVALID_ARGUMENT"
+
+
 def test_a_body_of_exactly_one_mebibyte_is_read(client: FlaskClient, alpha: dict[str, str]) -> None:
     """The bound is inclusive: a 1 MiB body gets past the size check to the contract check."""
     iccid = first_sims(client, alpha)[0]
