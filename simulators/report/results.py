@@ -6,10 +6,13 @@ only that name and the binding module (`tests.bdd.test_features`), not the featu
 the scenario, and with it its folder (the integration point) and tags, is found by that
 name in features/, whose scenario names the Gherkin lint keeps unique.
 
-A verify result is read tolerantly; the fields used are `role` (required: the role or
-contract verified), `base_url`, `verdict` ("pass" or "fail"; when absent, "fail" if any
-check or operation failed), `checks: [{name, passed, failed}]` and
-`operations: [{operationId, passed, failed}]` (counts, or booleans). Others are ignored.
+A verify result is read as `handoff verify --json` writes it, and tolerantly: the fields
+used are `role` (required: the role or contract verified), `base_url`, `passed` (true or
+false) or `verdict` ("pass" or "fail"; when both are absent, "fail" if any check or
+operation failed), `checks` and `operations`: each either a mapping of name to
+`{passed, failed}` (an operation's counts may instead sit in its own `checks` mapping) or a
+list of `{name | operationId, passed, failed}`; counts may be numbers or booleans. Others
+are ignored.
 """
 
 from __future__ import annotations
@@ -209,6 +212,8 @@ def _read_verify(path: Path, text: str) -> VerifyResult:
     checks = _counts(path, document.get("checks"), "checks", "name")
     operations = _counts(path, document.get("operations"), "operations", "operationId")
     verdict = document.get("verdict")
+    if isinstance(document.get("passed"), bool):
+        verdict = "pass" if document["passed"] else "fail"
     if verdict not in ("pass", "fail"):
         failed = any(count.failed for count in checks + operations)
         verdict = "fail" if failed else "pass"
@@ -225,8 +230,11 @@ def _read_verify(path: Path, text: str) -> VerifyResult:
 def _counts(path: Path, entries: Any, field_name: str, key: str) -> tuple[Count, ...]:
     if entries is None:
         return ()
+    if isinstance(entries, dict):
+        # `handoff verify --json`: name -> counts, or an operation -> its checks' counts.
+        entries = [{key: name, **_totals(counts)} for name, counts in entries.items()]
     if not isinstance(entries, list):
-        raise ReportInputError(f"{path}: `{field_name}` must be a list")
+        raise ReportInputError(f"{path}: `{field_name}` must be a list or a mapping")
     counts = []
     for entry in entries:
         if not isinstance(entry, dict):
@@ -239,6 +247,18 @@ def _counts(path: Path, entries: Any, field_name: str, key: str) -> tuple[Count,
             )
         )
     return tuple(counts)
+
+
+def _totals(counts: Any) -> dict[str, int]:
+    if not isinstance(counts, dict):
+        return {"passed": 0, "failed": 0}
+    if "passed" in counts or "failed" in counts or not isinstance(counts.get("checks"), dict):
+        return {"passed": _number(counts.get("passed")), "failed": _number(counts.get("failed"))}
+    inner = [c for c in counts["checks"].values() if isinstance(c, dict)]
+    return {
+        "passed": sum(_number(c.get("passed")) for c in inner),
+        "failed": sum(_number(c.get("failed")) for c in inner),
+    }
 
 
 def _number(value: Any) -> int:

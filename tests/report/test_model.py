@@ -26,6 +26,8 @@ from simulators.report.errors import ReportInputError
 from simulators.report.matrix import known_points, load_matrix
 from simulators.report.model import Readiness, assess
 from simulators.report.results import load_features, python_test_name, read_results
+from simulators.verify.report import write_json
+from simulators.verify.runner import Finding, Outcome, Tally
 
 REPO = Path(__file__).resolve().parents[2]
 ALL_PASSED = {ACTIVATED: "passed", ICCID_REFUSED: "passed", QUOTE_LINES: "passed"}
@@ -295,3 +297,29 @@ def test_the_example_matrix_shows_its_two_deliberate_gaps() -> None:
         ("network-tickets", "no-escalation", "no escalation chain: nobody to call"),
     ]
     assert all(point.listed for point in example.points)
+
+
+def test_the_report_reads_what_handoff_verify_writes(tmp_path: Path) -> None:
+    outcome = Outcome(
+        role="mvne",
+        contract="contracts/mvne.yaml",
+        base_url="http://127.0.0.1:8700/mvne",
+        started="2026-12-03T19:30:51+00:00",
+        phases=["examples"],
+        max_examples=5,
+        seed=1,
+        operations={
+            "GET /sims": {"error_model": Tally(passed=3, failed=1)},
+            "POST /orders": {"error_model": Tally(passed=2), "tenant_isolation": Tally(passed=1)},
+        },
+        findings=[Finding("GET /sims", "error_model", "not a problem", "", "curl ...", "fuzzing")],
+    )
+    write_json(outcome, tmp_path / "mvne.json")
+
+    [result] = read_results([tmp_path / "mvne.json"]).verifies
+    assert (result.role, result.verdict) == ("mvne", "fail")
+    assert {(c.name, c.passed, c.failed) for c in result.checks} == {
+        ("error_model", 5, 1),
+        ("tenant_isolation", 1, 0),
+    }
+    assert result.failed_operations == ("GET /sims",)
