@@ -53,6 +53,9 @@ def _env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
+SERVER_THREADS = 8
+
+
 def _server_command(server: str, settings: Settings, workers: int) -> list[str]:
     bind_host, port = settings.host, str(settings.port)
     if server == "granian":
@@ -63,6 +66,9 @@ def _server_command(server: str, settings: Settings, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind",
         f"{bind_host}:{port}", "--graceful-timeout", "5", "--log-level", "warning",
+        # Threads, not one request per worker: a fake calls its peers on this same server
+        # (care -> MVNE -> MNO), which with sync workers deadlocks once every worker waits.
+        "--worker-class", "gthread", "--threads", str(SERVER_THREADS),
         # gunicorn refuses long request lines with an HTML page; the stack answers them
         # itself, with a problem document (simulators.core.http, MAX_URI_BYTES).
         "--limit-request-line", "0",

@@ -345,9 +345,13 @@ def settled_read(world: World, read: Callable[[], T], done: Callable[[T], bool])
 )
 def received_times(handoff: World, role: str, operation: str, count: int) -> None:
     handoff.target.require_control_plane(role)
-    found = [
-        e for e in journal(handoff, role=role, direction="inbound") if e["operationId"] == operation
-    ]
+
+    def served() -> list[dict[str, Any]]:
+        entries = journal(handoff, role=role, direction="inbound")
+        return [entry for entry in entries if entry["operationId"] == operation]
+
+    # A live stack's other workers journal what they served within a fraction of a second.
+    found = settled_read(handoff, served, lambda entries: len(entries) >= count)
     if len(found) != count:
         statuses = [entry["status"] for entry in found]
         raise StepFailed(f"the {role} received {operation} {len(found)} times ({statuses})")
