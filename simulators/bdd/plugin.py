@@ -146,7 +146,8 @@ def _in_process(
         keys=keys,
         mock=mock,
         runtime=runtime_of(app),
-        snapshot=Snapshot(runtime_of(app)),
+        # The stack's store is this run's own: no other process writes it.
+        snapshot=Snapshot(runtime_of(app), only_this_process_writes=True),
     )
     try:
         yield target

@@ -55,7 +55,7 @@ from .faults import (
 )
 from .problems import DomainError, NotFound
 from .store import CORE_ROLE, Store, role_table
-from .tasks import DONE, FAILED, LEASE_S, PENDING, RUNNING, claim_due, next_due_at
+from .tasks import DONE, FAILED, LEASE_S, PENDING, RUNNING, any_due, claim_due, next_due_at
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -350,6 +350,8 @@ class Outbox:
             per_thread = max(1, int(LEASE_S / 2 / max(settings.callback_timeout_s, 0.1)))
             limit = concurrency * min(per_thread, 8)
         now = runtime.clock.now()
+        if not any_due(self.store, outbox_table, now):
+            return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, outbox_table, now, limit)
             disabled = _disabled_hubs(conn, {row.hub_id for row in rows}) if rows else set()

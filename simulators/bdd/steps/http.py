@@ -4,9 +4,11 @@ operationId, check the status, headers, JSONPath properties and contract schemas
 from __future__ import annotations
 
 import json
+from functools import cache, lru_cache
 from typing import Any
 
-from jsonpath_ng.ext import parse as jsonpath
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext.parser import ExtendedJsonPathParser
 from jsonschema import Draft202012Validator
 
 from simulators.core.contract import FORMAT_CHECKER, Contract, Operation, load_contract
@@ -16,6 +18,18 @@ from ..target import ROLES
 from ..world import Exchange, StepFailed, World, new_correlator, path_with
 
 ROLE = "any"
+
+
+@cache
+def _jsonpath_parser() -> ExtendedJsonPathParser:
+    return ExtendedJsonPathParser()
+
+
+@lru_cache(maxsize=1024)
+def jsonpath(path: str) -> JSONPath:
+    """A JSONPath expression, parsed once. `jsonpath_ng.ext.parse` builds a new parser,
+    and with it PLY's LALR tables (~60 ms), on every call; one parser parses them all."""
+    return _jsonpath_parser().parse(path)
 
 
 def _split_resource(world: World, resource: str) -> tuple[str, str]:
