@@ -33,9 +33,11 @@ try:
 except ImportError:  # pytest without pytest-bdd: the options and fixtures stay, no steps
     pytest_plugins: list[str] = []
 else:
-    from .catalogue import STEP_MODULES
+    from .catalogue import STEP_MODULES, define_steps
 
+    # Importing the step modules declares their phrases.
     pytest_plugins = list(STEP_MODULES)
+    define_steps()
 
 # The in-process stack's master key: its own, so its API keys are never a real stack's.
 IN_PROCESS_SECRET = "handoff-bdd-in-process"
