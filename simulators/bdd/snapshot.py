@@ -106,7 +106,7 @@ class Snapshot:
     def _on_statement(
         self, conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
     ) -> None:
-        if conn.info.get(_RESTORING):
+        if statement.startswith("SELECT") or conn.info.get(_RESTORING):
             return
         found = _WRITES.match(statement)
         if found is not None:
