@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -23,7 +22,10 @@ from .core.problems import DomainError
 from .core.runtime import STOP_GRACE_S
 from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
 from .core.tenancy import list_partners
+from .report.cli import report
 from .stack import ROLES, create_app, extra_apis, operations_of, runtime_of
+from .verify.cli import verify_command
+from .verify.contracts_cli import contracts
 
 # Piped output (logs, CI) gets a wide console so API keys and URLs are never cut.
 console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -125,6 +127,9 @@ def _wait_until_up(settings: Settings, timeout_s: float = 30.0) -> bool:
 @click.version_option(package_name="handoff")
 def main() -> None:
     """Handoff: stateful fake vendors of an MVNO's stack, behind published contracts."""
+
+
+main.add_command(verify_command, "verify")
 
 
 @main.command()
@@ -496,13 +501,7 @@ def scenario_apply(url: str, name: str) -> None:
     )
 
 
-@main.command("contracts")
-def contracts() -> None:
-    """Where the published contracts are."""
-    from .core.config import CONTRACTS_DIR
-
-    for path in sorted(Path(CONTRACTS_DIR).glob("*.yaml")):
-        console.print(str(path))
+main.add_command(contracts)
 
 
 @main.command("steps")
@@ -523,6 +522,8 @@ def steps(role: str | None, markdown: bool) -> None:
             table.add_row(phrase, example, owner)
     console.print(table)
 
+
+main.add_command(report)
 
 if __name__ == "__main__":
     main()

@@ -60,6 +60,7 @@ ROLE_NAMES = {
     "billing platform": "billing",
     "payment gateway": "payments",
     "care BPO": "care",
+    "fulfillment vendor": "fulfillment",
 }
 
 
@@ -129,6 +130,9 @@ STEP_MODULES = [
     "simulators.bdd.steps.payments",
     "simulators.bdd.steps.care",
     "simulators.bdd.steps.callbacks",
+    "simulators.bdd.steps.fulfillment",
+    "simulators.bdd.steps.settlement",
+    "simulators.bdd.steps.camara",
 ]
 
 

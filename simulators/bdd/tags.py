@@ -22,6 +22,15 @@ HANDOFFS: dict[str, tuple[str, str]] = {
     "network-tickets": ("MVNE -> MNO network trouble tickets", "care, MVNE, MNO"),
     "callbacks": ("event callbacks to partner endpoints, and storms", "MVNE, MVNO"),
     "tenancy": ("partner isolation across every role", "every role"),
+    "fulfillment-mapping": (
+        "SIM fulfillment -> MVNE batch loads and ICCID mappings, carrier shipments",
+        "fulfillment, MVNE, MVNO",
+    ),
+    "mno-settlement": ("MNO -> MVNO wholesale usage, ledger and settlement", "MNO, MVNO"),
+    "camara": (
+        "MVNO -> MNO CAMARA network APIs (SIM Swap, Number Verification, roaming)",
+        "MNO, MVNO",
+    ),
 }
 
 FAILURE_POINTS: dict[int, str] = {

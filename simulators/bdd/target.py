@@ -14,7 +14,7 @@ from simulators.core.config import DEFAULT_STATE_DIR
 from simulators.core.tenancy import derive_api_key
 
 # The roles a scenario can address, and the stack's own surfaces.
-ROLES = ("mno", "mvne", "tax", "care", "payments", "billing")
+ROLES = ("mno", "mvne", "tax", "care", "payments", "billing", "fulfillment")
 IN_PROCESS_URL = "http://127.0.0.1:8700"
 
 

@@ -152,6 +152,10 @@ class World:
             return "mno-network"
         if role == "mvne" and kind == "care":
             return f"care-agent-{mvno}"
+        if role == "mno" and kind == "wholesale":
+            return f"{mvno}-wholesale"
+        if role == "mno" and kind == "operations":
+            return "mno-settlement-analyst"
         return {
             "mvne": mvno,
             "billing": mvno,

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 
 from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
-from simulators.core.outbox import hub_view, webhook_secret
+from simulators.core.hubs import Hub
 from simulators.core.problems import BadRequest
 from simulators.core.runtime import PeerCallFailed, Runtime
 from simulators.core.tenancy import care_agent_id, peer_api_key
@@ -246,45 +246,22 @@ def escalate_to_network(ctx: RequestContext) -> Reply:
 # --- event hub -----------------------------------------------------------------------------------
 
 
+TICKET_HUB = Hub("care", events.TICKET_API, HUB_PATH)
+
+
 @api.operation("registerTicketListener", write=True)
 def register_ticket_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.subscribe(
-        ctx.conn,
-        role="care",
-        api=events.TICKET_API,
-        partner_id=ctx.partner_id,
-        callback=ctx.body["callback"],
-        query=ctx.body.get("query"),
-        now=ctx.now(),
-        allow_hosts=ctx.runtime.settings.callback_allow_hosts,
-    )
-    body = hub_view(row)
-    body["secret"] = webhook_secret(ctx.runtime.settings.secret_key, row.id)
-    return Reply(body, 201, {"Location": ctx.href(f"{HUB_PATH}/{row.id}")})
+    return TICKET_HUB.register(ctx)
 
 
 @api.operation("getTicketListener")
 def get_ticket_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.get_hub(
-        ctx.conn,
-        role="care",
-        api=events.TICKET_API,
-        partner_id=ctx.partner_id,
-        hub_id=ctx.params["id"],
-    )
-    return Reply(hub_view(row))
+    return TICKET_HUB.get(ctx)
 
 
 @api.operation("unregisterTicketListener", write=True)
 def unregister_ticket_listener(ctx: RequestContext) -> Reply:
-    ctx.runtime.outbox.unsubscribe(
-        ctx.conn,
-        role="care",
-        api=events.TICKET_API,
-        partner_id=ctx.partner_id,
-        hub_id=ctx.params["id"],
-    )
-    return Reply(None, 204)
+    return TICKET_HUB.unregister(ctx)
 
 
 __all__ = ["api", "TICKET_PATH"]

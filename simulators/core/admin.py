@@ -96,6 +96,9 @@ def reset_state(runtime: Any, role: str | None, seed: int | None = None) -> tupl
             seed_all(runtime, conn)
         else:
             _reset_role(runtime, conn, role)
+    # Again now that the reset is committed: a worker that read a partner in between holds
+    # the state from before it.
+    forget_partners()
     if role is None:
         runtime.faults.changed()
         return ["core", *runtime.role_operations], keep_seed
@@ -120,7 +123,7 @@ def get_health(ctx: RequestContext) -> Reply:
     return Reply(
         {
             "status": "ok",
-            "roles": list(runtime.seeders),
+            "roles": list(runtime.role_operations),
             "store": runtime.store.url.get_backend_name(),
             "clock": runtime.clock.describe(),
         }

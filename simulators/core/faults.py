@@ -13,15 +13,10 @@ This module holds no HTTP: `fault_effects` applies what it decides.
 
 from __future__ import annotations
 
-import fcntl
 import fnmatch
 import hashlib
 import json
 import math
-import mmap
-import os
-import struct
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +28,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Connection, Float, Integer, String, select, update
 
 from .clock import isoformat, parse_iso
+from .generation import Generation
 from .problems import DomainError, NotFound
 from .store import CORE_ROLE, Store, role_table
 
@@ -58,7 +54,10 @@ SHAPING_EFFECTS = ("malformed", "wrongContentType")
 DATA_FAULTS: dict[str, str] = {
     "ICCID_UNMAPPED": "the MVNE answers as if the ICCID had never been mapped to the partner",
     "ORDER_STUCK": "the MNO accepts the service order and never moves it past `state`",
-    "ORDER_ITEM_FAILED": "the MNO fails the matching order items, so multi-line orders go partial",
+    "ORDER_ITEM_FAILED": (
+        "the MNO fails the matching order items (only line `line` of each, if set),"
+        " so multi-line orders go partial"
+    ),
     "DUPLICATE_USAGE": "the network delivers each matching usage record twice, to online "
     "charging and to wholesale mediation",
     "LATE_USAGE": "the network delivers matching usage records `delaySeconds` after they "
@@ -330,68 +329,6 @@ def fields_of(
             add(key, value)
     walk(body)
     return {name: tuple(values) for name, values in found.items()}
-
-
-# --- the shared generation: which version of the rules every worker should hold ---------------
-
-
-class Generation:
-    """A counter in a small file beside the store, mapped into memory: a worker learns
-    whether the rules changed without a syscall, where a query per request would cost a
-    tenth of a GET.
-
-    No library shares a counter between unrelated processes this cheaply; the file is
-    eight bytes, written under an exclusive lock, read through the shared page cache.
-    """
-
-    def __init__(self, path: str | None) -> None:
-        self._path = path
-        self._local = 0
-        self._map: mmap.mmap | None = None
-        self._lock = threading.Lock()
-
-    def _mapped(self) -> mmap.mmap | None:
-        if self._path is None:
-            return None
-        if self._map is None:
-            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if os.fstat(fd).st_size < 8:
-                    os.pwrite(fd, bytes(8), 0)
-                self._map = mmap.mmap(fd, 8)
-            finally:
-                os.close(fd)  # the mapping keeps the file
-        return self._map
-
-    def read(self) -> int:
-        mapped = self._mapped()
-        if mapped is None:
-            return self._local
-        value: int = struct.unpack_from("<Q", mapped, 0)[0]
-        return value
-
-    def bump(self) -> None:
-        with self._lock:
-            self._local += 1
-            mapped = self._mapped()
-            if mapped is None or self._path is None:
-                return
-            fd = os.open(self._path, os.O_RDWR)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                struct.pack_into("<Q", mapped, 0, self.read() + 1)
-            finally:
-                os.close(fd)  # closing releases the lock
-
-
-def generation_path(store: Store) -> str | None:
-    """Beside a SQLite file; for a server database, one file per database URL on this
-    host, so every stack and worker sharing the database shares the signal too."""
-    database = store.url.database or ""
-    if store.is_sqlite:
-        return None if database in ("", ":memory:") else f"{database}.faults"
-    key = hashlib.sha256(store.url.render_as_string(hide_password=False).encode()).hexdigest()
-    return os.path.join(tempfile.gettempdir(), f"handoff-faults-{key[:16]}")
 
 
 # --- the engine --------------------------------------------------------------------------------

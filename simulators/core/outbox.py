@@ -55,7 +55,17 @@ from .faults import (
 )
 from .problems import DomainError, NotFound
 from .store import CORE_ROLE, Store, role_table
-from .tasks import DONE, FAILED, LEASE_S, PENDING, RUNNING, any_due, claim_due, next_due_at
+from .tasks import (
+    DONE,
+    FAILED,
+    LEASE_S,
+    PENDING,
+    RUNNING,
+    any_due,
+    claim_due,
+    next_due_at,
+    retry_after_seconds,
+)
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -443,7 +453,7 @@ class Outbox:
             ) as response:
                 outcome.status = response.status_code
                 response.raw.read(RESPONSE_LIMIT, decode_content=True)
-                outcome.retry_after = _retry_after(response.headers.get("retry-after"))
+                outcome.retry_after = retry_after_seconds(response.headers.get("retry-after"))
         except (requests.RequestException, DomainError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"[:500]
         runtime.journal.record(
@@ -767,12 +777,3 @@ def _track_endpoints(
 
 def _jitter() -> float:
     return uuid.uuid4().int % 1000 / 1000.0
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None

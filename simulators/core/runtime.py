@@ -11,9 +11,11 @@ from typing import Any
 
 import requests
 
+from . import tenancy
 from .clock import Clock
 from .config import Settings
-from .faults import FaultEngine, Generation, generation_path
+from .faults import FaultEngine
+from .generation import Generation, generation_path
 from .journal import Journal, body_text
 from .outbox import Outbox
 from .ratelimit import Buckets, buckets_for
@@ -35,11 +37,12 @@ class Runtime:
         self.store.create_all()
         self.clock = Clock(self.store)
         self.journal = Journal(self.store, settings.journal_max_entries, settings.journal_max_age_s)
-        self.faults = FaultEngine(self.store, Generation(generation_path(self.store)))
+        self.faults = FaultEngine(self.store, Generation(generation_path(self.store, "faults")))
+        tenancy.share_partner_changes(Generation(generation_path(self.store, "partners")))
         self.outbox = Outbox(self.store, self.faults)
         self.tasks = Tasks(self.store)
         # Loaders for the `data` of scenario packs, by kind (e.g. "partners").
-        self.pack_data_loaders: dict[str, Callable[..., None]] = {}
+        self.pack_data_loaders: dict[str, Callable[..., Any]] = {}
         # Each faultable role's operationIds, so a rule naming an unknown one is refused.
         self.role_operations: dict[str, set[str]] = {}
         self.rate_limits: Buckets = buckets_for(settings.redis_url, self.store, self.clock)

@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from .runtime import Runtime
 
 SCENARIOS_DIR = CONTRACTS_DIR.parent / "scenarios"
-# A role's loader for one kind of pack data (e.g. the MVNE's "partners").
-DataLoader = Callable[["Runtime", Connection, list[dict[str, Any]], float, str], None]
+# A role's loader for one kind of pack data (e.g. the MVNE's "partners"); what it returns,
+# if anything, is what the caller needs to know of what it created (a new partner's key).
+DataLoader = Callable[["Runtime", Connection, list[dict[str, Any]], float, str], Any]
 
 
 class ScenarioNotFound(NotFound):
@@ -149,8 +150,11 @@ def apply_pack(
             epoch = parse_iso(clock["set"]) if "set" in clock else None
             runtime.clock.set_in(conn, epoch, clock.get("frozen"))
         now = runtime.clock.now(conn)
+        created: dict[str, Any] = {}
         for kind, items in (document.get("data") or {}).items():
-            runtime.pack_data_loaders[kind](runtime, conn, items, now, pack.source)
+            loaded = runtime.pack_data_loaders[kind](runtime, conn, items, now, pack.source)
+            if loaded:
+                created[kind] = loaded
         rules: list[FaultRule] = [
             runtime.faults.add(
                 conn, {"id": f"{pack.name}-{index + 1}", **rule}, source=pack.source, now=now
@@ -175,4 +179,5 @@ def apply_pack(
         "faults": [rule.id for rule in rules],
         "replaced": replaced,
         "clock": runtime.clock.describe(),
+        **({"created": created} if created else {}),
     }

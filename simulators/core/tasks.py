@@ -89,6 +89,25 @@ class Reschedule(Exception):  # noqa: N818 - a signal, not an error
         self.delay_s = delay_s
 
 
+class RetryLater(Exception):  # noqa: N818 - a signal, not an error
+    """Raised by a step whose peer asked to be called again no sooner than `delay_s`
+    (its `Retry-After`): the attempt counts, and the next waits at least that long."""
+
+    def __init__(self, reason: str, delay_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A `Retry-After` header in delay-seconds; None when absent or not a number."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
 Handler = Callable[["Runtime", Task], None]
 
 
@@ -223,7 +242,7 @@ class Tasks:
                 "lease_until": None,
                 "last_error": "".join(traceback.format_exception_only(exc)).strip()[:2000],
                 "status": FAILED if attempts >= max_attempts else PENDING,
-                "due_at": runtime.clock.now() + backoff_s(attempts),
+                "due_at": runtime.clock.now() + max(backoff_s(attempts), _asked_delay(exc)),
             }
         with self.store.write() as conn:
             conn.execute(task_table.update().where(task_table.c.id == task.id).values(**values))
@@ -248,3 +267,7 @@ class Tasks:
             query = query.where(task_table.c.status == status)
         with self.store.read() as conn:
             return [dict(row._mapping) for row in conn.execute(query).all()]
+
+
+def _asked_delay(exc: BaseException) -> float:
+    return (exc.delay_s or 0.0) if isinstance(exc, RetryLater) else 0.0

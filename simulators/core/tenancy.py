@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Connection, Float, ForeignKey, String, bindparam, select
 
+from .generation import Generation
 from .problems import DomainError, NotFound, PermissionDenied, Unauthenticated
 from .store import CORE_ROLE, role_table
 
@@ -97,17 +98,28 @@ _PARTNER_BY_KEY = select(partners).where(
     partners.c.key_hash == bindparam("key_hash"), partners.c.role == bindparam("role")
 )
 
-# Authenticated partners by (role, key hash). A change made in this process clears it at
-# once; other workers see a change within CACHE_TTL_S, as with an API gateway's key cache.
+# Authenticated partners by (role, key hash), with the partner generation they were read
+# at. A change made in any worker of this host bumps the generation, so every worker drops
+# what it holds at its next request; a worker on another host sharing the database sees a
+# change within CACHE_TTL_S, as with an API gateway's key cache.
 CACHE_TTL_S = 1.0
-_cache: dict[tuple[str, str], tuple[float, Partner]] = {}
+_cache: dict[tuple[str, str], tuple[float, int, Partner]] = {}
 _cache_lock = threading.Lock()
+_changes = Generation(None)
+
+
+def share_partner_changes(generation: Generation) -> None:
+    """Use the stack's shared partner generation (one per store) from now on."""
+    global _changes
+    _changes = generation
 
 
 def forget_partners() -> None:
-    """Drop every cached partner: call after any change to partners or capabilities."""
+    """Drop every cached partner, here and in the other workers: call after any change to
+    partners or capabilities (again once it is committed, where the caller can)."""
     with _cache_lock:
         _cache.clear()
+    _changes.bump()
 
 
 def _load(conn: Connection, row: Any) -> Partner:
@@ -130,9 +142,9 @@ def api_role(role: str, caller: str) -> str:
 def cached_partner(role: str, api_key: str) -> Partner | None:
     """The partner behind this key if this process authenticated it within CACHE_TTL_S."""
     cached = _cache.get((role, hash_key(api_key)))
-    if cached is None or cached[0] <= time.monotonic():
+    if cached is None or cached[0] <= time.monotonic() or cached[1] != _changes.read():
         return None
-    return cached[1]
+    return cached[2]
 
 
 def authenticate(conn: Connection, role: str, api_key: str | None) -> Partner:
@@ -141,16 +153,17 @@ def authenticate(conn: Connection, role: str, api_key: str | None) -> Partner:
         raise Unauthenticated("Send the partner API key in the X-API-Key header")
     key = (role, hash_key(api_key))
     now = time.monotonic()
+    generation = _changes.read()
     cached = _cache.get(key)
-    if cached is not None and cached[0] > now:
-        partner = cached[1]
+    if cached is not None and cached[0] > now and cached[1] == generation:
+        partner = cached[2]
     else:
         row = conn.execute(_PARTNER_BY_KEY, {"key_hash": key[1], "role": role}).first()
         if row is None:
             raise Unauthenticated("The API key is not known to this API")
         partner = _load(conn, row)
         with _cache_lock:
-            _cache[key] = (now + CACHE_TTL_S, partner)
+            _cache[key] = (now + CACHE_TTL_S, generation, partner)
     if partner.status != PARTNER_ACTIVE:
         raise PartnerInactive(f"Partner {partner.id} is {partner.status}")
     return partner

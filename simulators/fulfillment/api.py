@@ -19,7 +19,7 @@ from simulators.core.http import (
     list_reply,
     paging,
 )
-from simulators.core.outbox import hub_view, webhook_secret
+from simulators.core.hubs import Hub
 from simulators.core.tenancy import Partner, authenticate
 
 from . import events, model, vendor
@@ -236,42 +236,19 @@ def return_shipment(ctx: RequestContext) -> Reply:
 # --- event hub -----------------------------------------------------------------------------------
 
 
+HUB = Hub(model.ROLE, events.HUB_API, HUB_PATH)
+
+
 @api.operation("registerFulfillmentListener", write=True)
 def register_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.subscribe(
-        ctx.conn,
-        role=model.ROLE,
-        api=events.HUB_API,
-        partner_id=ctx.partner_id,
-        callback=ctx.body["callback"],
-        query=ctx.body.get("query"),
-        now=ctx.now(),
-        allow_hosts=ctx.runtime.settings.callback_allow_hosts,
-    )
-    body = hub_view(row)
-    body["secret"] = webhook_secret(ctx.runtime.settings.secret_key, row.id)
-    return Reply(body, 201, {"Location": ctx.href(f"{HUB_PATH}/{row.id}")})
+    return HUB.register(ctx)
 
 
 @api.operation("getFulfillmentListener")
 def get_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.get_hub(
-        ctx.conn,
-        role=model.ROLE,
-        api=events.HUB_API,
-        partner_id=ctx.partner_id,
-        hub_id=ctx.params["id"],
-    )
-    return Reply(hub_view(row))
+    return HUB.get(ctx)
 
 
 @api.operation("unregisterFulfillmentListener", write=True)
 def unregister_listener(ctx: RequestContext) -> Reply:
-    ctx.runtime.outbox.unsubscribe(
-        ctx.conn,
-        role=model.ROLE,
-        api=events.HUB_API,
-        partner_id=ctx.partner_id,
-        hub_id=ctx.params["id"],
-    )
-    return Reply(None, 204)
+    return HUB.unregister(ctx)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -459,12 +460,15 @@ def _order_row(conn: Connection, order_id: str) -> Any:
     return conn.execute(select(order_table).where(order_table.c.id == order_id)).one()
 
 
-def get_order(conn: Connection, partner_id: str, order_id: str) -> Any:
-    row = conn.execute(
-        select(order_table).where(
-            order_table.c.id == order_id, order_table.c.partner_id == partner_id
-        )
+def _partner_row(conn: Connection, table: Table, row_id: str, partner_id: str) -> Any | None:
+    """The row only if it is the partner's own: another partner's is as absent as none."""
+    return conn.execute(
+        select(table).where(table.c.id == row_id, table.c.partner_id == partner_id)
     ).first()
+
+
+def get_order(conn: Connection, partner_id: str, order_id: str) -> Any:
+    row = _partner_row(conn, order_table, order_id, partner_id)
     if row is None:
         raise errors.ProductionOrderNotFound(f"No production order {order_id}")
     return row
@@ -1064,11 +1068,7 @@ def _shipment_row(conn: Connection, shipment_id: str) -> Any:
 
 
 def get_shipment(conn: Connection, partner_id: str, shipment_id: str) -> Any:
-    row = conn.execute(
-        select(shipment_table).where(
-            shipment_table.c.id == shipment_id, shipment_table.c.partner_id == partner_id
-        )
-    ).first()
+    row = _partner_row(conn, shipment_table, shipment_id, partner_id)
     if row is None:
         raise errors.ShipmentNotFound(f"No shipment {shipment_id}")
     return row

@@ -159,6 +159,7 @@ def create_service_order(ctx: RequestContext) -> Reply:
         failing_iccids=failing.targets("iccid")
         if (failing := ctx.data_fault("ORDER_ITEM_FAILED"))
         else None,
+        failing_line=failing.effect.get("line") if failing else None,
     )
     body = order_json(ctx, order)
     return Reply(body, 201, {"Location": body["href"]})

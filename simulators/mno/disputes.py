@@ -27,13 +27,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    func,
     select,
 )
 
 from simulators.core import audit
 from simulators.core.clock import isoformat
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, role_table
 
 from . import agreements, errors, events, ledger, rating
 from .settlement import invoices
@@ -230,15 +229,8 @@ def list_disputes(
         conditions.append(disputes.c.partner_id == partner_id)
     if status:
         conditions.append(disputes.c.status == status)
-    total = conn.execute(select(func.count()).select_from(disputes).where(*conditions))
-    rows = conn.execute(
-        select(disputes)
-        .where(*conditions)
-        .order_by(disputes.c.created_at, disputes.c.id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return int(total.scalar_one()), list(rows)
+    order = [disputes.c.created_at, disputes.c.id]
+    return count_and_page(conn, disputes, conditions, order, offset, limit)
 
 
 def resolve_dispute(

@@ -565,6 +565,7 @@ def create_service_order(
     actor: str = PEER_ACTOR,
     stuck_in: str | None = None,
     failing_iccids: tuple[str, ...] | None = None,
+    failing_line: int | None = None,
     mvno_id: str | None = None,
 ) -> tuple[ServiceOrder, bool]:
     """Accept an order (acknowledged) and schedule its progress; True if it is new.
@@ -573,7 +574,8 @@ def create_service_order(
     content it is a 409, so a client can never hold two orders under one reference.
     `mvno_id` names the MVNO the order's new services are for (its TMF relatedParty).
     Faults: `stuck_in` leaves the order in that state for good (ORDER_STUCK);
-    `failing_iccids` has the HLR reject those items, all when empty (ORDER_ITEM_FAILED).
+    `failing_iccids` has the HLR reject those items, all when empty (ORDER_ITEM_FAILED),
+    only the one at `failing_line` (1-based) when that is set.
     """
     request_hash = _request_hash(external_id, description, list(items), mvno_id)
     existing = conn.execute(
@@ -633,7 +635,14 @@ def create_service_order(
                 "service_id": item.service_id,
                 "characteristics": item.characteristics,
                 # Decided now, shown only if the item ends failed (see _complete_order).
-                "error_code": _item_failure(conn, order_id, mvno_id, item, failing_iccids, now),
+                "error_code": _item_failure(
+                    conn,
+                    order_id,
+                    mvno_id,
+                    item,
+                    failing_iccids if failing_line in (None, position + 1) else None,
+                    now,
+                ),
             }
             for position, item in enumerate(parsed)
         ],

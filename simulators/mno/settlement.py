@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from simulators.core import audit
 from simulators.core.clock import isoformat
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, role_table
 
 from . import agreements, errors, events, fees, ledger, model, partners, suspension
 from .agreements import (
@@ -939,15 +939,8 @@ def list_adjustments(
         conditions.append(adjustments.c.partner_id == partner_id)
     if status:
         conditions.append(adjustments.c.status == status)
-    total = conn.execute(select(func.count()).select_from(adjustments).where(*conditions))
-    rows = conn.execute(
-        select(adjustments)
-        .where(*conditions)
-        .order_by(adjustments.c.created_at, adjustments.c.id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return int(total.scalar_one()), list(rows)
+    order = [adjustments.c.created_at, adjustments.c.id]
+    return count_and_page(conn, adjustments, conditions, order, offset, limit)
 
 
 def decide_adjustment(

@@ -8,7 +8,7 @@ from typing import Any
 
 from simulators.core.clock import isoformat, parse_iso
 from simulators.core.http import Reply, RequestContext, created, list_reply, paging
-from simulators.core.outbox import hub_view, webhook_secret
+from simulators.core.hubs import Hub
 from simulators.core.problems import BadRequest
 
 from . import (
@@ -438,45 +438,22 @@ def get_reconciliation(ctx: RequestContext) -> Reply:
 # --- events --------------------------------------------------------------------------------------
 
 
+WHOLESALE_HUB = Hub(events.ROLE, events.WHOLESALE_API, HUB)
+
+
 @api.operation("registerWholesaleListener", write=True)
 def register_wholesale_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.subscribe(
-        ctx.conn,
-        role=events.ROLE,
-        api=events.WHOLESALE_API,
-        partner_id=_partner(ctx),
-        callback=ctx.body["callback"],
-        query=ctx.body.get("query"),
-        now=ctx.now(),
-        allow_hosts=ctx.runtime.settings.callback_allow_hosts,
-    )
-    body = hub_view(row)
-    body["secret"] = webhook_secret(ctx.runtime.settings.secret_key, row.id)
-    return Reply(body, 201, {"Location": ctx.href(f"{HUB}/{row.id}")})
+    return WHOLESALE_HUB.register(ctx, _partner(ctx))
 
 
 @api.operation("getWholesaleListener")
 def get_wholesale_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.get_hub(
-        ctx.conn,
-        role=events.ROLE,
-        api=events.WHOLESALE_API,
-        partner_id=_partner(ctx),
-        hub_id=ctx.params["id"],
-    )
-    return Reply(hub_view(row))
+    return WHOLESALE_HUB.get(ctx, _partner(ctx))
 
 
 @api.operation("unregisterWholesaleListener", write=True)
 def unregister_wholesale_listener(ctx: RequestContext) -> Reply:
-    ctx.runtime.outbox.unsubscribe(
-        ctx.conn,
-        role=events.ROLE,
-        api=events.WHOLESALE_API,
-        partner_id=_partner(ctx),
-        hub_id=ctx.params["id"],
-    )
-    return Reply(None, 204)
+    return WHOLESALE_HUB.unregister(ctx, _partner(ctx))
 
 
 # --- settlement operations (the MNO's own staff) -----------------------------------------------

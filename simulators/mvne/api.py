@@ -8,7 +8,7 @@ from flask import current_app
 
 from simulators.core.clock import isoformat, parse_iso
 from simulators.core.http import Reply, RequestContext, RoleApi, created, list_reply, paging
-from simulators.core.outbox import hub_view, webhook_secret
+from simulators.core.hubs import Hub
 
 from . import diagnostics, errors, events, inventory, model, sim_change, steps
 from .views import (
@@ -243,64 +243,38 @@ def get_product_order(ctx: RequestContext) -> Reply:
 # --- event hubs -----------------------------------------------------------------------------
 
 
-def _register(ctx: RequestContext, api_name: str, path: str) -> Reply:
-    row = ctx.runtime.outbox.subscribe(
-        ctx.conn,
-        role="mvne",
-        api=api_name,
-        partner_id=ctx.partner_id,
-        callback=ctx.body["callback"],
-        query=ctx.body.get("query"),
-        now=ctx.now(),
-        allow_hosts=ctx.runtime.settings.callback_allow_hosts,
-    )
-    body = hub_view(row)
-    body["secret"] = webhook_secret(ctx.runtime.settings.secret_key, row.id)
-    return Reply(body, 201, {"Location": ctx.href(f"{path}/hub/{row.id}")})
-
-
-def _get_hub(ctx: RequestContext, api_name: str) -> Reply:
-    row = ctx.runtime.outbox.get_hub(
-        ctx.conn, role="mvne", api=api_name, partner_id=ctx.partner_id, hub_id=ctx.params["id"]
-    )
-    return Reply(hub_view(row))
-
-
-def _unregister(ctx: RequestContext, api_name: str) -> Reply:
-    ctx.runtime.outbox.unsubscribe(
-        ctx.conn, role="mvne", api=api_name, partner_id=ctx.partner_id, hub_id=ctx.params["id"]
-    )
-    return Reply(None, 204)
+ORDER_HUB = Hub("mvne", events.ORDER_API, "/tmf-api/productOrderingManagement/v4/hub")
+PRODUCT_HUB = Hub("mvne", events.PRODUCT_API, "/tmf-api/productInventoryManagement/v4/hub")
 
 
 @api.operation("registerOrderListener", write=True)
 def register_order_listener(ctx: RequestContext) -> Reply:
-    return _register(ctx, events.ORDER_API, "/tmf-api/productOrderingManagement/v4")
+    return ORDER_HUB.register(ctx)
 
 
 @api.operation("getOrderListener")
 def get_order_listener(ctx: RequestContext) -> Reply:
-    return _get_hub(ctx, events.ORDER_API)
+    return ORDER_HUB.get(ctx)
 
 
 @api.operation("unregisterOrderListener", write=True)
 def unregister_order_listener(ctx: RequestContext) -> Reply:
-    return _unregister(ctx, events.ORDER_API)
+    return ORDER_HUB.unregister(ctx)
 
 
 @api.operation("registerProductListener", write=True)
 def register_product_listener(ctx: RequestContext) -> Reply:
-    return _register(ctx, events.PRODUCT_API, "/tmf-api/productInventoryManagement/v4")
+    return PRODUCT_HUB.register(ctx)
 
 
 @api.operation("getProductListener")
 def get_product_listener(ctx: RequestContext) -> Reply:
-    return _get_hub(ctx, events.PRODUCT_API)
+    return PRODUCT_HUB.get(ctx)
 
 
 @api.operation("unregisterProductListener", write=True)
 def unregister_product_listener(ctx: RequestContext) -> Reply:
-    return _unregister(ctx, events.PRODUCT_API)
+    return PRODUCT_HUB.unregister(ctx)
 
 
 # --- subscriptions ----------------------------------------------------------------------------

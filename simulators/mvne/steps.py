@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 
 from simulators.core.admin import current_seed
 from simulators.core.runtime import PeerCallFailed, Runtime
-from simulators.core.tasks import Reschedule, Task
+from simulators.core.tasks import Reschedule, RetryLater, Task, retry_after_seconds
 from simulators.core.tenancy import MVNE_PLATFORM, peer_api_key
 
 from . import errors, events, model, sim_change
@@ -48,10 +48,31 @@ PROVISIONING_FAILED = (
     "The network could not provision this line",
     True,
 )
+# The host network stops new lines of an MVNO with an overdue wholesale invoice: the
+# partner's own commercial state, so it may know; a retry fails the same way until it pays.
+ACTIVATIONS_SUSPENDED = (
+    "ACTIVATIONS_SUSPENDED",
+    "New activations are suspended for this partner until its overdue wholesale invoice is paid",
+    False,
+)
+# What a failed network item's code (TMF641 errorMessage) tells the partner; any other code
+# is a network internal and reaches the partner as PROVISIONING_FAILED.
+NETWORK_ITEM_REASONS = {"ACTIVATIONS_SUSPENDED": ACTIVATIONS_SUSPENDED}
 
 
-class NetworkUnavailable(Exception):
-    """The MNO did not answer, or answered 5xx/429: worth retrying."""
+def _network_item_reasons(network_order: dict[str, Any]) -> dict[str, tuple[str, str, bool]]:
+    """The partner-safe reason of each failed item of a network order, by item id."""
+    found: dict[str, tuple[str, str, bool]] = {}
+    for message in network_order.get("errorMessage") or ():
+        reason = NETWORK_ITEM_REASONS.get(str(message.get("code")), PROVISIONING_FAILED)
+        for item in message.get("serviceOrderItem") or ():
+            found[str(item.get("itemId"))] = reason
+    return found
+
+
+class NetworkUnavailable(RetryLater):
+    """The MNO did not answer, or answered 5xx/429: worth retrying, not before its
+    `Retry-After` when it sent one."""
 
 
 def _call_mno(
@@ -76,7 +97,10 @@ def _call_mno(
     except PeerCallFailed as exc:
         raise NetworkUnavailable(str(exc)) from exc
     if response.status_code >= 500 or response.status_code == 429:
-        raise NetworkUnavailable(f"MNO answered {response.status_code}")
+        raise NetworkUnavailable(
+            f"MNO answered {response.status_code}",
+            retry_after_seconds(response.headers.get("Retry-After")),
+        )
     return response
 
 
@@ -276,6 +300,8 @@ def poll_activation(runtime: Runtime, task: Task) -> None:
             _undo_cancelled(runtime, conn, order, service_ids, cid, now)
             return
         items = []
+        failed_because = _network_item_reasons(network_order)
+        reasons = set()
         for item in order.items:
             service_id = service_ids.get(item["id"])
             if item["id"] in service_ids:
@@ -291,7 +317,9 @@ def poll_activation(runtime: Runtime, task: Task) -> None:
                 items.append(dict(item, state="completed", product_id=product.id))
             else:
                 model.release_sims(conn, [item["iccid"]], now)
-                code, reason, _ = PROVISIONING_FAILED
+                failure = failed_because.get(item["id"], PROVISIONING_FAILED)
+                reasons.add(failure)
+                code, reason, _ = failure
                 items.append(dict(item, state="failed", reason={"code": code, "reason": reason}))
         done = sum(item["state"] == "completed" for item in items)
         state = "completed" if done == len(items) else "failed" if done == 0 else "partial"
@@ -303,7 +331,10 @@ def poll_activation(runtime: Runtime, task: Task) -> None:
             now=now,
             actor="system",
             correlation_id=cid,
-            reason=_reason(*PROVISIONING_FAILED) if state == "failed" else None,
+            # One reason the items share is the order's; mixed reasons stay on the items.
+            reason=_reason(*(reasons.pop() if len(reasons) == 1 else PROVISIONING_FAILED))
+            if state == "failed"
+            else None,
         )
         events.order_event(runtime, conn, row, "ProductOrderStateChangeEvent", cid, now)
 

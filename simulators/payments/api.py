@@ -12,7 +12,7 @@ from simulators.core.http import (
     list_reply,
     paging,
 )
-from simulators.core.outbox import hub_view, webhook_secret
+from simulators.core.hubs import Hub
 
 from . import errors, events, model
 from .views import HUB, payment_method_view, payment_view, refund_view
@@ -218,42 +218,19 @@ def get_refund(ctx: RequestContext) -> Reply:
 # --- event hub -------------------------------------------------------------------------------
 
 
+PAYMENT_HUB = Hub(model.ROLE, events.PAYMENT_API, HUB)
+
+
 @api.operation("registerPaymentListener", write=True)
 def register_payment_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.subscribe(
-        ctx.conn,
-        role=model.ROLE,
-        api=events.PAYMENT_API,
-        partner_id=ctx.partner_id,
-        callback=ctx.body["callback"],
-        query=ctx.body.get("query"),
-        now=ctx.now(),
-        allow_hosts=ctx.runtime.settings.callback_allow_hosts,
-    )
-    body = hub_view(row)
-    body["secret"] = webhook_secret(ctx.runtime.settings.secret_key, row.id)
-    return Reply(body, 201, {"Location": ctx.href(f"{HUB}/{row.id}")})
+    return PAYMENT_HUB.register(ctx)
 
 
 @api.operation("getPaymentListener")
 def get_payment_listener(ctx: RequestContext) -> Reply:
-    row = ctx.runtime.outbox.get_hub(
-        ctx.conn,
-        role=model.ROLE,
-        api=events.PAYMENT_API,
-        partner_id=ctx.partner_id,
-        hub_id=ctx.params["id"],
-    )
-    return Reply(hub_view(row))
+    return PAYMENT_HUB.get(ctx)
 
 
 @api.operation("unregisterPaymentListener", write=True)
 def unregister_payment_listener(ctx: RequestContext) -> Reply:
-    ctx.runtime.outbox.unsubscribe(
-        ctx.conn,
-        role=model.ROLE,
-        api=events.PAYMENT_API,
-        partner_id=ctx.partner_id,
-        hub_id=ctx.params["id"],
-    )
-    return Reply(None, 204)
+    return PAYMENT_HUB.unregister(ctx)

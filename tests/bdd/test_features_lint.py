@@ -10,7 +10,7 @@ from gherkin.parser import Parser
 from simulators.bdd import tags
 
 FEATURES = Path(__file__).resolve().parents[2] / "features"
-# Failure points whose roles exist today (fulfillment and settlement come later).
+# Every failure point of DOMAIN.md: each role it concerns has features now.
 COVERED = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 

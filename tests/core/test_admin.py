@@ -157,7 +157,15 @@ def test_health_names_roles_store_and_clock(client: FlaskClient, runtime: Runtim
     response = client.get("/__admin/health")
     health = conforms(response, "admin", "getHealth")
     assert health["status"] == "ok"
-    assert {"mno", "mvne"} <= set(health["roles"])
+    assert set(health["roles"]) == {
+        "mno",
+        "mvne",
+        "tax",
+        "payments",
+        "billing",
+        "fulfillment",
+        "care",
+    }
     assert health["store"] == runtime.store.url.get_backend_name()
     assert health["clock"]["now"] == "2026-03-02T09:00:00.000Z"
     assert health["clock"]["frozen"] is True
@@ -554,3 +562,32 @@ def test_a_refused_order_leaves_no_audit_record(client: FlaskClient, alpha: dict
     )
     assert refused.status_code == 403
     assert client.get("/__admin/audit?correlationId=corr-refused").get_json() == []
+
+
+def test_a_capability_changed_by_another_worker_applies_at_the_next_request(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str], tmp_path: Path
+) -> None:
+    """Each worker caches authenticated partners; another worker's change (here a direct
+    update and its bump of the shared partner generation) reaches this one at once."""
+    from simulators.core import tenancy
+    from simulators.core.generation import Generation
+
+    shared = tmp_path / "state.db.partners"
+    tenancy.share_partner_changes(Generation(str(shared)))
+    try:
+        inventory = "/mvne/tmf-api/resourceInventoryManagement/v4/resource"
+        assert client.get(inventory, headers=alpha).status_code == 200  # now cached here
+        with runtime.store.write() as conn:
+            conn.execute(
+                tenancy.capabilities.update()
+                .where(tenancy.capabilities.c.partner_id == "mvno-alpha")
+                .where(tenancy.capabilities.c.capability == "QUERY_INVENTORY")
+                .values(status="suspended")
+            )
+        other_worker = Generation(str(shared))
+        other_worker.bump()
+        refused = client.get(inventory, headers=alpha)
+        assert refused.status_code == 403
+        assert refused.get_json()["code"] == "CAPABILITY_SUSPENDED"
+    finally:
+        tenancy.share_partner_changes(Generation(None))

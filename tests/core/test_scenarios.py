@@ -53,6 +53,24 @@ def test_unmapped_iccid_pack_end_to_end(client, alpha):
     assert client.post(ORDERS, json=order_body(iccid, "c"), headers=alpha).status_code == 201
 
 
+def test_partial_order_pack_fails_the_first_line_of_every_order(network, client, alpha, runtime):
+    client.post("/__admin/scenarios/partial-order")
+    sims = first_sims(client, alpha, 4)
+    finals = []
+    for external_id, pair in (("one", sims[:2]), ("two", sims[2:])):
+        body = order_body(pair[0], external_id)
+        body["productOrderItem"].append(
+            {**body["productOrderItem"][0], "id": "2",
+             "product": {"productCharacteristic": [{"name": "ICCID", "value": pair[1]}]}}
+        )  # fmt: skip
+        order = client.post(ORDERS, json=body, headers=alpha).get_json()
+        settle(runtime, 10)
+        finals.append(client.get(f"{ORDERS}/{order['id']}", headers=alpha).get_json())
+    for final in finals:
+        states = {item["id"]: item["state"] for item in final["productOrderItem"]}
+        assert final["state"] == "partial" and states == {"1": "failed", "2": "completed"}
+
+
 def test_orphan_order_pack_end_to_end(network, client, alpha, runtime):
     client.post("/__admin/scenarios/orphan-order")
     order = client.post(ORDERS, json=order_body(first_sims(client, alpha)[0]), headers=alpha)
@@ -158,3 +176,29 @@ def test_cli_switches_faults_and_applies_packs(network, client, tmp_path):
     assert client.get("/__admin/faults/from-file").get_json()["effect"]["maxMs"] == 2
     shown = cli.invoke(main, ["scenario", "list"])
     assert shown.exit_code == 0 and "orphan-order" in shown.output
+
+
+def test_a_pack_onboards_its_partners_once_and_hands_out_their_keys(client, runtime, tmp_path):
+    partner = """data:
+  partners:
+    - id: mvno-charlie
+      name: Charlie Mobile
+      agreement:
+        offerings: [po-gb-payg]
+        markets: [GB]
+        capabilities: [SUBMIT_ORDER, ACTIVATE_SIM, QUERY_INVENTORY]
+        simPoolSize: 5
+faults: []
+"""
+    path = write(tmp_path, "newcomer", GOOD_HEAD.format(name="newcomer") + partner)
+    applied = apply_pack(runtime, parse_pack(path, runtime.role_operations))
+    [created] = applied["created"]["partners"]
+    assert created["id"] == "mvno-charlie"
+    sims = client.get(
+        "/mvne/tmf-api/resourceInventoryManagement/v4/resource",
+        headers={"X-API-Key": created["apiKey"]},
+    )
+    assert sims.status_code == 200 and len(sims.get_json()) == 5
+    again = apply_pack(runtime, parse_pack(path, runtime.role_operations))
+    assert "created" not in again
+    assert client.get("/__admin/partners/mvno-charlie").get_json()["name"] == "Charlie Mobile"

@@ -3,11 +3,14 @@ ledger and reconciliation hold."""
 
 from __future__ import annotations
 
-from conftest import T0, activate, api_key, settle
+from conftest import ORDERS, T0, activate, api_key, first_sims, order_body, settle
 
 from simulators.core.clock import parse_iso
 
 W = "/mno/v1/wholesale"
+S = "/mno/v1/settlement"
+APRIL = 1775001600.0  # 2026-04-01T00:00:00Z
+ANALYST = {"X-API-Key": api_key("mno-settlement-analyst")}
 ALPHA = {"X-API-Key": api_key("mvno-alpha-wholesale")}
 MNO_USAGE = "/mno/tmf-api/usageManagement/v4/usage"
 
@@ -46,3 +49,25 @@ def test_wrong_agreement_version_rates_late_usage_under_its_own_version(
         and parse_iso(row["ratedProductUsage"][0]["ratingDate"]) > change
     ]
     assert delivered_after, "no record of the old version arrived after the change"
+
+
+def test_an_activation_refused_by_the_suspension_race_tells_the_partner_why(
+    network, client, runtime, alpha
+):
+    activate(client, runtime, alpha, external_id="before")
+    settle(runtime, APRIL - T0)  # March ends with its activation fee owed
+    assert client.post("/__admin/scenarios/suspension-race").status_code == 200
+    iccid = first_sims(client, alpha)[0]
+    accepted = client.post(ORDERS, json=order_body(iccid, external_id="in-flight"), headers=alpha)
+    assert accepted.status_code == 201
+    closed = client.post(f"{S}/period/mvno-alpha/2026-03/close", headers=ANALYST)
+    assert closed.status_code == 200, closed.get_data(as_text=True)
+    settle(runtime, 600)  # the network's 503s end after the 60 s grace: the order is late
+
+    order = client.get(f"{ORDERS}/{accepted.get_json()['id']}", headers=alpha).get_json()
+    assert order["state"] == "failed"
+    assert order["stateReason"]["code"] == "ACTIVATIONS_SUSPENDED"
+    assert order["stateReason"]["retryable"] is False
+    assert order["productOrderItem"][0]["stateReason"]["code"] == "ACTIVATIONS_SUSPENDED"
+    status = client.get(f"{W}/activationSuspension", headers=ALPHA).get_json()["suspension"][0]
+    assert [d["decision"] for d in status["decision"]] == ["refused"]

@@ -4,6 +4,7 @@ operationId, check the status, headers, JSONPath properties and contract schemas
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
@@ -11,6 +12,7 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.ext.parser import ExtendedJsonPathParser
 from jsonschema import Draft202012Validator
 
+from simulators.core.config import CONTRACTS_DIR
 from simulators.core.contract import FORMAT_CHECKER, Contract, Operation, load_contract
 
 from ..catalogue import phrase
@@ -18,6 +20,10 @@ from ..target import ROLES
 from ..world import Exchange, StepFailed, World, new_correlator, path_with
 
 ROLE = "any"
+# Where `a valid access token` comes from for APIs that take OAuth 2.0 bearer tokens rather
+# than the role's API key: each source returns a token for the draft request, or None when
+# the draft is not for its API (the CAMARA steps register one).
+ACCESS_TOKENS: list[Callable[[World], str | None]] = []
 
 
 @cache
@@ -84,6 +90,12 @@ def header_set(handoff: World, name: str, value: str) -> None:
 )
 def header_token(handoff: World, name: str) -> None:
     role = handoff.draft.role or "mvne"
+    if name.lower() == "authorization":
+        for source in ACCESS_TOKENS:
+            token = source(handoff)
+            if token is not None:
+                handoff.draft.headers[name] = f"Bearer {token}"
+                return
     key = handoff.key_of(handoff.caller_for(role))
     handoff.draft.headers[name] = f"Bearer {key}" if name.lower() == "authorization" else key
 
@@ -187,11 +199,12 @@ def body_property_literal(handoff: World, path: str, value: Any) -> None:
 )
 def request_sent(handoff: World, operation_id: str) -> None:
     draft = handoff.draft
-    role, operation = _operation(draft.role, operation_id)
-    template = draft.path or operation.path
-    if draft.path is not None and not _same_template(draft.path, operation.path):
+    role, operation, prefix = _operation(draft.role, operation_id)
+    template = draft.path or prefix + operation.path
+    if draft.path is not None and not _same_template(draft.path, prefix + operation.path):
         raise StepFailed(
-            f"{operation_id} is {operation.method} {operation.path}, not the resource {draft.path}"
+            f"{operation_id} is {operation.method} {prefix}{operation.path}, not the resource "
+            f"{draft.path}"
         )
     headers = {name: value for name, value in draft.headers.items()}
     authenticate = not any(name.lower() in ("x-api-key", "authorization") for name in headers)
@@ -387,7 +400,7 @@ def header_echoed(handoff: World, name: str, request_name: str) -> None:
 )
 def complies_with_schema(handoff: World, pointer: str) -> None:
     exchange = _last(handoff)
-    contract = load_contract(exchange.role)
+    contract = _contract_of(exchange)
     schema = contract._resolve({"$ref": "#" + pointer})
     _validate(contract, schema, exchange)
 
@@ -403,7 +416,7 @@ def complies_with_contract(handoff: World) -> None:
     exchange = _last(handoff)
     if exchange.operation is None:
         raise StepFailed("the last request named no operation of a contract")
-    contract = load_contract(exchange.role)
+    contract = _contract_of(exchange)
     spec = _operation_spec(contract, exchange.operation)
     status = str(exchange.status)
     responses = spec.get("responses", {})
@@ -427,18 +440,43 @@ def complies_with_contract(handoff: World) -> None:
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _operation(role: str | None, operation_id: str) -> tuple[str, Operation]:
+@cache
+def _contracts_of(role: str) -> list[tuple[Contract, str]]:
+    """The contracts a role serves, each with the path its server puts before the contract's
+    paths within the role: "" for `contracts/<role>.yaml`, "/sim-swap/v2" for a CAMARA API
+    the role serves under its own base path."""
+    found: list[tuple[Contract, str]] = []
+    for path in sorted(CONTRACTS_DIR.glob("*.yaml")):
+        contract = load_contract(path.stem)
+        server = (contract.document.get("servers") or [{}])[0].get("url", "")
+        if server == f"/{role}":
+            found.insert(0, (contract, ""))
+        elif server.startswith(f"/{role}/"):
+            found.append((contract, server[len(role) + 1 :]))
+    return found
+
+
+def _contract_of(exchange: Exchange) -> Contract:
+    """The contract of the operation an exchange sent (the role's own by default)."""
+    for contract, _prefix in _contracts_of(exchange.role):
+        if exchange.operation in contract.operations:
+            return contract
+    return load_contract(exchange.role)
+
+
+def _operation(role: str | None, operation_id: str) -> tuple[str, Operation, str]:
     roles = [role] if role else list(ROLES)
     found = [
-        (name, load_contract(name).operations[operation_id])
+        (name, contract.operations[operation_id], prefix)
         for name in roles
-        if operation_id in load_contract(name).operations
+        for contract, prefix in _contracts_of(name)
+        if operation_id in contract.operations
     ]
     if not found:
         where = f"the {role} contract" if role else "any contract"
         raise StepFailed(f"no operation {operation_id!r} in {where}")
     if len(found) > 1:
-        names = ", ".join(name for name, _ in found)
+        names = ", ".join(name for name, _, _ in found)
         raise StepFailed(
             f"{operation_id} is in several contracts ({names}): set the resource first"
         )

@@ -8,6 +8,7 @@ from simulators.core.identifiers import iccid_with_check_digit
 
 from ..catalogue import phrase
 from ..world import StepFailed, World
+from .stack import settled_read
 
 MVNE = "mvne"
 SIMS = "/tmf-api/resourceInventoryManagement/v4/resource"
@@ -90,7 +91,7 @@ def activate(world: World, offering: str) -> dict[str, Any]:
     place_order(world, order_body([sim["iccid"]], offering, world.unique("shop")))
     world.expect(world.last, 201)  # type: ignore[arg-type]
     world.advance(PROVISIONING_S)
-    order = read_order(world)
+    order = settled_read(world, lambda: read_order(world), lambda o: o["state"] == "completed")
     if order["state"] != "completed":
         raise StepFailed(f"the activation ended {order['state']}: {order.get('stateReason')}")
     world.remember("subscription", {"id": order["productOrderItem"][0]["product"]["id"]})

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 
@@ -14,6 +15,8 @@ from simulators.core.scenarios import SCENARIOS_DIR, apply_pack, find_pack
 from ..catalogue import phrase
 from ..target import ROLES
 from ..world import StepFailed, World
+
+T = TypeVar("T")
 
 # Every capability of an MVNE agreement, for a partner onboarded by a step.
 ALL_CAPABILITIES = [
@@ -320,6 +323,17 @@ def settled_journal(world: World, done: Any, **params: Any) -> list[dict[str, An
         time.sleep(0.1)
         entries = journal(world, **params)
     return entries
+
+
+def settled_read(world: World, read: Callable[[], T], done: Callable[[T], bool]) -> T:
+    """What `read()` gives once `done` holds of it, or as it stands after two seconds: a
+    live stack's dispatcher may still be running the steps a clock move made due."""
+    found = read()
+    deadline = time.monotonic() + (0 if world.target.runtime is not None else 2.0)
+    while not done(found) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = read()
+    return found
 
 
 @phrase(

@@ -1,0 +1,141 @@
+"""`handoff verify` passes a correct implementation and names each broken domain rule."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import api_key
+from flask import Flask
+from verify_support import CONTRACT, create_app, serving
+from werkzeug.serving import make_server
+
+from simulators.cli import main
+from simulators.core.runtime import Runtime
+
+# Few examples: each broken app has one defect, and the first case that meets it fails.
+EXAMPLES = "3"
+
+
+@pytest.fixture
+def contract_file(tmp_path: Path) -> Path:
+    path = tmp_path / "orders.yaml"
+    path.write_text(yaml.safe_dump(CONTRACT, sort_keys=False))
+    return path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["verify", *args])
+    return result.exit_code, result.output
+
+
+def verify_orders(contract_file: Path, tmp_path: Path, defect: str | None) -> dict:
+    """Verify the tiny orders API (as an MVNE, whose product orders have a lifecycle)."""
+    report = tmp_path / "report.json"
+    with serving(create_app(defect)) as url:
+        code, output = run(
+            "mvne", "--contract", str(contract_file), "--base-url", url,
+            "--key", "key-alpha", "--other-key", "key-bravo", "--max-examples", EXAMPLES,
+            "--seed", "1", "--callback-wait", "0.5", "--json", str(report),
+        )  # fmt: skip
+    outcome = json.loads(report.read_text())
+    assert code == (0 if outcome["passed"] else 1), output
+    return outcome
+
+
+def test_a_correct_implementation_passes_every_check(contract_file: Path, tmp_path: Path) -> None:
+    outcome = verify_orders(contract_file, tmp_path, defect=None)
+    assert outcome["passed"], outcome["findings"] or outcome["errors"]
+    judged = {name for name, tally in outcome["checks"].items() if tally["passed"]}
+    assert {
+        "idempotent_retry", "tenant_isolation", "error_model", "correlation_id",
+        "auth_required", "lifecycle_transitions", "retry_after", "callbacks_signed",
+    } <= judged  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("defect", "check", "title"),
+    [
+        ("replay", "idempotent_retry", "A retried create made a second resource"),
+        ("leak", "tenant_isolation", "Another partner's resource is readable"),
+        ("plain_error", "error_model", "An error is not the contract's error document"),
+        ("no_correlation", "correlation_id", "X-Correlation-ID not echoed"),
+        ("no_auth", "auth_required", "A request without credentials was not refused with 401"),
+        ("illegal_transition", "lifecycle_transitions", "ProductOrder state moved along an edge"),
+        ("no_retry_after", "retry_after", "429 without Retry-After"),
+        ("unsigned", "callbacks_signed", "A callback is unsigned"),
+    ],
+)
+def test_each_broken_rule_fails_verification(
+    contract_file: Path, tmp_path: Path, defect: str, check: str, title: str
+) -> None:
+    outcome = verify_orders(contract_file, tmp_path, defect)
+    assert not outcome["passed"]
+    found = [f for f in outcome["findings"] if f["check"] == check]
+    assert found, outcome["findings"]
+    assert any(f["title"].startswith(title) for f in found), found
+    assert outcome["checks"][check]["failed"] > 0
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def test_an_unknown_role_is_one_line_and_exit_2() -> None:
+    code, output = run("nosuch", "--base-url", "http://127.0.0.1:9")
+    assert code == 2
+    assert (
+        output.strip().splitlines() == [output.strip().splitlines()[0]]
+        and "unknown role 'nosuch'" in output
+    )
+    assert "fulfillment" in output and "Traceback" not in output
+
+
+def test_a_contract_that_is_not_openapi_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("openapi: 3.1.0\ninfo: {title: x, version: '1'}\npaths:\n  /a:\n    get: {}\n")
+    code, output = run("tax", "--contract", str(bad), "--base-url", "http://127.0.0.1:9")
+    assert code == 2
+    assert "is not valid OpenAPI: GET /a has no `responses`" in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_an_unreachable_base_url_is_one_line_and_exit_2() -> None:
+    code, output = run("tax", "--base-url", "http://127.0.0.1:9", "--key", "k")
+    assert code == 2
+    assert output.strip() == "Error: cannot reach http://127.0.0.1:9/tax: connection refused"
+
+
+# --- our own stack -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_stack(app: Flask, runtime: Runtime) -> Iterator[str]:
+    """The in-process stack behind a real loopback port, as `handoff up` would serve it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_our_tax_engine_passes_verification_with_every_report(
+    served_stack: str, tmp_path: Path
+) -> None:
+    junit, html, report = tmp_path / "v.xml", tmp_path / "v.html", tmp_path / "v.json"
+    code, output = run(
+        "tax", "--base-url", served_stack, "--key", api_key("billing-platform"),
+        "--max-examples", "2", "--seed", "1",
+        "--junit", str(junit), "--html", str(html), "--json", str(report),
+    )  # fmt: skip
+    assert code == 0, output
+    assert "PASS tax" in output
+    outcome = json.loads(report.read_text())
+    assert outcome["passed"] and outcome["cases"] > 0
+    assert outcome["operations"]["POST /v1/quotes"]["score"] == 100.0
+    assert 'failures="0"' in junit.read_text() and "<testcase" in junit.read_text()
+    page = html.read_text()
+    assert "PASS" in page and "POST /v1/quotes" in page and "error_model" in page
