@@ -3,18 +3,26 @@
 Steps are declared with `phrase(...)` instead of pytest-bdd's decorators directly, so the
 same declaration feeds pytest-bdd, `handoff steps`, `features/STEPS.md` and the nearest
 phrases shown for an undefined step.
+
+pytest-bdd sees one step definition per keyword (`CataloguedPhrases`), matching every
+phrase declared for it: pytest-bdd looks a step up by trying every fixture of the session
+(a millisecond a step with a fixture per phrase), and a step line already matched is found
+again without trying the phrases.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import pytest
 from pytest_bdd import given, parsers, then, when
+from pytest_bdd.parsers import StepParser
 
 F = TypeVar("F", bound=Callable[..., Any])
 KEYWORDS = {"given": given, "when": when, "then": then}
@@ -155,11 +163,93 @@ def phrase(
     def register(function: F) -> F:
         parser = parsers.parse(pattern, extra_types=TYPES)
         for name in entry.keywords:
-            # stacklevel 2: the step's fixture belongs to the module that declared it.
-            KEYWORDS[name](parser, target_fixture=target_fixture, stacklevel=2)(function)
+            if target_fixture is None:
+                PHRASES[name].declare(parser, function)
+            else:
+                # pytest-bdd injects what the step returns: the step needs its own
+                # definition (stacklevel 2: a fixture of the module that declared it).
+                KEYWORDS[name](parser, target_fixture=target_fixture, stacklevel=2)(function)
         return function
 
     return register
+
+
+class CataloguedPhrases(StepParser):
+    """pytest-bdd's parser of one keyword's step definition: it matches a step line when
+    a phrase declared for that keyword does, and hands the step that phrase's function
+    and arguments (`run_phrase` calls it)."""
+
+    def __init__(self, keyword: str) -> None:
+        super().__init__(f"any {keyword} phrase of the step catalogue")
+        self.keyword = keyword
+        self._declared: list[tuple[parsers.parse, Callable[..., Any]]] = []
+        self._found: dict[str, tuple[parsers.parse, Callable[..., Any]] | None] = {}
+
+    def declare(self, parser: parsers.parse, function: Callable[..., Any]) -> None:
+        self._declared.append((parser, function))
+        self._found.clear()
+
+    def _find(self, text: str) -> tuple[parsers.parse, Callable[..., Any]] | None:
+        if text not in self._found:
+            # The last declared wins, as it did among pytest-bdd's own step definitions
+            # (and the catalogue's tests keep any two phrases from matching one example).
+            self._found[text] = next(
+                (found for found in reversed(self._declared) if found[0].is_matching(text)), None
+            )
+        return self._found[text]
+
+    def is_matching(self, name: str) -> bool:
+        return self._find(name) is not None
+
+    def parse_arguments(self, name: str) -> dict[str, Any] | None:
+        found = self._find(name)
+        if found is None:
+            return None
+        parser, function = found
+        # Parsed on every run: a JSON literal may be a list the step is free to change.
+        return {"phrase_call": (function, parser.parse_arguments(name))}
+
+
+PHRASES = {keyword: CataloguedPhrases(keyword) for keyword in KEYWORDS}
+
+
+def run_phrase(
+    request: pytest.FixtureRequest,
+    phrase_call: tuple[Callable[..., Any], dict[str, Any]],
+    datatable: list[list[str]] | None = None,
+    docstring: str | None = None,
+) -> Any:
+    """Call the phrase's function as pytest-bdd calls a step: with the arguments its
+    phrase names, the step's data table and doc string if it takes them, and fixtures
+    (`handoff`) for its other parameters."""
+    function, arguments = phrase_call
+    parameters = _parameters(function)
+    kwargs = {name: value for name, value in arguments.items() if name in parameters}
+    if datatable is not None and "datatable" in parameters:
+        kwargs["datatable"] = datatable
+    if docstring is not None and "docstring" in parameters:
+        kwargs["docstring"] = docstring
+    for name, parameter in parameters.items():
+        if name not in kwargs and parameter.default is inspect.Parameter.empty:
+            kwargs[name] = request.getfixturevalue(name)
+    return function(**kwargs)
+
+
+_SIGNATURES: dict[Callable[..., Any], dict[str, inspect.Parameter]] = {}
+
+
+def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    if function not in _SIGNATURES:
+        _SIGNATURES[function] = dict(inspect.signature(function).parameters)
+    return _SIGNATURES[function]
+
+
+def define_steps() -> None:
+    """Give pytest-bdd one step definition per keyword, in the calling module (a pytest
+    plugin) whose fixtures they become."""
+    for keyword, parser in PHRASES.items():
+        # stacklevel 2: the fixture belongs to the module that called this function.
+        KEYWORDS[keyword](parser, stacklevel=2)(run_phrase)
 
 
 def nearest(step_type: str, text: str, limit: int = 5) -> list[Phrase]:

@@ -33,9 +33,11 @@ try:
 except ImportError:  # pytest without pytest-bdd: the options and fixtures stay, no steps
     pytest_plugins: list[str] = []
 else:
-    from .catalogue import STEP_MODULES
+    from .catalogue import STEP_MODULES, define_steps
 
+    # Importing the step modules declares their phrases.
     pytest_plugins = list(STEP_MODULES)
+    define_steps()
 
 # The in-process stack's master key: its own, so its API keys are never a real stack's.
 IN_PROCESS_SECRET = "handoff-bdd-in-process"
@@ -146,7 +148,8 @@ def _in_process(
         keys=keys,
         mock=mock,
         runtime=runtime_of(app),
-        snapshot=Snapshot(runtime_of(app)),
+        # The stack's store is this run's own: no other process writes it.
+        snapshot=Snapshot(runtime_of(app), only_this_process_writes=True),
     )
     try:
         yield target

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Integer, String, Text, delete, func, select
+from sqlalchemy import JSON, Column, Float, Integer, String, Text, bindparam, delete, func, select
 from sqlalchemy.exc import OperationalError
 
 from .store import CORE_ROLE, Store, role_table
@@ -42,6 +42,15 @@ journal_table = role_table(
 log = logging.getLogger("handoff.journal")
 
 _COLUMNS = [column.name for column in journal_table.columns if column.name != "id"]
+# The bounds in one indexed statement, built once: older than the age bound, or further
+# than the count bound behind the newest entry.
+_TRIM = delete(journal_table).where(
+    (journal_table.c.at < bindparam("cutoff"))
+    | (
+        journal_table.c.id
+        <= select(func.max(journal_table.c.id)).scalar_subquery() - bindparam("keep")
+    )
+)
 BODY_LIMIT = 4096
 FLUSH_EVERY_S = 0.25
 
@@ -137,7 +146,7 @@ class Journal:
         try:
             with self.store.write() as conn:
                 conn.execute(journal_table.insert(), batch)
-                # Two indexed deletes: cheap enough to keep the bound exact on every flush.
+                # One indexed delete: cheap enough to keep the bounds exact on every flush.
                 self._trim(conn)
         except OperationalError:
             with self._lock:  # a busy or unreachable store: keep the entries for the next flush
@@ -148,12 +157,7 @@ class Journal:
             log.exception("journal batch of %d entries dropped", len(batch))
 
     def _trim(self, conn: Any) -> None:
-        conn.execute(delete(journal_table).where(journal_table.c.at < time.time() - self.max_age_s))
-        newest = conn.execute(select(func.max(journal_table.c.id))).scalar()
-        if newest is not None and newest > self.max_entries:
-            conn.execute(
-                delete(journal_table).where(journal_table.c.id <= newest - self.max_entries)
-            )
+        conn.execute(_TRIM, {"cutoff": time.time() - self.max_age_s, "keep": self.max_entries})
 
     def query(
         self,

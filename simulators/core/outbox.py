@@ -61,6 +61,7 @@ from .tasks import (
     LEASE_S,
     PENDING,
     RUNNING,
+    any_due,
     claim_due,
     next_due_at,
     retry_after_seconds,
@@ -359,6 +360,8 @@ class Outbox:
             per_thread = max(1, int(LEASE_S / 2 / max(settings.callback_timeout_s, 0.1)))
             limit = concurrency * min(per_thread, 8)
         now = runtime.clock.now()
+        if not any_due(self.store, outbox_table, now):
+            return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, outbox_table, now, limit)
             disabled = _disabled_hubs(conn, {row.hub_id for row in rows}) if rows else set()

@@ -13,9 +13,22 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Column, Connection, Float, Integer, String, Table, Text, func, select
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    select,
+)
 
 from .store import CORE_ROLE, Store, role_table
 
@@ -98,27 +111,51 @@ def retry_after_seconds(value: str | None) -> float | None:
 Handler = Callable[["Runtime", Task], None]
 
 
+def _due(table: Table) -> Any:
+    """Rows due on the simulated clock, and rows whose worker's lease ran out."""
+    return ((table.c.status == PENDING) & (table.c.due_at <= bindparam("now"))) | (
+        (table.c.status == RUNNING) & (table.c.lease_until < bindparam("wall"))
+    )
+
+
+@cache
+def _statements(table: Table, lock_rows: bool) -> tuple[Any, Any, Any, Any]:
+    """The dispatcher's statements on one table, built once: building a statement cost
+    several times what SQLite takes to run it, and they run several times a tick."""
+    due = _due(table)
+    claim = select(table).where(due).order_by(table.c.due_at, table.c.id).limit(bindparam("limit"))
+    if lock_rows:
+        claim = claim.with_for_update(skip_locked=True)
+    lease = (
+        table.update()
+        .where(table.c.id.in_(bindparam("ids", expanding=True)))
+        .values(status=RUNNING, lease_until=bindparam("lease_until"))
+    )
+    any_due = select(table.c.id).where(due).limit(1)
+    next_due = select(func.min(table.c.due_at)).where(table.c.status == PENDING)
+    return claim, lease, any_due, next_due
+
+
 def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: int) -> list[Any]:
     """Take up to `limit` due rows, leasing them so no other worker runs them."""
     wall = time.time()
-    due = ((table.c.status == PENDING) & (table.c.due_at <= now)) | (
-        (table.c.status == RUNNING) & (table.c.lease_until < wall)
-    )
-    query = select(table).where(due).order_by(table.c.due_at, table.c.id).limit(limit)
-    if not store.is_sqlite:
-        query = query.with_for_update(skip_locked=True)
-    rows = list(conn.execute(query).all())
+    claim, lease, _any_due, _next_due = _statements(table, not store.is_sqlite)
+    rows = list(conn.execute(claim, {"now": now, "wall": wall, "limit": limit}).all())
     if rows:
-        conn.execute(
-            table.update()
-            .where(table.c.id.in_([row.id for row in rows]))
-            .values(status=RUNNING, lease_until=wall + LEASE_S)
-        )
+        conn.execute(lease, {"ids": [row.id for row in rows], "lease_until": wall + LEASE_S})
     return rows
 
 
+def any_due(store: Store, table: Table, now: float) -> bool:
+    """Whether a claim would find a row; a read, so an idle dispatcher pass takes no write
+    lock (the claim itself still decides, under the lock, which rows are taken)."""
+    _claim, _lease, due, _next_due = _statements(table, not store.is_sqlite)
+    with store.read() as conn:
+        return conn.execute(due, {"now": now, "wall": time.time()}).first() is not None
+
+
 def next_due_at(conn: Connection, table: Table) -> float | None:
-    value = conn.execute(select(func.min(table.c.due_at)).where(table.c.status == PENDING)).scalar()
+    value = conn.execute(_statements(table, False)[3]).scalar()
     return None if value is None else float(value)
 
 
@@ -165,6 +202,8 @@ class Tasks:
     def run_due(self, runtime: Runtime, limit: int = 50) -> int:
         """Run every step due now on the simulated clock; return how many ran."""
         now = runtime.clock.now()
+        if not any_due(self.store, task_table, now):
+            return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, task_table, now, limit)
         for row in rows:

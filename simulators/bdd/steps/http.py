@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from jsonpath_ng.ext import parse as jsonpath
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext.parser import ExtendedJsonPathParser
 from jsonschema import Draft202012Validator
 
 from simulators.core.config import CONTRACTS_DIR
@@ -23,6 +24,18 @@ ROLE = "any"
 # than the role's API key: each source returns a token for the draft request, or None when
 # the draft is not for its API (the CAMARA steps register one).
 ACCESS_TOKENS: list[Callable[[World], str | None]] = []
+
+
+@cache
+def _jsonpath_parser() -> ExtendedJsonPathParser:
+    return ExtendedJsonPathParser()
+
+
+@lru_cache(maxsize=1024)
+def jsonpath(path: str) -> JSONPath:
+    """A JSONPath expression, parsed once. `jsonpath_ng.ext.parse` builds a new parser,
+    and with it PLY's LALR tables (~60 ms), on every call; one parser parses them all."""
+    return _jsonpath_parser().parse(path)
 
 
 def _split_resource(world: World, resource: str) -> tuple[str, str]:
