@@ -4,7 +4,8 @@ For each contract (MNO and its CAMARA APIs, MVNE, tax, care, payments, billing,
 fulfillment, control plane, callback sink) and each of its operations: the explicit
 examples, the coverage phase (boundary values, missing and malformed parameters,
 undeclared methods) and fuzzing, in positive and negative modes; then stateful
-sequences along the links schemathesis infers (create, read, delete, read again).
+sequences along the links the contracts declare (create, read, act, delete, read again),
+and those schemathesis infers besides.
 The fakes must answer every case as their contract says,
 so any failure is a bug in a contract or in a fake.
 """
@@ -558,40 +559,6 @@ def _credential(key: str | dict[str, str], tokens: dict[str, str]) -> dict[str, 
     return {"api_key": key}
 
 
-# The event hubs are the contracts' only resources a partner deletes. Their links are not in
-# the MVNE contract and schemathesis cannot infer them (`HubCreated` is an `allOf`), so the
-# test spells them out: register -> read / unregister, unregister -> read again, which is
-# the sequence use_after_free and ensure_resource_availability judge.
-HUBS = [
-    ("registerOrderListener", "getOrderListener", "unregisterOrderListener"),
-    ("registerProductListener", "getProductListener", "unregisterProductListener"),
-    ("registerPaymentListener", "getPaymentListener", "unregisterPaymentListener"),
-    ("registerWholesaleListener", "getWholesaleListener", "unregisterWholesaleListener"),
-    ("registerFulfillmentListener", "getFulfillmentListener", "unregisterFulfillmentListener"),
-]
-
-
-def _with_hub_links(document: dict[str, Any]) -> dict[str, Any]:
-    operations = {
-        spec["operationId"]: spec
-        for item in document["paths"].values()
-        for spec in item.values()
-        if isinstance(spec, dict) and "operationId" in spec
-    }
-    for register, read, unregister in HUBS:
-        if register not in operations:
-            continue
-        created = {"id": "$response.body#/id"}
-        operations[register]["responses"]["201"]["links"] = {
-            "ReadListener": {"operationId": read, "parameters": created},
-            "UnregisterListener": {"operationId": unregister, "parameters": created},
-        }
-        operations[unregister]["responses"]["204"]["links"] = {
-            "ReadUnregistered": {"operationId": read, "parameters": {"id": "$request.path.id"}},
-        }
-    return document
-
-
 @pytest.fixture(params=sorted(KEYS))
 def contract(
     request: pytest.FixtureRequest,
@@ -607,7 +574,7 @@ def contract(
     assert served.status_code == 200, served.get_data(as_text=True)
     tokens = camara_tokens(app.test_client(), runtime) if role.startswith("camara-") else {}
     loaded = schemathesis.openapi.from_dict(
-        _with_hub_links(served.get_json()), config=_config(role, runtime, lines, tokens)
+        served.get_json(), config=_config(role, runtime, lines, tokens)
     )
     # What schemathesis.openapi.from_wsgi does after fetching: calls go to the app over WSGI.
     loaded.app = app
@@ -656,7 +623,7 @@ def _switch_faults_off(runtime: Runtime) -> None:
 
 
 # The sink's and the CAMARA contracts have no resource to create and read back, so no links
-# to follow.
+# to follow. The others' links are in the contracts themselves.
 @pytest.mark.parametrize(
     "contract",
     sorted(set(KEYS) - {"sink"} - {api.contract_name for api in EXTRA_APIS.values()}),
@@ -670,8 +637,8 @@ def test_stateful(
     network: responses.RequestsMock,
     hooks: CallbackReceiver,
 ) -> None:
-    """Sequences along the inferred links, where use_after_free and
-    ensure_resource_availability have the history they need."""
+    """Sequences along the contract's links (and the ones schemathesis infers), where
+    use_after_free and ensure_resource_availability have the history they need."""
 
     class Workflow(contract.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
