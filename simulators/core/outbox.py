@@ -65,6 +65,7 @@ from .tasks import (
     claim_due,
     next_due_at,
     retry_after_seconds,
+    running_elsewhere,
 )
 
 if TYPE_CHECKING:
@@ -606,6 +607,9 @@ class Outbox:
     def next_due(self) -> float | None:
         with self.store.read() as conn:
             return next_due_at(conn, outbox_table)
+
+    def running_elsewhere(self) -> bool:
+        return running_elsewhere(self.store, outbox_table)
 
     def redeliver(self, conn: Connection, delivery_id: int, now: float) -> None:
         updated = conn.execute(

@@ -154,6 +154,16 @@ def any_due(store: Store, table: Table, now: float) -> bool:
         return conn.execute(due, {"now": now, "wall": time.time()}).first() is not None
 
 
+def running_elsewhere(store: Store, table: Table) -> bool:
+    """Whether some process holds a live lease on a row of `table`: a step or delivery it
+    is running right now."""
+    held = select(table.c.id).where(
+        (table.c.status == RUNNING) & (table.c.lease_until >= time.time())
+    )
+    with store.read() as conn:
+        return conn.execute(held.limit(1)).first() is not None
+
+
 def next_due_at(conn: Connection, table: Table) -> float | None:
     value = conn.execute(_statements(table, False)[3]).scalar()
     return None if value is None else float(value)
@@ -250,6 +260,9 @@ class Tasks:
     def next_due(self) -> float | None:
         with self.store.read() as conn:
             return next_due_at(conn, task_table)
+
+    def running_elsewhere(self) -> bool:
+        return running_elsewhere(self.store, task_table)
 
     def pending_count(self) -> int:
         with self.store.read() as conn:
