@@ -412,6 +412,10 @@ def _judge_observed(
     now = resource[state_field]
     with verification.lock:
         before = verification.states.get(key)
+        if case.method.upper() == "POST" and before is not None:
+            # A create sent again (same Idempotency-Key or externalId) may rightly answer
+            # the first answer as it was, not the resource as it is now.
+            return
         verification.states[key] = now
     if before is None or before == now or before not in machine or now not in machine:
         return

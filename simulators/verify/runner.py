@@ -322,7 +322,7 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
             tally.failed += len(failures)
             for failure in failures:
                 _add_finding(outcome, failure, name, curl="", phase="after run")
-        _explain_silent_checks(contract, outcome)
+        _explain_silent_checks(contract, outcome, other_keys)
     finally:
         if receiver is not None:
             receiver.stop()
@@ -360,7 +360,17 @@ def _subscribe(
     return receiver
 
 
-def _explain_silent_checks(contract: Contract, outcome: Outcome) -> None:
+def _why_no_tenancy(operations: list[Operation], other_keys: Credentials) -> str:
+    reads = [op for op in operations if op.method == "GET" and "{" in op.path and op.schemes]
+    if not reads:
+        return "no operation reads a resource by its id"
+    if not any(other_keys.for_operation(op) for op in reads):
+        schemes = sorted({s.name for op in reads for s in op.schemes})
+        return f"no --other-key for {' or '.join(schemes)}"
+    return "no resource read by its id answered 2xx"
+
+
+def _explain_silent_checks(contract: Contract, outcome: Outcome, other_keys: Credentials) -> None:
     """Name why a domain check judged nothing, so a pass is never read as proof of a rule
     the run never met."""
     judged = outcome.per_check
@@ -372,7 +382,7 @@ def _explain_silent_checks(contract: Contract, outcome: Outcome) -> None:
         if any(op.idempotency_header or op.body_has_external_id for op in operations)
         and any(op.method == "POST" for op in operations)
         else "no exercised create declares an Idempotency-Key or externalId",
-        "tenant_isolation": "no resource read by its id answered 2xx",
+        "tenant_isolation": _why_no_tenancy(operations, other_keys),
         "error_model": "no error was answered",
         "correlation_id": "no exercised operation declares a correlation header"
         if not any(op.correlation_header for op in operations)
