@@ -11,7 +11,7 @@ import pytest
 import yaml
 from verify_support import TWO_SCHEMES
 
-from simulators.verify.contract import Contract, load
+from simulators.verify.contract import Contract, ContractError, Credentials, load
 from simulators.verify.runner import _document
 
 HUB_READ = {
@@ -72,3 +72,16 @@ def test_operations_without_a_credential_leave_the_run_with_the_links_to_them(
     assert list(run["paths"]["/orders"]["post"]["responses"]["201"]["links"]) == ["Read"]
     # The contract itself is left as it was.
     assert "Report" in created["links"]
+
+
+def test_a_plain_key_stands_for_every_scheme_not_named(tmp_path: Path) -> None:
+    contract = contract_of(tmp_path, TWO_SCHEMES)
+    keys = Credentials.parse(["staffKey=s", "p=="], contract, "--key")
+    # `p==` is a key with base64 padding, not a scheme named `p`.
+    assert (keys.get("partnerKey"), keys.get("staffKey")) == ("p==", "s")
+
+
+def test_two_plain_keys_are_bad_input(tmp_path: Path) -> None:
+    contract = contract_of(tmp_path, TWO_SCHEMES)
+    with pytest.raises(ContractError, match="given twice without a scheme"):
+        Credentials.parse(["a", "b"], contract, "--other-key")

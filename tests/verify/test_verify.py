@@ -127,10 +127,12 @@ def test_each_operation_is_sent_the_key_of_its_own_scheme(
 def test_an_operation_without_a_key_for_its_scheme_is_only_checked_for_401(
     two_schemes_file: Path, tmp_path: Path
 ) -> None:
+    junit = tmp_path / "v.xml"
     outcome, output = verify_two_schemes(
-        two_schemes_file, tmp_path, None, "--key", "partnerKey=key-alpha"
+        two_schemes_file, tmp_path, None, "--key", "partnerKey=key-alpha", "--junit", str(junit)
     )
     assert outcome["passed"], outcome["findings"] or outcome["errors"]
+    assert '<testcase classname="GET /report" name="not exercised">' in junit.read_text()
     assert outcome["not_exercised"] == {"GET /report": "no --key for staffKey"}
     assert outcome["operations"]["GET /report"]["checks"] == {
         "auth_required": {"passed": 1, "failed": 0}
