@@ -256,7 +256,7 @@ def error_model(ctx: CheckContext, response: Response, case: Case[Any]) -> bool 
     if response.status_code < 400:
         return True
     model = current().contract.error_model
-    problems = _error_problems(model, response)
+    problems = error_problems(model, response)
     if problems:
         shapes = {
             "problem": "an RFC 9457 problem document (application/problem+json with type, "
@@ -273,7 +273,8 @@ def error_model(ctx: CheckContext, response: Response, case: Case[Any]) -> bool 
     return None
 
 
-def _error_problems(model: str, response: Response) -> list[str]:
+def error_problems(model: str, response: Any) -> list[str]:
+    """How an error answer (schemathesis' or requests' response) departs from `model`."""
     content_type = (_header(response.headers, "Content-Type") or "").split(";")[0].strip()
     body = _json(response)
     problems = []

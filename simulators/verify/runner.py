@@ -447,14 +447,34 @@ def _refuses_without_credentials(
         outcome.errors.append(f"{operation.label}: {_reason(error)}")
         return
     outcome.cases += 1
-    tally = outcome.operations.setdefault(operation.label, {}).setdefault("auth_required", Tally())
+    by_check = outcome.operations.setdefault(operation.label, {})
+    curl = f"curl -X {operation.method} '{answer.request.url}'"
+    if payload is not None:
+        curl += f" -H 'Content-Type: application/json' -d '{json.dumps(payload)}'"
+    if answer.status_code >= 400:
+        problems = checks.error_problems(contract.error_model, answer)
+        judged = by_check.setdefault("error_model", Tally())
+        judged.passed += not problems
+        judged.failed += bool(problems)
+        if problems:
+            _add_finding(
+                outcome,
+                ConformanceFailure(
+                    operation=operation.label,
+                    title="An error is not the contract's error document",
+                    message=f"{answer.status_code} answered with {'; '.join(problems)}.",
+                ),
+                "error_model",
+                curl=curl,
+                phase="auth probe",
+                status=answer.status_code,
+                response=answer.text[:500],
+            )
+    tally = by_check.setdefault("auth_required", Tally())
     if answer.status_code == 401:
         tally.passed += 1
         return
     tally.failed += 1
-    curl = f"curl -X {operation.method} '{answer.request.url}'"
-    if payload is not None:
-        curl += f" -H 'Content-Type: application/json' -d '{json.dumps(payload)}'"
     _add_finding(
         outcome,
         ConformanceFailure(

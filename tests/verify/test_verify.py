@@ -134,8 +134,10 @@ def test_an_operation_without_a_key_for_its_scheme_is_only_checked_for_401(
     assert outcome["passed"], outcome["findings"] or outcome["errors"]
     assert '<testcase classname="GET /report" name="not exercised">' in junit.read_text()
     assert outcome["not_exercised"] == {"GET /report": "no --key for staffKey"}
+    # One request without credentials: refused with 401, in the contract's error document.
     assert outcome["operations"]["GET /report"]["checks"] == {
-        "auth_required": {"passed": 1, "failed": 0}
+        "auth_required": {"passed": 1, "failed": 0},
+        "error_model": {"passed": 1, "failed": 0},
     }
     assert "GET /report: no --key for staffKey" in output
     assert outcome["checks"]["idempotent_retry"]["passed"] > 0
