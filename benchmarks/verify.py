@@ -40,7 +40,7 @@ def run(role: str, base_url: str, key: str, args: argparse.Namespace) -> Outcome
     options = Options(
         role=role,
         base_url=base_url,
-        key=key,
+        keys=(key,),
         max_examples=args.max_examples,
         seed=args.seed,
         callback_grace_s=0.5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 import threading
@@ -148,6 +149,36 @@ CONTRACT: dict[str, Any] = {
         },
     },
 }
+# The same API with a second caller: settlement staff, on their own security scheme (the
+# same header), read a report no partner key opens (as the MNO's operationsKey does).
+TWO_SCHEMES: dict[str, Any] = copy.deepcopy(CONTRACT)
+TWO_SCHEMES["components"]["securitySchemes"]["staffKey"] = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "X-API-Key",
+}
+TWO_SCHEMES["paths"]["/report"] = {
+    "get": {
+        "operationId": "getReport",
+        "security": [{"staffKey": []}],
+        "responses": {
+            "200": {
+                "description": "the report",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["orders"],
+                            "properties": {"orders": {"type": "integer"}},
+                        }
+                    }
+                },
+            },
+            **{code: ERRORS[code] for code in ("401", "404")},
+        },
+    }
+}
+STAFF_KEY = "key-staff"
 DEFECTS = (
     "replay",
     "leak",
@@ -157,6 +188,8 @@ DEFECTS = (
     "illegal_transition",
     "no_retry_after",
     "unsigned",
+    "report_open",  # the staff report answers without credentials
+    "hub_refuses",  # the hub refuses every subscription
 )
 
 
@@ -285,10 +318,17 @@ def create_app(defect: str | None = None) -> Flask:
             return problem(404, "ORDER_NOT_FOUND")
         return jsonify(orders[order_id])
 
+    @app.get("/orders-api/report")
+    def report() -> Any:
+        key = request.headers.get("X-API-Key")
+        if key != STAFF_KEY and not (key is None and defect == "report_open"):
+            return problem(401, "UNAUTHORIZED")
+        return jsonify({"orders": len(orders)})
+
     @app.post("/orders-api/hub")
     def register() -> Any:
         who = partner()
-        if who is None:
+        if who is None or defect == "hub_refuses":
             return problem(401, "UNAUTHORIZED")
         body = request.get_json(silent=True)
         callback = body.get("callback") if isinstance(body, dict) else None

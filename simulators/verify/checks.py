@@ -24,7 +24,7 @@ import schemathesis
 from schemathesis.checks import CHECKS
 from schemathesis.core.failures import Failure, Severity
 
-from .contract import Contract, Operation
+from .contract import Contract, Credentials, Operation
 from .lifecycles import LIFECYCLES, reachable
 
 if TYPE_CHECKING:
@@ -52,11 +52,11 @@ class ConformanceFailure(Failure):
 
 @dataclass
 class Verification:
-    """What the checks of one run share: the contract, the second partner's key, the
+    """What the checks of one run share: the contract, the second partner's keys, the
     callback receiver, and what they have seen so far (guarded: workers run in threads)."""
 
     contract: Contract
-    other_key: str | None = None
+    other_keys: Credentials = field(default_factory=Credentials)
     receiver: Receiver | None = None
     callback_grace_s: float = CALLBACK_GRACE_S
     probes_per_operation: int = PROBES_PER_OPERATION
@@ -215,11 +215,11 @@ def tenant_isolation(ctx: CheckContext, response: Response, case: Case[Any]) -> 
     that it exists (a 403 would say it does)."""
     verification = current()
     operation = verification.operation(case)
+    other = verification.other_keys.for_operation(operation) if operation is not None else None
     if (
-        verification.other_key is None
+        other is None
         or operation is None
         or operation.method != "GET"
-        or not operation.schemes
         or "{" not in operation.path
         or not _is_positive(case)
         or not 200 <= response.status_code < 300
@@ -228,19 +228,19 @@ def tenant_isolation(ctx: CheckContext, response: Response, case: Case[Any]) -> 
     if not verification.take_probe("tenant_isolation", operation):
         return True
     headers = _without(case.headers, _credential_headers(operation))
-    scheme = operation.schemes[0]
-    headers[scheme.header] = scheme.header_value(verification.other_key)
-    probe, other = _send(ctx, case, headers)
-    if other.status_code == 404:
+    scheme, key = other
+    headers[scheme.header] = scheme.header_value(key)
+    probe, answer = _send(ctx, case, headers)
+    if answer.status_code == 404:
         return None
-    if 200 <= other.status_code < 300:
+    if 200 <= answer.status_code < 300:
         title, why = "Another partner's resource is readable", "answered it"
-    elif other.status_code == 403:
+    elif answer.status_code == 403:
         title, why = "Another partner's resource is revealed", "answered 403, saying it exists"
-    elif other.status_code == 401:
+    elif answer.status_code == 401:
         title, why = "The second partner's key is refused", "refused the key itself (401)"
     else:
-        title, why = "Another partner's resource is not a 404", f"answered {other.status_code}"
+        title, why = "Another partner's resource is not a 404", f"answered {answer.status_code}"
     raise _fail(
         case,
         title,
@@ -256,7 +256,7 @@ def error_model(ctx: CheckContext, response: Response, case: Case[Any]) -> bool 
     if response.status_code < 400:
         return True
     model = current().contract.error_model
-    problems = _error_problems(model, response)
+    problems = error_problems(model, response)
     if problems:
         shapes = {
             "problem": "an RFC 9457 problem document (application/problem+json with type, "
@@ -273,7 +273,8 @@ def error_model(ctx: CheckContext, response: Response, case: Case[Any]) -> bool 
     return None
 
 
-def _error_problems(model: str, response: Response) -> list[str]:
+def error_problems(model: str, response: Any) -> list[str]:
+    """How an error answer (schemathesis' or requests' response) departs from `model`."""
     content_type = (_header(response.headers, "Content-Type") or "").split(";")[0].strip()
     body = _json(response)
     problems = []
@@ -412,6 +413,10 @@ def _judge_observed(
     now = resource[state_field]
     with verification.lock:
         before = verification.states.get(key)
+        if case.method.upper() == "POST" and before is not None:
+            # A create sent again (same Idempotency-Key or externalId) may rightly answer
+            # the first answer as it was, not the resource as it is now.
+            return
         verification.states[key] = now
     if before is None or before == now or before not in machine or now not in machine:
         return

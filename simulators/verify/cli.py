@@ -86,6 +86,13 @@ def _print_verdict(outcome: Outcome) -> None:
     for name, reason in outcome.not_run.items():
         table.add_row(name, "", "", f"not run: {reason}", style="dim")
     out.print(table)
+    if outcome.not_exercised:
+        out.print(
+            f"[dim]{len(outcome.not_exercised)} operations only checked for auth_required "
+            "(not exercised):[/dim]"
+        )
+        for label, reason in outcome.not_exercised.items():
+            out.print(f"[dim]  {label}: {reason}[/dim]", highlight=False)
     for finding in outcome.findings:
         out.print(
             f"[red]FAIL[/red] {finding.operation} [bold]{finding.title}[/bold] ({finding.check})"
@@ -112,10 +119,17 @@ def _print_verdict(outcome: Outcome) -> None:
 )
 @click.option(
     "--key",
-    default=None,
-    help="A partner's credential (API key, bearer token, or user:password for basic auth).",
+    "keys",
+    multiple=True,
+    help="A partner's credential (API key, bearer token, or user:password for basic auth); "
+    "SCHEME=KEY for one security scheme of the contract, repeatable.",
 )
-@click.option("--other-key", default=None, help="A second partner's credential, for tenancy.")
+@click.option(
+    "--other-key",
+    "other_keys",
+    multiple=True,
+    help="A second partner's credential, for tenancy; SCHEME=KEY as for --key.",
+)
 @click.option(
     "--callback-url",
     default=None,
@@ -167,8 +181,8 @@ def _print_verdict(outcome: Outcome) -> None:
 def verify_command(
     role: str,
     base_url: str,
-    key: str | None,
-    other_key: str | None,
+    keys: tuple[str, ...],
+    other_keys: tuple[str, ...],
     callback_url: str | None,
     contract_file: Path | None,
     junit: Path | None,
@@ -186,6 +200,8 @@ def verify_command(
     \b
     handoff verify fulfillment --base-url http://127.0.0.1:8700 \\
         --key $ALPHA_KEY --other-key $BRAVO_KEY --html verify.html --junit verify.xml
+    handoff verify mno --base-url http://127.0.0.1:8700 --key apiKey=$PLATFORM_KEY \\
+        --key wholesaleKey=$ALPHA_WHOLESALE --other-key wholesaleKey=$BRAVO_WHOLESALE
     """
     try:
         contract = load(role, contract_file)
@@ -196,8 +212,8 @@ def verify_command(
     options = Options(
         role=role,
         base_url=base_url,
-        key=key,
-        other_key=other_key,
+        keys=keys,
+        other_keys=other_keys,
         callback_url=callback_url,
         contract_file=contract_file,
         phases=phases,

@@ -8,6 +8,8 @@ from the document as written, so the checks never depend on how schemathesis par
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,12 +75,67 @@ class Operation:
     correlation_pattern: str | None
 
 
+# `SCHEME=KEY`: a scheme name is an identifier; a credential that merely contains `=` (base64
+# padding) has nothing after it or no identifier before it.
+_NAMED = re.compile(r"^([A-Za-z_][A-Za-z0-9_.-]*)=(.+)$", re.S)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """One partner's credentials by security scheme: `SCHEME=KEY` for one scheme of the
+    contract, a plain `KEY` for every scheme not named (a contract whose operations answer
+    to different callers, like the MNO's platform, wholesale and staff keys, needs several)."""
+
+    by_scheme: Mapping[str, str] = field(default_factory=dict)
+    default: str | None = None
+
+    @classmethod
+    def parse(cls, values: Iterable[str], contract: Contract, option: str) -> Credentials:
+        by_scheme: dict[str, str] = {}
+        default = None
+        for value in values:
+            named = _NAMED.match(value)
+            if named and named.group(1) in contract.schemes:
+                name = named.group(1)
+                if name in by_scheme:
+                    raise ContractError(f"{option} names the scheme {name!r} twice")
+                by_scheme[name] = named.group(2)
+            elif named and contract.schemes and "=" not in named.group(2):
+                raise ContractError(
+                    f"{option} {named.group(1)}=...: the contract has no security scheme "
+                    f"{named.group(1)!r}; its schemes: {', '.join(sorted(contract.schemes))}"
+                )
+            elif default is not None:
+                raise ContractError(
+                    f"{option} is given twice without a scheme; name each one's scheme "
+                    f"(SCHEME=KEY, of: {', '.join(sorted(contract.schemes)) or 'none'})"
+                )
+            else:
+                default = value
+        return cls(by_scheme, default)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_scheme) or self.default is not None
+
+    def get(self, scheme: str) -> str | None:
+        return self.by_scheme.get(scheme, self.default)
+
+    def for_operation(self, operation: Operation) -> tuple[SecurityScheme, str] | None:
+        """The first of the operation's schemes with a credential, and that credential."""
+        for scheme in operation.schemes:
+            key = self.get(scheme.name)
+            if key is not None:
+                return scheme, key
+        return None
+
+
 @dataclass
 class Contract:
     role: str
     path: Path
     document: dict[str, Any]
     operations: dict[str, Operation] = field(default_factory=dict)
+    schemes: dict[str, SecurityScheme] = field(default_factory=dict)
 
     @property
     def server_path(self) -> str:
@@ -131,6 +188,7 @@ def load(role: str, contract_file: Path | None = None) -> Contract:
         raise ContractError(f"{contract_file} is not YAML or JSON{where}") from None
     _validate(contract_file, document)
     contract = Contract(role=role, path=contract_file, document=document)
+    contract.schemes = _schemes(document)
     contract.operations = _operations(contract)
     if not contract.operations:
         raise ContractError(f"{contract_file} declares no operations")

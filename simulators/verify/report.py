@@ -74,10 +74,14 @@ def write_junit(outcome: Outcome, path: Path) -> None:
         tests += 1
         case = ET.SubElement(suite, "testcase", classname="run", name=name)
         ET.SubElement(case, "skipped", message=reason)
+    for label, reason in sorted(outcome.not_exercised.items()):
+        tests += 1
+        case = ET.SubElement(suite, "testcase", classname=label, name="not exercised")
+        ET.SubElement(case, "skipped", message=reason)
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    suite.set("skipped", str(len(outcome.not_run)))
+    suite.set("skipped", str(len(outcome.not_run) + len(outcome.not_exercised)))
     suites = ET.Element("testsuites")
     suites.append(suite)
     ET.indent(suites)

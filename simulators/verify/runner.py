@@ -3,9 +3,11 @@ check on, the domain checks beside them, and what it found gathered into an `Out
 
 from __future__ import annotations
 
+import copy
+import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,8 +21,9 @@ from schemathesis.engine import Status, events, from_schema
 from . import checks
 from .callbacks import Receiver, _reason
 from .checks import ConformanceFailure, Verification
-from .contract import Contract, ContractError
+from .contract import HTTP_METHODS, Contract, ContractError, Credentials, Operation, resolve
 from .formats import coverage_repair, custom_formats
+from .lifecycles import LIFECYCLES
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 DEFAULT_MAX_EXAMPLES = 20
@@ -30,9 +33,6 @@ REQUEST_TIMEOUT_S = 10.0
 ACCEPTED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
 # An authorization server refuses every grant it cannot carry out with 400 (RFC 6749 5.2).
 OAUTH_ACCEPTED_STATUSES = [*ACCEPTED_STATUSES, "400"]
-# The event hubs are the resources a partner creates and deletes; schemathesis cannot infer
-# their links (`HubCreated` is an `allOf`), so they are declared: register -> read, delete.
-HUB_LINK_SUFFIXES = ("Listener",)
 
 
 @dataclass
@@ -76,6 +76,8 @@ class Outcome:
     findings: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     not_run: dict[str, str] = field(default_factory=dict)
+    # Operations only checked for refusing a request without credentials, and why.
+    not_exercised: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -110,8 +112,9 @@ class Outcome:
 class Options:
     role: str
     base_url: str
-    key: str | None = None
-    other_key: str | None = None
+    # Each `KEY` (every scheme) or `SCHEME=KEY` (one security scheme of the contract).
+    keys: tuple[str, ...] = ()
+    other_keys: tuple[str, ...] = ()
     callback_url: str | None = None
     contract_file: Path | None = None
     phases: tuple[str, ...] = PHASES
@@ -125,7 +128,9 @@ class Options:
 Progress = Callable[[events.EngineEvent, "Outcome"], None]
 
 
-def _config(contract: Contract, options: Options, base_url: str) -> schemathesis.Config:
+def _config(
+    contract: Contract, options: Options, base_url: str, keys: Credentials
+) -> schemathesis.Config:
     settings: dict[str, Any] = {
         "base-url": base_url,
         "seed": options.seed,
@@ -147,45 +152,91 @@ def _config(contract: Contract, options: Options, base_url: str) -> schemathesis
             },
         },
     }
-    schemes = {s.name: s for op in contract.operations.values() for s in op.schemes}
-    if options.key and schemes:
-        # Keyed by security scheme, so each operation is sent the credential it declares.
-        settings["auth"] = {
-            "openapi": {name: scheme.credential(options.key) for name, scheme in schemes.items()}
-        }
+    # Keyed by security scheme, so each operation is sent the credential it declares.
+    credentials = {
+        name: scheme.credential(key)
+        for name, scheme in contract.schemes.items()
+        if (key := keys.get(name)) is not None
+    }
+    if credentials:
+        settings["auth"] = {"openapi": credentials}
     return schemathesis.Config.from_dict(settings)
 
 
-def _with_hub_links(contract: Contract) -> dict[str, Any]:
-    """The document, with the hub's register -> read / unregister links spelled out."""
-    import copy
-
+def _document(contract: Contract, excluded: set[str]) -> dict[str, Any]:
+    """The document schemathesis runs: without the operations no credential can exercise
+    (and the links to them), and with the hub's register -> read / unregister links
+    spelled out where the contract declares none to those operations."""
     document = copy.deepcopy(contract.document)
-    hub = contract.hub
-    if hub is None:
-        return document
-    item = document["paths"][hub.path]
-    register = item["post"]
-    by_id = document["paths"].get(hub.path.rstrip("/") + "/{id}", {})
-    read, delete = by_id.get("get"), by_id.get("delete")
-    created = next((code for code in ("201", "200") if code in register.get("responses", {})), None)
-    if created is None or read is None:
-        return document
-    links = {
-        "ReadListener": {
-            "operationId": read.get("operationId"),
-            "parameters": {"id": "$response.body#/id"},
-        }
-    }
-    if delete is not None:
-        links["UnregisterListener"] = {
-            "operationId": delete.get("operationId"),
-            "parameters": {"id": "$response.body#/id"},
-        }
-    response = register["responses"][created]
-    if "$ref" not in response:
-        response.setdefault("links", {}).update(links)
+    gone = set()
+    for label in excluded:
+        operation = contract.operations[label]
+        document["paths"][operation.path].pop(operation.method.lower(), None)
+        gone.add(operation.operation_id)
+    if gone:
+        _drop_links_to(document, gone)
+    _add_hub_links(contract, document, excluded)
     return document
+
+
+def _responses(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for item in document.get("paths", {}).values():
+        for method in HTTP_METHODS:
+            spec = item.get(method) if isinstance(item, dict) else None
+            if isinstance(spec, dict):
+                yield from (r for r in spec.get("responses", {}).values() if isinstance(r, dict))
+    yield from document.get("components", {}).get("responses", {}).values()
+
+
+def _link_target(document: dict[str, Any], link: dict[str, Any]) -> str | None:
+    if "operationId" in link:
+        return str(link["operationId"])
+    ref = str(link.get("operationRef", ""))
+    try:
+        target = resolve(document, {"$ref": ref}) if ref.startswith("#/") else None
+    except (KeyError, TypeError):
+        return None
+    return str(target.get("operationId")) if isinstance(target, dict) else None
+
+
+def _drop_links_to(document: dict[str, Any], operation_ids: set[str]) -> None:
+    for response in _responses(document):
+        links = response.get("links")
+        if not isinstance(links, dict):
+            continue
+        for name in [
+            n for n, link in links.items() if _link_target(document, link) in operation_ids
+        ]:
+            del links[name]
+        if not links:
+            del response["links"]
+
+
+def _add_hub_links(contract: Contract, document: dict[str, Any], excluded: set[str]) -> None:
+    # The event hubs are the resources a partner creates and deletes; schemathesis cannot
+    # infer their links (`HubCreated` is an `allOf`), so a contract that declares none gets
+    # register -> read, register -> unregister.
+    hub = contract.hub
+    if hub is None or hub.label in excluded:
+        return
+    register = document["paths"][hub.path]["post"]
+    by_id = contract.document["paths"].get(hub.path.rstrip("/") + "/{id}", {})
+    created = next((code for code in ("201", "200") if code in register.get("responses", {})), None)
+    if created is None or "$ref" in register["responses"][created]:
+        return
+    response = register["responses"][created]
+    declared = {_link_target(document, link) for link in response.get("links", {}).values()}
+    for name, method in (("ReadListener", "get"), ("UnregisterListener", "delete")):
+        target = by_id.get(method)
+        label = f"{method.upper()} {hub.path.rstrip('/')}/{{id}}"
+        if not isinstance(target, dict) or label in excluded:
+            continue
+        if target.get("operationId") is None or target["operationId"] in declared:
+            continue
+        response.setdefault("links", {})[name] = {
+            "operationId": target["operationId"],
+            "parameters": {"id": "$response.body#/id"},
+        }
 
 
 def _no_null_path_parameters(
@@ -208,6 +259,8 @@ def _check_reachable(base_url: str) -> None:
 
 def verify(options: Options, contract: Contract, progress: Progress | None = None) -> Outcome:
     """Run every enabled phase against the implementation at `options.base_url`."""
+    keys = Credentials.parse(options.keys, contract, "--key")
+    other_keys = Credentials.parse(options.other_keys, contract, "--other-key")
     base_url = contract.base_url(options.base_url)
     _check_reachable(base_url)
     if options.seed is None:
@@ -221,37 +274,42 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
         max_examples=options.max_examples,
         seed=options.seed,
     )
-    receiver = None
-    if contract.hub is not None and options.key:
-        receiver = Receiver.start(options.callback_url)
-    elif contract.hub is not None:
-        outcome.not_run["callbacks_signed"] = "no --key to subscribe to the hub with"
-    else:
-        outcome.not_run["callbacks_signed"] = "the role has no event hub"
-    if options.other_key is None:
-        outcome.not_run["tenant_isolation"] = "no --other-key (a second partner's key)"
-    try:
-        schema = schemathesis.openapi.from_dict(
-            _with_hub_links(contract), config=_config(contract, options, base_url)
+    # An operation whose schemes have no credential can only be asked to refuse a request
+    # without one; its generated cases would all be 401s, proving nothing else.
+    unkeyed = {
+        label: operation
+        for label, operation in contract.operations.items()
+        if operation.schemes and keys.for_operation(operation) is None
+    }
+    for label, operation in unkeyed.items():
+        outcome.not_exercised[label] = "no --key for " + " or ".join(
+            s.name for s in operation.schemes
         )
-        schema.hook("map_case")(coverage_repair(contract))
-        schema.hook("filter_case")(_no_null_path_parameters)
-        if receiver is not None and contract.hub is not None:
-            scheme = contract.hub.schemes[0] if contract.hub.schemes else None
-            headers = {scheme.header: scheme.header_value(str(options.key))} if scheme else {}
-            receiver.subscribe(contract, base_url, headers, REQUEST_TIMEOUT_S)
+    if not other_keys:
+        outcome.not_run["tenant_isolation"] = "no --other-key (a second partner's key)"
+    receiver = _subscribe(contract, options, keys, base_url, outcome)
+    try:
         verification = Verification(
             contract=contract,
-            other_key=options.other_key,
+            other_keys=other_keys,
             receiver=receiver,
             callback_grace_s=options.callback_grace_s,
         )
         started = time.monotonic()
-        with checks.registered(verification), custom_formats():
-            for event in from_schema(schema).execute():
-                _collect(event, outcome)
-                if progress is not None:
-                    progress(event, outcome)
+        if len(unkeyed) < len(contract.operations):
+            schema = schemathesis.openapi.from_dict(
+                _document(contract, set(unkeyed)),
+                config=_config(contract, options, base_url, keys),
+            )
+            schema.hook("map_case")(coverage_repair(contract))
+            schema.hook("filter_case")(_no_null_path_parameters)
+            with checks.registered(verification), custom_formats():
+                for event in from_schema(schema).execute():
+                    _collect(event, outcome)
+                    if progress is not None:
+                        progress(event, outcome)
+        for operation in unkeyed.values():
+            _refuses_without_credentials(contract, operation, base_url, outcome)
         outcome.duration_s = time.monotonic() - started
         if receiver is not None and "callbacks_signed" not in verification.run_results:
             outcome.not_run["callbacks_signed"] = (
@@ -264,10 +322,174 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
             tally.failed += len(failures)
             for failure in failures:
                 _add_finding(outcome, failure, name, curl="", phase="after run")
+        _explain_silent_checks(contract, outcome, other_keys)
     finally:
         if receiver is not None:
             receiver.stop()
     return outcome
+
+
+def _subscribe(
+    contract: Contract, options: Options, keys: Credentials, base_url: str, outcome: Outcome
+) -> Receiver | None:
+    """The callback receiver, subscribed to the role's hub; None (and callbacks_signed not
+    run, with the reason) when the role has no hub, no credential for it, or the hub refuses:
+    the rest of the contract is still worth its verdict."""
+    hub = contract.hub
+    if hub is None:
+        outcome.not_run["callbacks_signed"] = "the role has no event hub"
+        return None
+    credential = keys.for_operation(hub) if hub.schemes else None
+    if hub.schemes and credential is None:
+        outcome.not_run["callbacks_signed"] = (
+            f"no --key for {' or '.join(s.name for s in hub.schemes)} to subscribe to "
+            f"{hub.label} with"
+        )
+        return None
+    receiver = Receiver.start(options.callback_url)
+    headers = {}
+    if credential is not None:
+        scheme, key = credential
+        headers[scheme.header] = scheme.header_value(key)
+    try:
+        receiver.subscribe(contract, base_url, headers, REQUEST_TIMEOUT_S)
+    except ContractError as error:
+        receiver.stop()
+        outcome.not_run["callbacks_signed"] = str(error)
+        return None
+    return receiver
+
+
+def _why_no_tenancy(operations: list[Operation], other_keys: Credentials) -> str:
+    reads = [op for op in operations if op.method == "GET" and "{" in op.path and op.schemes]
+    if not reads:
+        return "no operation reads a resource by its id"
+    if not any(other_keys.for_operation(op) for op in reads):
+        schemes = sorted({s.name for op in reads for s in op.schemes})
+        return f"no --other-key for {' or '.join(schemes)}"
+    return "no resource read by its id answered 2xx"
+
+
+def _explain_silent_checks(contract: Contract, outcome: Outcome, other_keys: Credentials) -> None:
+    """Name why a domain check judged nothing, so a pass is never read as proof of a rule
+    the run never met."""
+    judged = outcome.per_check
+    operations = [
+        op for label, op in contract.operations.items() if label not in outcome.not_exercised
+    ]
+    reasons = {
+        "idempotent_retry": "no create took an Idempotency-Key or externalId"
+        if any(op.idempotency_header or op.body_has_external_id for op in operations)
+        and any(op.method == "POST" for op in operations)
+        else "no exercised create declares an Idempotency-Key or externalId",
+        "tenant_isolation": _why_no_tenancy(operations, other_keys),
+        "error_model": "no error was answered",
+        "correlation_id": "no exercised operation declares a correlation header"
+        if not any(op.correlation_header for op in operations)
+        else "no answer to judge",
+        "auth_required": "no exercised operation is secured",
+        "lifecycle_transitions": "the role declares no lifecycle"
+        if not LIFECYCLES.get(contract.role)
+        else "no resource with a lifecycle was answered",
+        "retry_after": "no 429 was answered",
+    }
+    for name, reason in reasons.items():
+        if name not in judged and name not in outcome.not_run:
+            outcome.not_run[name] = reason
+
+
+def _sample(document: dict[str, Any], parameter: dict[str, Any]) -> Any:
+    schema = resolve(document, parameter.get("schema", {}))
+    for value in (parameter.get("example"), schema.get("example"), schema.get("default")):
+        if value is not None:
+            return value
+    if schema.get("enum"):
+        return schema["enum"][0]
+    return {"integer": 1, "number": 1, "boolean": True}.get(schema.get("type"), "verify-probe")
+
+
+def _refuses_without_credentials(
+    contract: Contract, operation: Operation, base_url: str, outcome: Outcome
+) -> None:
+    """auth_required for an operation the run had no credential for: one request shaped
+    by the contract (its examples where it gives them), sent without credentials."""
+    document = contract.document
+    item = resolve(document, document["paths"][operation.path])
+    spec = item[operation.method.lower()]
+    path, query, headers = operation.path, {}, {}
+    for raw in [*item.get("parameters", []), *spec.get("parameters", [])]:
+        parameter = resolve(document, raw)
+        value = _sample(document, parameter)
+        if parameter.get("in") == "path":
+            path = path.replace("{" + parameter["name"] + "}", str(value))
+        elif parameter.get("in") == "query" and parameter.get("required"):
+            query[parameter["name"]] = value
+    body = resolve(document, spec.get("requestBody", {}))
+    payload = None
+    if body:
+        media = body.get("content", {}).get("application/json")
+        if media is not None:
+            schema = resolve(document, media.get("schema", {}))
+            payload = media.get("example", schema.get("example", {}))
+    if operation.correlation_header:
+        headers[operation.correlation_header] = "verify-auth-probe"
+    url = base_url + path
+    try:
+        answer = requests.request(
+            operation.method,
+            url,
+            params=query,
+            json=payload,
+            headers=headers,
+            timeout=REQUEST_TIMEOUT_S,
+        )
+    except requests.RequestException as error:
+        outcome.errors.append(f"{operation.label}: {_reason(error)}")
+        return
+    outcome.cases += 1
+    by_check = outcome.operations.setdefault(operation.label, {})
+    curl = f"curl -X {operation.method} '{answer.request.url}'"
+    if payload is not None:
+        curl += f" -H 'Content-Type: application/json' -d '{json.dumps(payload)}'"
+    if answer.status_code >= 400:
+        problems = checks.error_problems(contract.error_model, answer)
+        judged = by_check.setdefault("error_model", Tally())
+        judged.passed += not problems
+        judged.failed += bool(problems)
+        if problems:
+            _add_finding(
+                outcome,
+                ConformanceFailure(
+                    operation=operation.label,
+                    title="An error is not the contract's error document",
+                    message=f"{answer.status_code} answered with {'; '.join(problems)}.",
+                ),
+                "error_model",
+                curl=curl,
+                phase="auth probe",
+                status=answer.status_code,
+                response=answer.text[:500],
+            )
+    tally = by_check.setdefault("auth_required", Tally())
+    if answer.status_code == 401:
+        tally.passed += 1
+        return
+    tally.failed += 1
+    _add_finding(
+        outcome,
+        ConformanceFailure(
+            operation=operation.label,
+            title="A request without credentials was not refused with 401",
+            message=f"{operation.label} without "
+            f"{', '.join(sorted({s.header for s in operation.schemes}))} answered "
+            f"{answer.status_code}. Every secured operation answers 401 to it.",
+        ),
+        "auth_required",
+        curl=curl,
+        phase="auth probe",
+        status=answer.status_code,
+        response=answer.text[:500],
+    )
 
 
 def _collect(event: events.EngineEvent, outcome: Outcome) -> None:

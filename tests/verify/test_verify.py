@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 from conftest import api_key
 from flask import Flask
-from verify_support import CONTRACT, create_app, serving
+from verify_support import CONTRACT, STAFF_KEY, TWO_SCHEMES, create_app, serving
 from werkzeug.serving import make_server
 
 from simulators.cli import main
@@ -80,6 +80,105 @@ def test_each_broken_rule_fails_verification(
     assert found, outcome["findings"]
     assert any(f["title"].startswith(title) for f in found), found
     assert outcome["checks"][check]["failed"] > 0
+
+
+# --- credentials by security scheme ------------------------------------------------------------
+
+
+@pytest.fixture
+def two_schemes_file(tmp_path: Path) -> Path:
+    path = tmp_path / "orders-and-report.yaml"
+    path.write_text(yaml.safe_dump(TWO_SCHEMES, sort_keys=False))
+    return path
+
+
+def verify_two_schemes(
+    contract_file: Path, tmp_path: Path, defect: str | None, *keys: str
+) -> tuple[dict, str]:
+    report = tmp_path / "report.json"
+    with serving(create_app(defect)) as url:
+        code, output = run(
+            "mvne", "--contract", str(contract_file), "--base-url", url, *keys,
+            "--max-examples", EXAMPLES, "--seed", "1", "--callback-wait", "0.5",
+            "--json", str(report),
+        )  # fmt: skip
+    outcome = json.loads(report.read_text())
+    assert code == (0 if outcome["passed"] else 1), output
+    return outcome, output
+
+
+def test_each_operation_is_sent_the_key_of_its_own_scheme(
+    two_schemes_file: Path, tmp_path: Path
+) -> None:
+    outcome, _ = verify_two_schemes(
+        two_schemes_file, tmp_path, None,
+        "--key", "partnerKey=key-alpha", "--key", f"staffKey={STAFF_KEY}",
+        "--other-key", "partnerKey=key-bravo",
+    )  # fmt: skip
+    assert outcome["passed"], outcome["findings"] or outcome["errors"]
+    assert outcome["not_exercised"] == {}
+    report_checks = outcome["operations"]["GET /report"]["checks"]
+    # Answered 200 with the staff key: its body was judged against the contract.
+    assert report_checks["response_schema_conformance"]["passed"] > 0
+    assert outcome["checks"]["tenant_isolation"]["passed"] > 0
+    assert outcome["checks"]["callbacks_signed"]["passed"] > 0
+
+
+def test_an_operation_without_a_key_for_its_scheme_is_only_checked_for_401(
+    two_schemes_file: Path, tmp_path: Path
+) -> None:
+    junit = tmp_path / "v.xml"
+    outcome, output = verify_two_schemes(
+        two_schemes_file, tmp_path, None, "--key", "partnerKey=key-alpha", "--junit", str(junit)
+    )
+    assert outcome["passed"], outcome["findings"] or outcome["errors"]
+    assert '<testcase classname="GET /report" name="not exercised">' in junit.read_text()
+    assert outcome["not_exercised"] == {"GET /report": "no --key for staffKey"}
+    # One request without credentials: refused with 401, in the contract's error document.
+    assert outcome["operations"]["GET /report"]["checks"] == {
+        "auth_required": {"passed": 1, "failed": 0},
+        "error_model": {"passed": 1, "failed": 0},
+    }
+    assert "GET /report: no --key for staffKey" in output
+    assert outcome["checks"]["idempotent_retry"]["passed"] > 0
+
+
+def test_an_operation_without_a_key_still_fails_when_it_answers_without_one(
+    two_schemes_file: Path, tmp_path: Path
+) -> None:
+    outcome, _ = verify_two_schemes(
+        two_schemes_file, tmp_path, "report_open", "--key", "partnerKey=key-alpha"
+    )
+    assert not outcome["passed"]
+    [finding] = outcome["findings"]
+    assert finding["operation"] == "GET /report" and finding["check"] == "auth_required"
+    assert finding["status"] == 200 and "curl -X GET" in finding["curl"]
+
+
+def test_a_hub_that_refuses_the_subscription_leaves_the_rest_of_the_verdict(
+    contract_file: Path, tmp_path: Path
+) -> None:
+    outcome = verify_orders(contract_file, tmp_path, "hub_refuses")
+    assert outcome["not_run"]["callbacks_signed"].startswith(
+        "POST /hub refused the callback subscription (401)"
+    )
+    assert outcome["cases"] > 0 and outcome["checks"]["idempotent_retry"]["passed"] > 0
+    # The hub's own refusals are what the contract allows: nothing else is held against it.
+    assert outcome["passed"], outcome["findings"]
+
+
+def test_a_key_for_a_scheme_the_contract_lacks_is_one_line_and_exit_2(
+    two_schemes_file: Path,
+) -> None:
+    code, output = run(
+        "mvne", "--contract", str(two_schemes_file), "--base-url", "http://127.0.0.1:9",
+        "--key", "stafKey=k",
+    )  # fmt: skip
+    assert code == 2
+    assert output.strip() == (
+        "Error: --key stafKey=...: the contract has no security scheme 'stafKey'; "
+        "its schemes: partnerKey, staffKey"
+    )
 
 
 # --- bad input -----------------------------------------------------------------------------------
