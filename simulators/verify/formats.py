@@ -73,9 +73,9 @@ def coverage_repair(contract: Contract) -> Callable[..., schemathesis.Case[Any]]
         for location, name, validator in parameters:
             values = {"path": case.path_parameters, "query": case.query}[location]
             if values and isinstance(values.get(name), str):
-                values[name] = _repaired(validator, values[name])
+                values[name] = repaired(validator, values[name])
         if body is not None and isinstance(case.body, dict | list):
-            case.body = _repaired(body, case.body)
+            case.body = repaired(body, case.body)
         return case
 
     return map_case
@@ -117,7 +117,7 @@ def _format_error(validator: Draft202012Validator, value: Any) -> ValidationErro
     return None
 
 
-def _repaired(validator: Draft202012Validator, value: Any) -> Any:
+def repaired(validator: Draft202012Validator, value: Any) -> Any:
     """`value` with every string a custom format refuses brought inside that format."""
     for _ in range(100):
         error = _format_error(validator, value)

@@ -28,7 +28,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 from schemathesis.generation.meta import TestPhase
 from schemathesis.specs.openapi import unregister_string_format
 from sqlalchemy import select
@@ -49,6 +48,7 @@ from simulators.core.tenancy import get_partner
 from simulators.mno import EXTRA_APIS
 from simulators.mvne.model import REFERENCE_PARTNERS, known_offerings, sim_table
 from simulators.tax.model import load_table
+from simulators.verify.formats import repaired
 
 # Reproducible in CI: a fixed seed, derandomized generation, no example database.
 SEED = 20260302
@@ -151,37 +151,6 @@ def custom_formats(runtime: Runtime) -> Iterator[None]:
         unregister_string_format(name)
 
 
-# How a string of the right shape is brought inside each custom format.
-FORMAT_REPAIRS: dict[str, Callable[[str], str]] = {
-    "iccid": lambda value: iccid_with_check_digit(value[:-1]),
-    "imsi": lambda value: TEST_MCC + value[3:],
-}
-
-
-def _format_error(validator: Draft202012Validator, value: Any) -> ValidationError | None:
-    for error in validator.iter_errors(value):
-        if error.validator == "format" and error.validator_value in FORMAT_REPAIRS:
-            return error
-    return None
-
-
-def _repaired(validator: Draft202012Validator, value: Any) -> Any:
-    """`value` with every string a custom format refuses brought inside that format."""
-    for _ in range(100):
-        error = _format_error(validator, value)
-        if error is None:
-            break
-        fixed = FORMAT_REPAIRS[error.validator_value](error.instance)
-        if not error.absolute_path:
-            return fixed
-        *parents, last = error.absolute_path
-        container = value
-        for step in parents:
-            container = container[step]
-        container[last] = fixed
-    return value
-
-
 Checks = tuple[list[tuple[str, str, Draft202012Validator]], Draft202012Validator | None]
 
 
@@ -245,9 +214,9 @@ def custom_formats_in_coverage(role: str) -> Callable[..., schemathesis.Case]:
         for location, name, validator in parameters:
             values = {"path": case.path_parameters, "query": case.query}[location]
             if values and isinstance(values.get(name), str):
-                values[name] = _repaired(validator, values[name])
+                values[name] = repaired(validator, values[name])
         if body is not None and isinstance(case.body, dict | list):
-            case.body = _repaired(body, case.body)
+            case.body = repaired(body, case.body)
         return case
 
     return map_case
