@@ -53,7 +53,10 @@ def _env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-SERVER_THREADS = 8
+# Four requests at a time per worker: enough for a peer chain (care -> MVNE -> MNO) beside
+# other traffic; more threads only contend for the interpreter lock (eight cost a GET 30 %
+# more CPU on two cores, `benchmarks/run.py`).
+SERVER_THREADS = 4
 
 
 def _server_command(server: str, settings: Settings, workers: int) -> list[str]:
