@@ -44,6 +44,12 @@ def role_table(role: str, name: str, *columns: Any, **kwargs: Any) -> Table:
     return Table(name, metadata, *columns, info=info, **kwargs)
 
 
+def equal_to(table: Table, **values: Any) -> list[Any]:
+    """`column == value` for each filter a caller gave; an empty or absent one filters
+    nothing (a list operation's optional query parameters)."""
+    return [table.c[name] == value for name, value in values.items() if value]
+
+
 def count_and_page(
     conn: Connection,
     table: Table,

@@ -33,7 +33,7 @@ from sqlalchemy import (
 from simulators.core import audit
 from simulators.core.clock import to_datetime
 from simulators.core.identifiers import iccid_for, imsi_for, is_valid_eid
-from simulators.core.store import count_and_page, role_table
+from simulators.core.store import count_and_page, equal_to, role_table
 
 from . import errors, vendor
 
@@ -484,13 +484,10 @@ def list_orders(
     offset: int = 0,
     limit: int = 100,
 ) -> tuple[int, list[Any]]:
-    conditions = [order_table.c.partner_id == partner_id]
-    if state:
-        conditions.append(order_table.c.state == state)
-    if batch_number:
-        conditions.append(order_table.c.batch_number == batch_number)
-    if profile_type:
-        conditions.append(order_table.c.profile_type == profile_type)
+    conditions = [
+        order_table.c.partner_id == partner_id,
+        *equal_to(order_table, state=state, batch_number=batch_number, profile_type=profile_type),
+    ]
     return count_and_page(
         conn,
         order_table,
@@ -889,13 +886,10 @@ def list_stock(
     offset: int = 0,
     limit: int = 100,
 ) -> tuple[int, list[Any]]:
-    conditions = [stock_table.c.partner_id == partner_id]
-    if state:
-        conditions.append(stock_table.c.state == state)
-    if profile_type:
-        conditions.append(stock_table.c.profile_type == profile_type)
-    if batch_number:
-        conditions.append(stock_table.c.batch_number == batch_number)
+    conditions = [
+        stock_table.c.partner_id == partner_id,
+        *equal_to(stock_table, state=state, profile_type=profile_type, batch_number=batch_number),
+    ]
     return count_and_page(conn, stock_table, conditions, [stock_table.c.iccid], offset, limit)
 
 
@@ -1088,17 +1082,18 @@ def list_shipments(
     limit: int = 100,
 ) -> tuple[int, list[Any]]:
     table = shipment_table
-    conditions: list[Any] = [table.c.partner_id == partner_id]
-    if status:
-        conditions.append(table.c.status == status)
-    if account_id:
-        conditions.append(table.c.account_id == account_id)
+    conditions = [
+        table.c.partner_id == partner_id,
+        *equal_to(
+            table,
+            status=status,
+            account_id=account_id,
+            external_id=external_id,
+            mapping_status=mapping_status,
+        ),
+    ]
     if iccid:
         conditions.append(or_(table.c.iccid == iccid, table.c.mapped_iccid == iccid))
-    if external_id:
-        conditions.append(table.c.external_id == external_id)
-    if mapping_status:
-        conditions.append(table.c.mapping_status == mapping_status)
     if sla_breached is not None:
         conditions.append(
             table.c.sla_breached_at.isnot(None)

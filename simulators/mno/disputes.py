@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from simulators.core import audit
 from simulators.core.clock import isoformat
-from simulators.core.store import count_and_page, role_table
+from simulators.core.store import count_and_page, equal_to, role_table
 
 from . import agreements, errors, events, ledger, rating
 from .settlement import invoices
@@ -224,11 +224,7 @@ def list_disputes(
     offset: int,
     limit: int,
 ) -> tuple[int, list[Any]]:
-    conditions: list[Any] = []
-    if partner_id:
-        conditions.append(disputes.c.partner_id == partner_id)
-    if status:
-        conditions.append(disputes.c.status == status)
+    conditions = equal_to(disputes, partner_id=partner_id, status=status)
     order = [disputes.c.created_at, disputes.c.id]
     return count_and_page(conn, disputes, conditions, order, offset, limit)
 

@@ -28,13 +28,12 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    func,
     select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, equal_to, role_table
 
 from . import errors
 from .agreements import month_bounds, month_of, next_month
@@ -429,18 +428,11 @@ def list_entries(
     offset: int = 0,
     limit: int = 100,
 ) -> tuple[int, list[Any]]:
-    conditions: list[Any] = [ledger.c.partner_id == partner_id]
-    if period_id:
-        conditions.append(ledger.c.period_id == period_id)
-    if kind:
-        conditions.append(ledger.c.kind == kind)
-    if evidence_ref:
-        conditions.append(ledger.c.evidence_ref == evidence_ref)
-    total = conn.execute(select(func.count()).select_from(ledger).where(*conditions)).scalar_one()
-    rows = conn.execute(
-        select(ledger).where(*conditions).order_by(ledger.c.id).offset(offset).limit(limit)
-    ).all()
-    return int(total), list(rows)
+    conditions = [
+        ledger.c.partner_id == partner_id,
+        *equal_to(ledger, period_id=period_id, kind=kind, evidence_ref=evidence_ref),
+    ]
+    return count_and_page(conn, ledger, conditions, [ledger.c.id], offset, limit)
 
 
 # --- periods ------------------------------------------------------------------------------
@@ -465,11 +457,5 @@ def closed_periods(conn: Connection, partner_id: str) -> set[str]:
 def list_periods(
     conn: Connection, partner_id: str, *, status: str | None, offset: int, limit: int
 ) -> tuple[int, list[Any]]:
-    conditions: list[Any] = [periods.c.partner_id == partner_id]
-    if status:
-        conditions.append(periods.c.status == status)
-    total = conn.execute(select(func.count()).select_from(periods).where(*conditions)).scalar_one()
-    rows = conn.execute(
-        select(periods).where(*conditions).order_by(periods.c.period_id).offset(offset).limit(limit)
-    ).all()
-    return int(total), list(rows)
+    conditions = [periods.c.partner_id == partner_id, *equal_to(periods, status=status)]
+    return count_and_page(conn, periods, conditions, [periods.c.period_id], offset, limit)

@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from simulators.core import audit
 from simulators.core.identifiers import is_valid_iccid, is_valid_imsi, is_valid_msisdn
-from simulators.core.store import count_and_page, role_table
+from simulators.core.store import count_and_page, equal_to, role_table
 from simulators.core.tasks import Reschedule, Task, Tasks
 from simulators.core.tenancy import MVNE_PLATFORM, create_partner, partners, peer_api_key
 
@@ -731,11 +731,10 @@ def list_service_orders(
     offset: int = 0,
     limit: int = 100,
 ) -> tuple[int, list[ServiceOrder]]:
-    conditions: list[Any] = [service_orders.c.client_id == client_id]
-    if state:
-        conditions.append(service_orders.c.state == state)
-    if external_id:
-        conditions.append(service_orders.c.external_id == external_id)
+    conditions = [
+        service_orders.c.client_id == client_id,
+        *equal_to(service_orders, state=state, external_id=external_id),
+    ]
     total, rows = count_and_page(
         conn, service_orders, conditions, [service_orders.c.pk], offset, limit
     )

@@ -29,11 +29,10 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
-    func,
     select,
 )
 
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, equal_to, role_table
 
 from . import agreements, errors, ledger
 from .agreements import RATED_UNITS, AgreementVersion, VersionBook, day_of
@@ -535,27 +534,15 @@ def list_usage(
     limit: int = 100,
 ) -> tuple[int, list[Any]]:
     table = ledger.ledger
-    conditions: list[Any] = [
+    conditions = [
         table.c.partner_id == partner_id,
         table.c.kind == ledger.USAGE,
         table.c.entry_type == ledger.ORIGINAL,
+        *equal_to(table, usage_type=usage_type, period_id=period_id, msisdn=msisdn),
     ]
-    if usage_type:
-        conditions.append(table.c.usage_type == usage_type)
-    if period_id:
-        conditions.append(table.c.period_id == period_id)
     if since is not None:
         conditions.append(table.c.event_time >= since)
     if until is not None:
         conditions.append(table.c.event_time < until)
-    if msisdn:
-        conditions.append(table.c.msisdn == msisdn)
-    total = conn.execute(select(func.count()).select_from(table).where(*conditions)).scalar_one()
-    rows = conn.execute(
-        select(table)
-        .where(*conditions)
-        .order_by(table.c.event_time, table.c.id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return int(total), list(rows)
+    order = [table.c.event_time, table.c.id]
+    return count_and_page(conn, table, conditions, order, offset, limit)

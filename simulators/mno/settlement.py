@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from simulators.core import audit
 from simulators.core.clock import isoformat
-from simulators.core.store import count_and_page, role_table
+from simulators.core.store import count_and_page, equal_to, role_table
 
 from . import agreements, errors, events, fees, ledger, model, partners, suspension
 from .agreements import (
@@ -591,18 +591,8 @@ def find_invoice(conn: Connection, invoice_id: str) -> Any:
 def list_invoices(
     conn: Connection, partner_id: str, *, status: str | None, offset: int, limit: int
 ) -> tuple[int, list[Any]]:
-    conditions: list[Any] = [invoices.c.partner_id == partner_id]
-    if status:
-        conditions.append(invoices.c.status == status)
-    total = conn.execute(select(func.count()).select_from(invoices).where(*conditions))
-    rows = conn.execute(
-        select(invoices)
-        .where(*conditions)
-        .order_by(invoices.c.period_id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return int(total.scalar_one()), list(rows)
+    conditions = [invoices.c.partner_id == partner_id, *equal_to(invoices, status=status)]
+    return count_and_page(conn, invoices, conditions, [invoices.c.period_id], offset, limit)
 
 
 def overdue(conn: Connection, partner_id: str, now: float) -> tuple[int, list[str]]:
@@ -934,11 +924,7 @@ def list_adjustments(
     offset: int,
     limit: int,
 ) -> tuple[int, list[Any]]:
-    conditions: list[Any] = []
-    if partner_id:
-        conditions.append(adjustments.c.partner_id == partner_id)
-    if status:
-        conditions.append(adjustments.c.status == status)
+    conditions = equal_to(adjustments, partner_id=partner_id, status=status)
     order = [adjustments.c.created_at, adjustments.c.id]
     return count_and_page(conn, adjustments, conditions, order, offset, limit)
 

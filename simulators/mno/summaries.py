@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 
-from simulators.core.store import role_table
+from simulators.core.store import count_and_page, equal_to, role_table
 
 from . import agreements, errors, events, ledger, rating
 from .agreements import day_bounds
@@ -230,20 +230,9 @@ def list_summaries(
     offset: int,
     limit: int,
 ) -> tuple[int, list[Any]]:
-    conditions: list[Any] = [usage_summaries.c.partner_id == partner_id]
-    if day:
-        conditions.append(usage_summaries.c.day == day)
-    total = conn.execute(
-        select(func.count()).select_from(usage_summaries).where(*conditions)
-    ).scalar_one()
-    rows = conn.execute(
-        select(usage_summaries)
-        .where(*conditions)
-        .order_by(usage_summaries.c.day, usage_summaries.c.revision)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return int(total), list(rows)
+    conditions = [usage_summaries.c.partner_id == partner_id, *equal_to(usage_summaries, day=day)]
+    order = [usage_summaries.c.day, usage_summaries.c.revision]
+    return count_and_page(conn, usage_summaries, conditions, order, offset, limit)
 
 
 def summary_json(row: Any, base_url: str, *, latest: bool) -> dict[str, Any]:
