@@ -38,7 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from simulators.core import audit
-from simulators.core.store import count_and_page, role_table
+from simulators.core.store import count_and_page, partner_row, role_table
 
 from . import errors
 from .taxes import LineTax, TaxableLine
@@ -499,11 +499,7 @@ def load_account(conn: Connection, account_id: str) -> Any:
 
 
 def get_account(conn: Connection, partner_id: str, account_id: str) -> Any:
-    row = conn.execute(
-        select(account_table).where(
-            account_table.c.id == account_id, account_table.c.partner_id == partner_id
-        )
-    ).first()
+    row = partner_row(conn, account_table, account_id, partner_id)
     if row is None:
         raise errors.AccountNotFound(f"No billing account {account_id}")
     return row
@@ -1729,11 +1725,7 @@ def load_dispute(conn: Connection, dispute_id: str) -> Any:
 
 
 def get_dispute(conn: Connection, partner_id: str, dispute_id: str) -> Any:
-    row = conn.execute(
-        select(dispute_table).where(
-            dispute_table.c.id == dispute_id, dispute_table.c.partner_id == partner_id
-        )
-    ).first()
+    row = partner_row(conn, dispute_table, dispute_id, partner_id)
     if row is None:
         raise errors.DisputeNotFound(f"No dispute {dispute_id}")
     return row
@@ -1862,11 +1854,7 @@ def update_dispute(
 
 
 def get_entry(conn: Connection, partner_id: str, entry_id: int) -> Any:
-    row = conn.execute(
-        select(ledger_table).where(
-            ledger_table.c.id == entry_id, ledger_table.c.partner_id == partner_id
-        )
-    ).first()
+    row = partner_row(conn, ledger_table, entry_id, partner_id)
     if row is None:
         raise errors.LedgerEntryNotFound(f"No ledger entry {entry_id}")
     return row

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Connection, Float, ForeignKey, String, Text, select
 
-from simulators.core.store import role_table
+from simulators.core.store import partner_row, role_table
 
 from . import errors
 
@@ -97,11 +97,7 @@ def _row(conn: Connection, ticket_id: str) -> Any:
 
 def get_ticket(conn: Connection, partner_id: str, ticket_id: str) -> Any:
     """A partner's ticket; another partner's is as absent as a missing one."""
-    row = conn.execute(
-        select(ticket_table).where(
-            ticket_table.c.id == ticket_id, ticket_table.c.partner_id == partner_id
-        )
-    ).first()
+    row = partner_row(conn, ticket_table, ticket_id, partner_id)
     if row is None:
         raise errors.TicketNotFound(f"No trouble ticket {ticket_id}")
     return row

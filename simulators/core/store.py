@@ -44,6 +44,13 @@ def role_table(role: str, name: str, *columns: Any, **kwargs: Any) -> Table:
     return Table(name, metadata, *columns, info=info, **kwargs)
 
 
+def partner_row(conn: Connection, table: Table, row_id: str | int, partner_id: str) -> Any | None:
+    """The row only if it is the partner's own: another partner's is as absent as none."""
+    return conn.execute(
+        select(table).where(table.c.id == row_id, table.c.partner_id == partner_id)
+    ).first()
+
+
 def equal_to(table: Table, **values: Any) -> list[Any]:
     """`column == value` for each filter a caller gave; an empty or absent one filters
     nothing (a list operation's optional query parameters)."""

@@ -22,7 +22,6 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
-    Table,
     Text,
     UniqueConstraint,
     func,
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from simulators.core import audit
 from simulators.core.clock import to_datetime
 from simulators.core.identifiers import iccid_for, imsi_for, is_valid_eid
-from simulators.core.store import count_and_page, equal_to, role_table
+from simulators.core.store import count_and_page, equal_to, partner_row, role_table
 
 from . import errors, vendor
 
@@ -460,15 +459,8 @@ def _order_row(conn: Connection, order_id: str) -> Any:
     return conn.execute(select(order_table).where(order_table.c.id == order_id)).one()
 
 
-def _partner_row(conn: Connection, table: Table, row_id: str, partner_id: str) -> Any | None:
-    """The row only if it is the partner's own: another partner's is as absent as none."""
-    return conn.execute(
-        select(table).where(table.c.id == row_id, table.c.partner_id == partner_id)
-    ).first()
-
-
 def get_order(conn: Connection, partner_id: str, order_id: str) -> Any:
-    row = _partner_row(conn, order_table, order_id, partner_id)
+    row = partner_row(conn, order_table, order_id, partner_id)
     if row is None:
         raise errors.ProductionOrderNotFound(f"No production order {order_id}")
     return row
@@ -1062,7 +1054,7 @@ def _shipment_row(conn: Connection, shipment_id: str) -> Any:
 
 
 def get_shipment(conn: Connection, partner_id: str, shipment_id: str) -> Any:
-    row = _partner_row(conn, shipment_table, shipment_id, partner_id)
+    row = partner_row(conn, shipment_table, shipment_id, partner_id)
     if row is None:
         raise errors.ShipmentNotFound(f"No shipment {shipment_id}")
     return row

@@ -30,7 +30,7 @@ from sqlalchemy import JSON, Column, Connection, Float, String, func, select
 
 from simulators.core.clock import isoformat, parse_iso
 from simulators.core.runtime import PeerCallFailed
-from simulators.core.store import role_table
+from simulators.core.store import partner_row, role_table
 from simulators.core.tenancy import derive_api_key
 
 from . import agreements, errors, fees, ledger, model, partners, rating, settlement
@@ -758,11 +758,7 @@ def run(
 
 
 def get_run(conn: Connection, partner_id: str, run_id: str) -> Any:
-    row = conn.execute(
-        select(reconciliation_runs).where(
-            reconciliation_runs.c.id == run_id, reconciliation_runs.c.partner_id == partner_id
-        )
-    ).first()
+    row = partner_row(conn, reconciliation_runs, run_id, partner_id)
     if row is None:
         raise errors.ReconciliationNotFound(f"No reconciliation run {run_id}")
     return row

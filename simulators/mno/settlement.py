@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from simulators.core import audit
 from simulators.core.clock import isoformat
-from simulators.core.store import count_and_page, equal_to, role_table
+from simulators.core.store import count_and_page, equal_to, partner_row, role_table
 
 from . import agreements, errors, events, fees, ledger, model, partners, suspension
 from .agreements import (
@@ -229,11 +229,7 @@ def statement_lines(
 
 
 def get_statement(conn: Connection, partner_id: str, statement_id: str) -> Any:
-    row = conn.execute(
-        select(statements).where(
-            statements.c.id == statement_id, statements.c.partner_id == partner_id
-        )
-    ).first()
+    row = partner_row(conn, statements, statement_id, partner_id)
     if row is None:
         raise errors.StatementNotFound(f"No statement {statement_id}")
     return row

@@ -25,7 +25,7 @@ from sqlalchemy import (
     select,
 )
 
-from simulators.core.store import count_and_page, equal_to, role_table
+from simulators.core.store import count_and_page, equal_to, partner_row, role_table
 
 from . import agreements, errors, events, ledger, rating
 from .agreements import day_bounds
@@ -201,11 +201,7 @@ def run_publish(runtime: Runtime, task: Task) -> None:
 
 
 def get_summary(conn: Connection, partner_id: str, summary_ref: str) -> Any:
-    row = conn.execute(
-        select(usage_summaries).where(
-            usage_summaries.c.id == summary_ref, usage_summaries.c.partner_id == partner_id
-        )
-    ).first()
+    row = partner_row(conn, usage_summaries, summary_ref, partner_id)
     if row is None:
         raise errors.UsageSummaryNotFound(f"No usage summary {summary_ref}")
     return row
