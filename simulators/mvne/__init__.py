@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from simulators.core import tenancy
 from simulators.core.admin import current_seed
 from simulators.core.runtime import Runtime
 
 from . import admin as admin  # registers the partner lifecycle on the control plane
-from . import partners, steps
+from . import errors, partners, steps
 from .api import api
 
 
@@ -29,20 +28,20 @@ def load_partners(
     created = []
     seed = current_seed(conn, runtime.settings.faker_seed)
     for item in items:
-        known = select(tenancy.partners.c.id).where(tenancy.partners.c.id == item["id"])
-        if conn.execute(known).first() is not None:
+        try:
+            partner, key = partners.onboard(
+                runtime,
+                conn,
+                partner_id=item["id"],
+                name=item["name"],
+                agreement=item["agreement"],
+                seed=seed,
+                now=now,
+                actor=source,
+                correlation_id=None,
+            )
+        except errors.PartnerExists:  # refused before anything is written
             continue
-        partner, key = partners.onboard(
-            runtime,
-            conn,
-            partner_id=item["id"],
-            name=item["name"],
-            agreement=item["agreement"],
-            seed=seed,
-            now=now,
-            actor=source,
-            correlation_id=None,
-        )
         created.append({"id": partner.id, "apiKey": key})
     return created
 
