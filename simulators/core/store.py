@@ -88,6 +88,7 @@ class Store:
         self._lock_path = (
             f"{database}.write-lock" if self.is_sqlite and database not in ("", ":memory:") else ""
         )
+        self._lock_fd: tuple[int, int] | None = None  # (pid, descriptor) of the lock file
 
     def _create_engine(self) -> Engine:
         if not self.is_sqlite:
@@ -136,7 +137,11 @@ class Store:
             options = conn.get_execution_options()
             if options.get("handoff_read"):
                 return  # autocommit reads: WAL gives each statement the last committed state
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("handoff_write") else "BEGIN")
+            # Straight to the driver: through SQLAlchemy's statement machinery BEGIN cost as
+            # much as the statement the transaction is for.
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            dbapi.execute("BEGIN IMMEDIATE" if options.get("handoff_write") else "BEGIN")
 
         return engine
 
@@ -174,14 +179,24 @@ class Store:
             if getattr(self._turn, "held", False):  # this thread already has the turn
                 yield
                 return
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._lock_file()
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 self._turn.held = True
                 yield
             finally:
                 self._turn.held = False
-                os.close(fd)  # closing releases the lock
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_file(self) -> int:
+        """This process's descriptor of the lock file, opened once (opening and closing it
+        around every write cost more than the lock). Per process: a descriptor inherited
+        across a fork shares its lock with the parent, so it would exclude nobody."""
+        held = self._lock_fd
+        if held is None or held[0] != os.getpid():
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            held = self._lock_fd = (os.getpid(), fd)
+        return held[1]
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -281,3 +296,7 @@ class Store:
         for _thread, conn in kept:
             conn.close()
         self.engine.dispose()
+        with self._thread_write_lock:
+            held, self._lock_fd = self._lock_fd, None
+        if held is not None and held[0] == os.getpid():
+            os.close(held[1])

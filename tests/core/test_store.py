@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from typing import Any
 
@@ -222,3 +223,27 @@ def test_a_new_runtime_on_the_same_settings_shares_the_store(
         assert runtime.clock.now() == T0 + 60
     finally:
         other.close()
+
+
+def test_a_forked_worker_waits_for_the_write_turn_its_parent_holds(tmp_path: Any) -> None:
+    """Workers forked from one process (gunicorn) each open the lock file themselves: a
+    descriptor inherited across the fork would share the parent's lock and exclude nobody."""
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    with store.write():
+        pass  # the parent has opened its descriptor before the fork, as a preloaded app would
+    context = multiprocessing.get_context("fork")
+    held, done = context.Event(), context.Event()
+
+    def child() -> None:
+        held.wait(10)
+        with store._sqlite_write_turn():
+            done.set()
+
+    worker = context.Process(target=child)
+    worker.start()
+    with store._sqlite_write_turn():
+        held.set()
+        assert not done.wait(0.5), "the child took the write turn its parent holds"
+    assert done.wait(10), "the child never got the write turn once it was free"
+    worker.join(10)
+    store.dispose()
