@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -25,6 +26,7 @@ from flask.blueprints import BlueprintSetupState
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.sansio.utils import get_current_url
 
 from . import idempotency, ratelimit
 from .contract import (
@@ -664,7 +666,7 @@ class RoleApi:
             params=params,
             body=body,
             conn=conn,
-            base_url=request.host_url.rstrip("/") + url_prefix,
+            base_url=_host_url(request.scheme, request.host) + url_prefix,
             faults=faults,
         )
         key = request.headers.get("Idempotency-Key")
@@ -862,6 +864,13 @@ def install_error_handlers(app: Flask, runtime: Runtime) -> None:
             extra=extra or None,
         )
         return response
+
+
+@lru_cache(maxsize=64)
+def _host_url(scheme: str, host: str) -> str:
+    """`request.host_url` without its trailing slash, worked out once per host: werkzeug
+    builds and IRI-decodes it anew for every request, a few percent of a GET."""
+    return get_current_url(scheme, host).rstrip("/")
 
 
 def paging(ctx: RequestContext) -> tuple[int, int]:
