@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 from schemathesis.engine import events
 
+from . import hints as hint_specs
 from . import report
 from .contract import ContractError, known_roles, load
 from .runner import DEFAULT_MAX_EXAMPLES, PHASES, Options, Outcome, verify
@@ -93,6 +94,15 @@ def _print_verdict(outcome: Outcome) -> None:
         )
         for label, reason in outcome.not_exercised.items():
             out.print(f"[dim]  {label}: {reason}[/dim]", highlight=False)
+    for name, applied in outcome.hints.items():
+        if applied:
+            out.print(f"[dim]--set {name}: put into {applied} request fields[/dim]")
+        else:
+            out.print(
+                f"[yellow]--set {name} reached no request: no field or characteristic "
+                "of that name in the generated cases (misspelt?)[/yellow]",
+                highlight=False,
+            )
     for finding in outcome.findings:
         out.print(
             f"[red]FAIL[/red] {finding.operation} [bold]{finding.title}[/bold] ({finding.check})"
@@ -172,6 +182,15 @@ def _print_verdict(outcome: Outcome) -> None:
 )
 @click.option("--seed", type=int, default=None, help="Reproduce a run (its report names its seed).")
 @click.option(
+    "--set",
+    "hints",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Reference data the implementation insists on, put into every positive case where "
+    "the field appears: a property (productOffering.id=po-gb-payg), a TMF characteristic "
+    "(ICCID=...), or NAME=@FILE for one value per line, used in turn. Repeatable.",
+)
+@click.option(
     "--callback-wait",
     type=click.FloatRange(0, 300),
     default=10.0,
@@ -191,6 +210,7 @@ def verify_command(
     max_examples: int,
     phases: tuple[str, ...],
     seed: int | None,
+    hints: tuple[str, ...],
     callback_wait: float,
 ) -> None:
     """Check an implementation of contracts/ROLE.yaml (ours, or a vendor's staging API):
@@ -209,6 +229,10 @@ def verify_command(
         raise BadInput(str(error)) from None
     if contract_file is None and role not in known_roles():  # pragma: no cover - load refuses
         raise BadInput(f"unknown role {role!r}")
+    try:
+        parsed_hints = hint_specs.parse(hints)
+    except hint_specs.HintError as error:
+        raise BadInput(str(error)) from None
     options = Options(
         role=role,
         base_url=base_url,
@@ -220,6 +244,7 @@ def verify_command(
         max_examples=max_examples,
         seed=seed,
         callback_grace_s=callback_wait,
+        hints=parsed_hints,
     )
     view = LiveView(len(contract.operations))
     try:

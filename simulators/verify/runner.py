@@ -18,7 +18,7 @@ import schemathesis
 from schemathesis.core.failures import Failure
 from schemathesis.engine import Status, events, from_schema
 
-from . import checks
+from . import checks, hints
 from .callbacks import Receiver, _reason
 from .checks import ConformanceFailure, Verification
 from .contract import HTTP_METHODS, Contract, ContractError, Credentials, Operation, resolve
@@ -78,6 +78,8 @@ class Outcome:
     not_run: dict[str, str] = field(default_factory=dict)
     # Operations only checked for refusing a request without credentials, and why.
     not_exercised: dict[str, str] = field(default_factory=dict)
+    # Each `--set` hint and the number of request fields it filled.
+    hints: dict[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -123,6 +125,8 @@ class Options:
     # externalIds, and a vendor rightly answers those with what it created the first time.
     seed: int | None = None
     callback_grace_s: float = checks.CALLBACK_GRACE_S
+    # Vendor reference data put into positive cases (`--set`).
+    hints: list[hints.Hint] = field(default_factory=list)
 
 
 Progress = Callable[[events.EngineEvent, "Outcome"], None]
@@ -301,7 +305,7 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
                 _document(contract, set(unkeyed)),
                 config=_config(contract, options, base_url, keys),
             )
-            schema.hook("map_case")(coverage_repair(contract))
+            schema.hook("map_case")(hints.hook(options.hints, coverage_repair(contract)))
             schema.hook("filter_case")(_no_null_path_parameters)
             with checks.registered(verification), custom_formats():
                 for event in from_schema(schema).execute():
@@ -311,6 +315,7 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
         for operation in unkeyed.values():
             _refuses_without_credentials(contract, operation, base_url, outcome)
         outcome.duration_s = time.monotonic() - started
+        outcome.hints = {hint.name: hint.applied for hint in options.hints}
         if receiver is not None and "callbacks_signed" not in verification.run_results:
             outcome.not_run["callbacks_signed"] = (
                 f"no event reached {receiver.public_url} within {options.callback_grace_s:g} s"
