@@ -94,6 +94,8 @@ def _print_verdict(outcome: Outcome) -> None:
         )
         for label, reason in outcome.not_exercised.items():
             out.print(f"[dim]  {label}: {reason}[/dim]", highlight=False)
+    for warning in outcome.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     for name, applied in outcome.hints.items():
         if applied:
             out.print(f"[dim]--set {name}: put into {applied} request fields[/dim]")

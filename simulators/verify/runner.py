@@ -80,6 +80,10 @@ class Outcome:
     not_exercised: dict[str, str] = field(default_factory=dict)
     # Each `--set` hint and the number of request fields it filled.
     hints: dict[str, int] = field(default_factory=dict)
+    # Answers per operation to its own method, by status code.
+    statuses: dict[str, dict[int, int]] = field(default_factory=dict)
+    # What the run suggests is wrong with its own input (a key refused everywhere).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -328,6 +332,7 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
             for failure in failures:
                 _add_finding(outcome, failure, name, curl="", phase="after run")
         _explain_silent_checks(contract, outcome, other_keys)
+        _warn_of_refused_keys(contract, keys, outcome)
     finally:
         if receiver is not None:
             receiver.stop()
@@ -401,6 +406,30 @@ def _explain_silent_checks(contract: Contract, outcome: Outcome, other_keys: Cre
     for name, reason in reasons.items():
         if name not in judged and name not in outcome.not_run:
             outcome.not_run[name] = reason
+
+
+def _warn_of_refused_keys(contract: Contract, keys: Credentials, outcome: Outcome) -> None:
+    """A key answered with nothing but 401 is most likely the wrong one for its scheme
+    (a plain `--key` goes to every scheme): say so, since the checks behind it judged
+    only refusals."""
+    answered: dict[str, dict[int, int]] = {}
+    for label, by_status in outcome.statuses.items():
+        operation = contract.operations.get(label)
+        chosen = keys.for_operation(operation) if operation is not None else None
+        if chosen is None:
+            continue
+        totals = answered.setdefault(chosen[0].name, {})
+        for status, count in by_status.items():
+            totals[status] = totals.get(status, 0) + count
+    for scheme, by_status in sorted(answered.items()):
+        total = sum(by_status.values())
+        refused = by_status.get(401, 0)
+        # Some answers come before the key is looked at (a malformed header: 400).
+        if not any(200 <= status < 300 for status in by_status) and refused >= 0.8 * total:
+            outcome.warnings.append(
+                f"the key for {scheme} was refused with 401 on {refused} of {total} requests "
+                "and nothing succeeded: is it that scheme's key?"
+            )
 
 
 def _sample(document: dict[str, Any], parameter: dict[str, Any]) -> Any:
@@ -501,6 +530,15 @@ def _collect(event: events.EngineEvent, outcome: Outcome) -> None:
     if isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
         recorder = event.recorder
         outcome.cases += sum(1 for i in recorder.interactions.values() if i.response is not None)
+        for case_id, exchange in recorder.interactions.items():
+            asked = recorder.cases.get(case_id)
+            if exchange.response is None or asked is None:
+                continue
+            if exchange.request.method.upper() != asked.value.operation.method.upper():
+                continue  # a probe with another method (unsupported_method) answers 405
+            by_status = outcome.statuses.setdefault(asked.value.operation.label, {})
+            status = exchange.response.status_code
+            by_status[status] = by_status.get(status, 0) + 1
         for case_id, nodes in recorder.checks.items():
             node = recorder.cases.get(case_id)
             label = node.value.operation.label if node is not None else (event.label or "?")

@@ -117,11 +117,25 @@ def test_each_operation_is_sent_the_key_of_its_own_scheme(
     )  # fmt: skip
     assert outcome["passed"], outcome["findings"] or outcome["errors"]
     assert outcome["not_exercised"] == {}
+    assert outcome["warnings"] == []  # every key worked for its scheme
     report_checks = outcome["operations"]["GET /report"]["checks"]
     # Answered 200 with the staff key: its body was judged against the contract.
     assert report_checks["response_schema_conformance"]["passed"] > 0
     assert outcome["checks"]["tenant_isolation"]["passed"] > 0
     assert outcome["checks"]["callbacks_signed"]["passed"] > 0
+
+
+def test_a_plain_key_refused_by_one_scheme_is_warned_of_and_not_the_other(
+    two_schemes_file: Path, tmp_path: Path
+) -> None:
+    # A partner's key sent to every scheme: the staff report refuses it every time.
+    outcome, output = verify_two_schemes(
+        two_schemes_file, tmp_path, None, "--key", "key-alpha", "--other-key", "key-bravo"
+    )
+    assert len(outcome["warnings"]) == 1, outcome["warnings"]
+    assert outcome["warnings"][0].startswith("the key for staffKey was refused with 401 on ")
+    assert "warning: the key for staffKey was refused" in output
+    assert outcome["statuses"]["POST /orders"]
 
 
 def test_an_operation_without_a_key_for_its_scheme_is_only_checked_for_401(
