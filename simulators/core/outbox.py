@@ -611,6 +611,10 @@ class Outbox:
     def running_elsewhere(self) -> bool:
         return running_elsewhere(self.store, outbox_table)
 
+    def due(self, now: float) -> bool:
+        """Whether a delivery is due at `now` and free to be taken."""
+        return any_due(self.store, outbox_table, now)
+
     def redeliver(self, conn: Connection, delivery_id: int, now: float) -> None:
         updated = conn.execute(
             outbox_table.update()

@@ -134,14 +134,30 @@ class Runtime:
         return ran
 
     def settle(self, max_rounds: int = 200) -> int:
-        """Run everything due now until nothing is left (tests and `POST /__admin/settle`)."""
+        """Run everything due now until nothing is left (tests and `POST /__admin/settle`).
+
+        On a live stack the dispatcher process may hold some of it under lease, so a pass
+        that found nothing free waits for that work (up to WAIT_FOR_DISPATCHER_S) and looks
+        again: a delivery it failed may be due again at once (retries without backoff)."""
         total = 0
+        patience = time.monotonic() + WAIT_FOR_DISPATCHER_S
         for _ in range(max_rounds):
             ran = self.tick()
             total += ran
-            if ran == 0:
+            if ran == 0 and not self._more_elsewhere(patience):
                 break
         return total
+
+    def _more_elsewhere(self, deadline: float) -> bool:
+        """After a pass that ran nothing: whether another dispatcher had work in hand, or
+        has just left some due, so that another pass is worth making."""
+        if not self.settings.background:
+            return False
+        waited = self._await_running_elsewhere(deadline)
+        now = self.clock.now()
+        return time.monotonic() < deadline and (
+            waited or self.tasks.due(now) or self.outbox.due(now)
+        )
 
     def advance(self, seconds: float, max_events: int = 10_000) -> float:
         """Move the clock forward, stopping at each due time on the way, so every step
@@ -163,17 +179,21 @@ class Runtime:
         self.settle()
         return target
 
-    def _await_running_elsewhere(self, deadline: float) -> None:
+    def _await_running_elsewhere(self, deadline: float) -> bool:
         """On a live stack a dispatcher process may be running a step or a delivery right
         now; what it schedules next is due from the clock as it stands, so the clock waits
         for it (until `deadline`, monotonic) before moving on. A stack with no dispatcher of
-        its own (the tests, in-process) has nobody to wait for."""
+        its own (the tests, in-process) has nobody to wait for. Returns whether it found
+        any to wait for."""
         if not self.settings.background:
-            return
+            return False
+        waited = False
         while time.monotonic() < deadline and (
             self.tasks.running_elsewhere() or self.outbox.running_elsewhere()
         ):
+            waited = True
             time.sleep(0.01)
+        return waited
 
     def start_background(self, interval_s: float = 0.1) -> None:
         if self._worker is not None:

@@ -264,6 +264,10 @@ class Tasks:
     def running_elsewhere(self) -> bool:
         return running_elsewhere(self.store, task_table)
 
+    def due(self, now: float) -> bool:
+        """Whether a step is due at `now` and free to be taken."""
+        return any_due(self.store, task_table, now)
+
     def pending_count(self) -> int:
         with self.store.read() as conn:
             return int(
