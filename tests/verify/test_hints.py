@@ -16,6 +16,8 @@ from verify_support import CONTRACT, create_app, serving
 
 from simulators.cli import main
 from simulators.verify import hints
+from simulators.verify.report import render_html
+from simulators.verify.runner import Outcome
 
 
 def case(body: Any = None, query: dict[str, Any] | None = None, path: dict[str, Any] | None = None,
@@ -139,6 +141,7 @@ def test_hints_reach_the_implementation_and_a_misspelt_one_is_reported(tmp_path:
             "verify", "mvne", "--contract", str(contract), "--base-url", url,
             "--key", "key-alpha", "--other-key", "key-bravo", "--max-examples", "3",
             "--seed", "1", "--callback-wait", "0.5", "--json", str(report),
+            "--html", str(tmp_path / "report.html"),
             "--set", f"externalId=@{values}", "--set", "externalID=typo",
         ])  # fmt: skip
     outcome = json.loads(report.read_text())
@@ -146,3 +149,16 @@ def test_hints_reach_the_implementation_and_a_misspelt_one_is_reported(tmp_path:
     assert outcome["hints"]["externalId"] > 0 and outcome["hints"]["externalID"] == 0
     assert {"hinted", "hintedb"} <= {value for value in external_ids if isinstance(value, str)}
     assert "--set externalID reached no request" in result.output
+    page = (tmp_path / "report.html").read_text()
+    assert "externalID filled 0 request fields (none: misspelt?)" in page
+
+
+def test_the_html_report_leads_with_the_warnings() -> None:
+    outcome = Outcome(
+        role="mno", contract="contracts/mno.yaml", base_url="http://127.0.0.1:8700/mno",
+        started="2026-12-03T22:00:00+00:00", phases=["examples"], max_examples=1, seed=1,
+        warnings=["the key for wholesaleKey was refused with 401 on 9 of 9 requests"],
+    )  # fmt: skip
+    page = render_html(outcome)
+    assert "Warnings (1)" in page
+    assert page.index("the key for wholesaleKey was refused") < page.index("Conformance by check")
