@@ -28,6 +28,10 @@ GAP_KINDS: dict[str, tuple[str, str]] = {
     "no-escalation": ("gap", "no escalation chain with a named contact"),
     "no-passing-scenario": ("unproven", "no scenario of the point passed"),
     "verify-missing": ("unproven", "no handoff verify result for a role that proves the point"),
+    "verify-warned": (
+        "unproven",
+        "handoff verify passed with a warning: part of the role was never exercised",
+    ),
 }
 
 
@@ -187,6 +191,10 @@ def _evidence_gaps(
         for result in evidence.results:
             if not result.passed:
                 gaps.append(Gap(point.id, "verify-failing", _verify_failure(result)))
+            gaps.extend(
+                Gap(point.id, "verify-warned", f"handoff verify {result.role}: {warning}")
+                for warning in result.warnings
+            )
     return gaps
 
 

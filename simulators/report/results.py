@@ -66,6 +66,8 @@ class VerifyResult:
     verdict: str = "pass"
     checks: tuple[Count, ...] = ()
     operations: tuple[Count, ...] = ()
+    # What the run said of its own input (a key refused everywhere): a pass it qualifies.
+    warnings: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -224,7 +226,12 @@ def _read_verify(path: Path, text: str) -> VerifyResult:
         verdict=verdict,
         checks=checks,
         operations=operations,
+        warnings=tuple(_strings(document.get("warnings"))),
     )
+
+
+def _strings(value: Any) -> list[str]:
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def _counts(path: Path, entries: Any, field_name: str, key: str) -> tuple[Count, ...]:

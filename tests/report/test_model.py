@@ -313,6 +313,8 @@ def test_the_report_reads_what_handoff_verify_writes(tmp_path: Path) -> None:
             "POST /orders": {"error_model": Tally(passed=2), "tenant_isolation": Tally(passed=1)},
         },
         findings=[Finding("GET /sims", "error_model", "not a problem", "", "curl ...", "fuzzing")],
+        warnings=["the key for careKey was refused with 401 on 5 of 5 requests"],
+        statuses={"GET /sims": {200: 3, 400: 1}},
     )
     write_json(outcome, tmp_path / "mvne.json")
 
@@ -323,3 +325,29 @@ def test_the_report_reads_what_handoff_verify_writes(tmp_path: Path) -> None:
         ("tenant_isolation", 1, 0),
     }
     assert result.failed_operations == ("GET /sims",)
+    assert result.warnings == ("the key for careKey was refused with 401 on 5 of 5 requests",)
+
+
+def test_a_verify_that_passed_with_a_warning_leaves_the_point_unproven(
+    tmp_path: Path, features: Path
+) -> None:
+    warned = verify(
+        tmp_path / "mvne.json",
+        "mvne",
+        "pass",
+        warnings=[
+            "the key for networkKey was refused with 401 on 59 of 61 requests and nothing "
+            "succeeded: is it that scheme's key?",
+            7,  # not a warning handoff verify writes: ignored
+        ],
+    )
+    result = readiness(tmp_path, features, outcomes=ALL_PASSED, verifies=[warned])
+    activation = result.by_id("partner-activation")
+    assert activation.status == "unproven"
+    assert [(g.kind, g.detail) for g in activation.gaps] == [
+        (
+            "verify-warned",
+            "handoff verify mvne: the key for networkKey was refused with 401 on 59 of 61 "
+            "requests and nothing succeeded: is it that scheme's key?",
+        )
+    ]
