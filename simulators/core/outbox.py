@@ -361,7 +361,7 @@ class Outbox:
             per_thread = max(1, int(LEASE_S / 2 / max(settings.callback_timeout_s, 0.1)))
             limit = concurrency * min(per_thread, 8)
         now = runtime.clock.now()
-        if not any_due(self.store, outbox_table, now):
+        if not self.due(now):
             return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, outbox_table, now, limit)

@@ -154,10 +154,12 @@ class Runtime:
         if not self.settings.background:
             return False
         waited = self._await_running_elsewhere(deadline)
+        if time.monotonic() >= deadline:
+            return False
+        if waited:
+            return True
         now = self.clock.now()
-        return time.monotonic() < deadline and (
-            waited or self.tasks.due(now) or self.outbox.due(now)
-        )
+        return self.tasks.due(now) or self.outbox.due(now)
 
     def advance(self, seconds: float, max_events: int = 10_000) -> float:
         """Move the clock forward, stopping at each due time on the way, so every step

@@ -212,7 +212,7 @@ class Tasks:
     def run_due(self, runtime: Runtime, limit: int = 50) -> int:
         """Run every step due now on the simulated clock; return how many ran."""
         now = runtime.clock.now()
-        if not any_due(self.store, task_table, now):
+        if not self.due(now):
             return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, task_table, now, limit)

@@ -34,7 +34,6 @@ class HintError(ValueError):
 
 @dataclass
 class Hint:
-    spec: str
     path: tuple[str, ...]
     values: list[str]
     applied: int = 0
@@ -59,7 +58,7 @@ class Hint:
             return value
 
 
-def parse(specs: tuple[str, ...] | list[str], base: Path | None = None) -> list[Hint]:
+def parse(specs: tuple[str, ...] | list[str]) -> list[Hint]:
     """`NAME=VALUE` or `NAME=@FILE` each; raises HintError naming the one at fault."""
     hints = []
     for spec in specs:
@@ -69,8 +68,6 @@ def parse(specs: tuple[str, ...] | list[str], base: Path | None = None) -> list[
             raise HintError(f"--set {spec!r}: expected NAME=VALUE (or NAME=@FILE)")
         if value.startswith("@"):
             source = Path(value[1:]).expanduser()
-            if base is not None and not source.is_absolute():
-                source = base / source
             try:
                 lines = source.read_text(encoding="utf-8").splitlines()
             except OSError as error:
@@ -80,18 +77,19 @@ def parse(specs: tuple[str, ...] | list[str], base: Path | None = None) -> list[
                 raise HintError(f"--set {name}: {source} holds no values")
         else:
             values = [value]
-        hints.append(Hint(spec=spec, path=path, values=values))
+        hints.append(Hint(path=path, values=values))
     return hints
 
 
 def apply(hints: list[Hint], case: Any) -> None:
     """Put each hint's value into the case's path, query and JSON body, where it fits."""
     for hint in hints:
-        last = hint.path[-1]
-        for values in (case.path_parameters, case.query):
-            if len(hint.path) == 1 and isinstance(values, dict) and last in values:
-                values[last] = hint.next_value(values[last])
-                hint.applied += 1
+        if len(hint.path) == 1:
+            (name,) = hint.path
+            for values in (case.path_parameters, case.query):
+                if isinstance(values, dict) and name in values:
+                    values[name] = hint.next_value(values[name])
+                    hint.applied += 1
         if isinstance(case.body, dict | list):
             hint.applied += _into(case.body, hint, ())
 

@@ -7,6 +7,7 @@ import copy
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -412,15 +413,12 @@ def _warn_of_refused_keys(contract: Contract, keys: Credentials, outcome: Outcom
     """A key answered with nothing but 401 is most likely the wrong one for its scheme
     (a plain `--key` goes to every scheme): say so, since the checks behind it judged
     only refusals."""
-    answered: dict[str, dict[int, int]] = {}
+    answered: dict[str, Counter[int]] = {}
     for label, by_status in outcome.statuses.items():
         operation = contract.operations.get(label)
         chosen = keys.for_operation(operation) if operation is not None else None
-        if chosen is None:
-            continue
-        totals = answered.setdefault(chosen[0].name, {})
-        for status, count in by_status.items():
-            totals[status] = totals.get(status, 0) + count
+        if chosen is not None:
+            answered.setdefault(chosen[0].name, Counter()).update(by_status)
     for scheme, by_status in sorted(answered.items()):
         total = sum(by_status.values())
         refused = by_status.get(401, 0)
@@ -529,10 +527,12 @@ def _refuses_without_credentials(
 def _collect(event: events.EngineEvent, outcome: Outcome) -> None:
     if isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
         recorder = event.recorder
-        outcome.cases += sum(1 for i in recorder.interactions.values() if i.response is not None)
         for case_id, exchange in recorder.interactions.items():
+            if exchange.response is None:
+                continue
+            outcome.cases += 1
             asked = recorder.cases.get(case_id)
-            if exchange.response is None or asked is None:
+            if asked is None:
                 continue
             if exchange.request.method.upper() != asked.value.operation.method.upper():
                 continue  # a probe with another method (unsupported_method) answers 405
