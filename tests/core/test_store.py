@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from conftest import ORDERS, PRODUCTS, SIMS, T0, activate, first_sims, order_body
 from flask.testing import FlaskClient
-from sqlalchemy import Table, func, select
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.exc import IntegrityError
 
 from simulators.core.admin import stack_state
@@ -17,7 +17,7 @@ from simulators.core.audit import audit_table
 from simulators.core.config import Settings
 from simulators.core.outbox import outbox_table
 from simulators.core.runtime import Runtime
-from simulators.core.store import Store
+from simulators.core.store import Store, delete_equal, select_equal, update_equal
 from simulators.core.tenancy import partners
 from simulators.mvne import events
 from simulators.mvne.model import order_table, sim_table
@@ -246,4 +246,56 @@ def test_a_forked_worker_waits_for_the_write_turn_its_parent_holds(tmp_path: Any
         assert not done.wait(0.5), "the child took the write turn its parent holds"
     assert done.wait(10), "the child never got the write turn once it was free"
     worker.join(10)
+    store.dispose()
+
+
+def _keyed_store(tmp_path: Any) -> tuple[Store, Table]:
+    store = Store(f"sqlite:///{tmp_path / 'keyed.db'}")
+    table = Table(
+        "keyed",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("owner", String(20), nullable=True),
+        Column("state", String(20), nullable=False),
+        Column("details", JSON, nullable=True),
+    )
+    table.create(store.engine)
+    with store.write() as conn:
+        conn.execute(
+            table.insert(),
+            [
+                {"id": 1, "owner": "alpha", "state": "new", "details": {"n": 1}},
+                {"id": 2, "owner": "beta", "state": "new", "details": None},
+                {"id": 3, "owner": None, "state": "new", "details": None},
+            ],
+        )
+    return store, table
+
+
+def test_keyed_helpers_match_none_as_null_and_touch_only_the_rows_named(tmp_path: Any) -> None:
+    store, table = _keyed_store(tmp_path)
+    with store.write() as conn:
+        assert [row.id for row in select_equal(conn, table, owner=None)] == [3]
+        assert select_equal(conn, table, id=1, owner="beta").first() is None
+        assert select_equal(conn, table, id=1, owner="alpha").one().details == {"n": 1}
+        updated = update_equal(
+            conn, table, {"id": 2, "owner": "beta"}, state="done", details={"x": 2}
+        )
+        assert updated.rowcount == 1
+        assert update_equal(conn, table, {"owner": None}, state="orphan").rowcount == 1
+        assert delete_equal(conn, table, id=1).rowcount == 1
+    with store.read() as conn:
+        rows = {row.id: (row.owner, row.state, row.details) for row in conn.execute(select(table))}
+    assert rows == {2: ("beta", "done", {"x": 2}), 3: (None, "orphan", None)}
+    store.dispose()
+
+
+def test_an_update_with_nothing_to_set_is_refused_before_it_reaches_the_store(
+    tmp_path: Any,
+) -> None:
+    store, table = _keyed_store(tmp_path)
+    with pytest.raises(ValueError, match="nothing to set"), store.write() as conn:
+        update_equal(conn, table, {"id": 1})
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 3
     store.dispose()
