@@ -65,8 +65,11 @@ def admin_authenticator(runtime: Any, _conn: Connection, _operation: Any) -> Non
     return None
 
 
+_SEED = select(stack_state.c.value).where(stack_state.c.key == "seed")
+
+
 def current_seed(conn: Connection, default: int) -> int:
-    value = conn.execute(select(stack_state.c.value).where(stack_state.c.key == "seed")).scalar()
+    value = conn.execute(_SEED).scalar()
     return int(value) if value is not None else default
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from sqlalchemy import Boolean, Column, Connection, Float, Integer, select
 
-from .store import CORE_ROLE, Store, role_table
+from .store import CORE_ROLE, Store, role_table, update_equal
 
 clock_table = role_table(
     CORE_ROLE,
@@ -91,9 +91,8 @@ class Clock:
 
     def _save(self, conn: Connection, offset: float, frozen: bool, frozen_at: float | None) -> None:
         values = {"offset_s": offset, "frozen": frozen, "frozen_at": frozen_at}
-        updated = conn.execute(clock_table.update().where(clock_table.c.id == 1).values(**values))
-        if updated.rowcount == 0:
-            conn.execute(clock_table.insert().values(id=1, **values))
+        if update_equal(conn, clock_table, {"id": 1}, **values).rowcount == 0:
+            conn.execute(clock_table.insert(), {"id": 1, **values})
 
     def advance(self, seconds: float) -> float:
         with self.store.write() as conn:

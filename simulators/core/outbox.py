@@ -54,7 +54,7 @@ from .faults import (
     Sample,
 )
 from .problems import DomainError, NotFound
-from .store import CORE_ROLE, Store, role_table
+from .store import CORE_ROLE, Store, delete_equal, role_table, select_equal
 from .tasks import (
     DONE,
     FAILED,
@@ -253,28 +253,24 @@ class Outbox:
         check_callback_url(callback, allow_hosts)
         hub_id = new_hub_id()
         conn.execute(
-            hub_table.insert().values(
-                id=hub_id,
-                role=role,
-                api=api,
-                partner_id=partner_id,
-                callback=callback,
-                query=query,
-                created_at=now,
-            )
+            hub_table.insert(),
+            {
+                "id": hub_id,
+                "role": role,
+                "api": api,
+                "partner_id": partner_id,
+                "callback": callback,
+                "query": query,
+                "created_at": now,
+            },
         )
-        return conn.execute(select(hub_table).where(hub_table.c.id == hub_id)).one()
+        return select_equal(conn, hub_table, id=hub_id).one()
 
     def get_hub(
         self, conn: Connection, *, role: str, api: str, partner_id: str, hub_id: str
     ) -> Any:
-        row = conn.execute(
-            select(hub_table).where(
-                hub_table.c.id == hub_id,
-                hub_table.c.role == role,
-                hub_table.c.api == api,
-                hub_table.c.partner_id == partner_id,
-            )
+        row = select_equal(
+            conn, hub_table, id=hub_id, role=role, api=api, partner_id=partner_id
         ).first()
         if row is None:
             raise NotFound(f"No hub subscription {hub_id}")
@@ -284,8 +280,8 @@ class Outbox:
         self, conn: Connection, *, role: str, api: str, partner_id: str, hub_id: str
     ) -> None:
         self.get_hub(conn, role=role, api=api, partner_id=partner_id, hub_id=hub_id)
-        conn.execute(hub_table.delete().where(hub_table.c.id == hub_id))
-        conn.execute(endpoint_table.delete().where(endpoint_table.c.hub_id == hub_id))
+        delete_equal(conn, hub_table, id=hub_id)
+        delete_equal(conn, endpoint_table, hub_id=hub_id)
 
     # --- events -------------------------------------------------------------------
 
@@ -733,14 +729,22 @@ def _in_order_groups(rows: list[Any]) -> list[list[Any]]:
     return list(groups.values())
 
 
-def _disabled_hubs(conn: Connection, hub_ids: set[str]) -> set[str]:
-    return set(
-        conn.execute(
-            select(endpoint_table.c.hub_id).where(
-                endpoint_table.c.hub_id.in_(hub_ids), endpoint_table.c.disabled_at.is_not(None)
-            )
-        ).scalars()
+_DISABLED_AMONG = select(endpoint_table.c.hub_id).where(
+    endpoint_table.c.hub_id.in_(bindparam("hub_ids", expanding=True)),
+    endpoint_table.c.disabled_at.is_not(None),
+)
+_REACHED_AGAIN = (
+    endpoint_table.update()
+    .where(
+        endpoint_table.c.hub_id.in_(bindparam("hub_ids", expanding=True)),
+        endpoint_table.c.consecutive_dead > 0,
     )
+    .values(consecutive_dead=0)
+)
+
+
+def _disabled_hubs(conn: Connection, hub_ids: set[str]) -> set[str]:
+    return set(conn.execute(_DISABLED_AMONG, {"hub_ids": sorted(hub_ids)}).scalars())
 
 
 def _track_endpoints(
@@ -761,11 +765,7 @@ def _track_endpoints(
             dead[outcome.row.hub_id].append(outcome)
     healthy = reached - set(dead)
     if healthy:
-        conn.execute(
-            endpoint_table.update()
-            .where(endpoint_table.c.hub_id.in_(healthy), endpoint_table.c.consecutive_dead > 0)
-            .values(consecutive_dead=0)
-        )
+        conn.execute(_REACHED_AGAIN, {"hub_ids": sorted(healthy)})
     for hub_id, letters in dead.items():
         current = conn.execute(
             select(endpoint_table).where(endpoint_table.c.hub_id == hub_id)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from . import audit
 from .clock import parse_iso
 from .config import CONTRACTS_DIR
-from .contract import field_name, load_contract
+from .contract import YAML_LOADER, field_name, load_contract, read_yaml
 from .faults import FaultRule, check_rule
 from .problems import DomainError, NotFound
 
@@ -84,8 +84,8 @@ def parse_pack(path: Path, operations: dict[str, set[str]]) -> Pack:
     shown = path.name
     try:
         text = path.read_text()
-        node = yaml.compose(text)
-        document = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=YAML_LOADER)
+        document = read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f":{mark.line + 1}" if mark is not None else ""

@@ -32,7 +32,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from .outbox import hub_table, webhook_secret
-from .store import CORE_ROLE, count_and_page, role_table
+from .store import CORE_ROLE, count_and_page, delete_equal, role_table, update_equal
 
 PREFIX = "/__sink"
 BODY_LIMIT = 64 * 1024
@@ -212,13 +212,9 @@ def _take_behaviour(conn: Connection, name: str) -> Behaviour | None:
         return None
     if row.remaining is not None:
         if row.remaining <= 1:
-            conn.execute(delete(sink_behaviour_table).where(sink_behaviour_table.c.sink == name))
+            delete_equal(conn, sink_behaviour_table, sink=name)
         else:
-            conn.execute(
-                sink_behaviour_table.update()
-                .where(sink_behaviour_table.c.sink == name)
-                .values(remaining=row.remaining - 1)
-            )
+            update_equal(conn, sink_behaviour_table, {"sink": name}, remaining=row.remaining - 1)
     return Behaviour(row.status, row.retry_after, float(row.hang_s or 0.0), row.remaining)
 
 

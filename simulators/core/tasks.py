@@ -30,7 +30,7 @@ from sqlalchemy import (
     select,
 )
 
-from .store import CORE_ROLE, Store, role_table
+from .store import CORE_ROLE, Store, role_table, update_equal
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -255,7 +255,7 @@ class Tasks:
                 "due_at": runtime.clock.now() + max(backoff_s(attempts), _asked_delay(exc)),
             }
         with self.store.write() as conn:
-            conn.execute(task_table.update().where(task_table.c.id == task.id).values(**values))
+            update_equal(conn, task_table, {"id": task.id}, **values)
 
     def next_due(self) -> float | None:
         with self.store.read() as conn:

@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import yaml
-
+from simulators.core.contract import read_yaml
 from simulators.core.scenarios import SCENARIOS_DIR, apply_pack, find_pack
 
 from ..catalogue import phrase
@@ -202,7 +201,7 @@ def scenario_applied(handoff: World, name: str) -> None:
     path = SCENARIOS_DIR / f"{name}.yaml"
     roles: tuple[str, ...] = ROLES
     if path.is_file():
-        pack = yaml.safe_load(path.read_text())
+        pack = read_yaml(path.read_text())
         named = {((rule.get("match") or {}).get("role")) for rule in pack.get("faults") or []}
         if None not in named:
             roles = tuple(role for role in named if role in ROLES)
