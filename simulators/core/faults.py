@@ -25,7 +25,17 @@ from functools import cached_property
 from statistics import NormalDist
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Float, Integer, String, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    String,
+    bindparam,
+    select,
+    update,
+)
 
 from .clock import isoformat, parse_iso
 from .generation import Generation
@@ -407,6 +417,21 @@ def _order(rule: FaultRule) -> tuple[int, float, str]:
     return (rule.priority, rule.created_at, rule.id)
 
 
+# Run on every request a rule matches: built once (see simulators/core/store.py).
+_ALL_RULES = select(fault_table)
+_COUNT_MATCH = (
+    update(fault_table)
+    .where(fault_table.c.id == bindparam("rule_id"))
+    .values(matched=fault_table.c.matched + 1)
+    .returning(fault_table.c.matched)
+)
+_COUNT_FIRING = (
+    update(fault_table)
+    .where(fault_table.c.id == bindparam("rule_id"))
+    .values(fired=fault_table.c.fired + 1)
+)
+
+
 class FaultEngine:
     def __init__(self, store: Store, generation: Generation) -> None:
         self.store = store
@@ -422,7 +447,7 @@ class FaultEngine:
         if cached is not None and cached[0] == current:
             return cached[1]
         with self._lock, self.store.read() as conn:
-            rules = [_rule_from_row(row) for row in conn.execute(select(fault_table)).all()]
+            rules = [_rule_from_row(row) for row in conn.execute(_ALL_RULES).all()]
         rule_set = RuleSet(rules)
         self._cached = (current, rule_set)
         return rule_set
@@ -532,18 +557,9 @@ class FaultEngine:
         if conn is None:
             with self.store.write() as own:
                 return self._count(rule, own)
-        count = conn.execute(
-            update(fault_table)
-            .where(fault_table.c.id == rule.id)
-            .values(matched=fault_table.c.matched + 1)
-            .returning(fault_table.c.matched)
-        ).scalar()
+        count = conn.execute(_COUNT_MATCH, {"rule_id": rule.id}).scalar()
         if count is not None and rule.fires_on(int(count)):
-            conn.execute(
-                update(fault_table)
-                .where(fault_table.c.id == rule.id)
-                .values(fired=fault_table.c.fired + 1)
-            )
+            conn.execute(_COUNT_FIRING, {"rule_id": rule.id})
         return None if count is None else int(count)
 
     def explain(self, sample: Sample, now: float) -> list[dict[str, Any]]:
