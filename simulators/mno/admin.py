@@ -6,10 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import bindparam, select
+
 from simulators.core.admin import admin_api
 from simulators.core.http import Reply, RequestContext
 
 from . import model, partners, usage
+
+# Built once and run with bound values: see simulators/core/store.py.
+_MVNO_OF_ACTIVE_MSISDN = select(model.services.c.mvno_id).where(
+    model.services.c.msisdn == bindparam("msisdn"),
+    model.services.c.state == model.SERVICE_ACTIVE,
+)
 
 
 @admin_api.operation("simulateTraffic")
@@ -18,11 +26,7 @@ def simulate_traffic(ctx: RequestContext) -> Reply:
     # held while the MVNE is asked to charge.
     msisdn, usage_type = ctx.body["msisdn"], ctx.body["usageType"]
     visited_mcc = ctx.body.get("visitedMcc")
-    mvno_id = ctx.conn.execute(
-        model.services.select()
-        .with_only_columns(model.services.c.mvno_id)
-        .where(model.services.c.msisdn == msisdn, model.services.c.state == model.SERVICE_ACTIVE)
-    ).scalar()
+    mvno_id = ctx.conn.execute(_MVNO_OF_ACTIVE_MSISDN, {"msisdn": msisdn}).scalar()
     partner_id = partners.by_mvno(ctx.conn, mvno_id) if mvno_id is not None else None
     faults = usage.usage_faults(
         ctx.runtime,

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     select,
 )
 
@@ -61,6 +62,12 @@ agreement_versions = role_table(
     Column("created_at", Float, nullable=False),
     Column("created_by", String(80), nullable=False),
     UniqueConstraint("agreement_id", "version", name="uq_mno_agreement_version"),
+)
+
+# Built once and run with bound values: see simulators/core/store.py.
+_ALL_VERSIONS = select(agreement_versions)
+_VERSIONS_OF_PARTNERS = select(agreement_versions).where(
+    agreement_versions.c.partner_id.in_(bindparam("partner_ids", expanding=True))
 )
 
 
@@ -355,10 +362,11 @@ class VersionBook:
 
 
 def load_book(conn: Connection, partner_ids: Iterable[str] | None = None) -> VersionBook:
-    query = select(agreement_versions)
-    if partner_ids is not None:
-        query = query.where(agreement_versions.c.partner_id.in_(sorted(set(partner_ids))))
-    return VersionBook(_from_row(row) for row in conn.execute(query).all())
+    if partner_ids is None:
+        rows = conn.execute(_ALL_VERSIONS).all()
+    else:
+        rows = conn.execute(_VERSIONS_OF_PARTNERS, {"partner_ids": sorted(set(partner_ids))}).all()
+    return VersionBook(_from_row(row) for row in rows)
 
 
 def in_force(conn: Connection, partner_id: str, at: float) -> AgreementVersion | None:
@@ -417,16 +425,17 @@ def add_version(
         created_by=actor,
     )
     conn.execute(
-        agreement_versions.insert().values(
-            partner_id=partner_id,
-            agreement_id=agreement_id,
-            version=number,
-            effective_from=effective_from,
-            currency=version.currency,
-            terms=dict(terms),
-            created_at=now,
-            created_by=actor,
-        )
+        agreement_versions.insert(),
+        {
+            "partner_id": partner_id,
+            "agreement_id": agreement_id,
+            "version": number,
+            "effective_from": effective_from,
+            "currency": version.currency,
+            "terms": dict(terms),
+            "created_at": now,
+            "created_by": actor,
+        },
     )
     audit.record(
         conn,

@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Connection, Float, Integer, String, Text, select
+from sqlalchemy import Column, Connection, Float, Integer, String, Text, bindparam, select
 
 from simulators.core import audit, tenancy
 from simulators.core.camara import TokenHolder
@@ -40,7 +40,7 @@ from simulators.core.oauth import (
     sign_id_token,
 )
 from simulators.core.problems import NotFound, PermissionDenied, Unauthenticated
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal, update_equal
 
 from . import model
 
@@ -107,6 +107,13 @@ auth_requests = role_table(
     Column("interval_s", Integer, nullable=False),
     Column("last_polled_at", Float, nullable=True),
     Column("redeemed_at", Float, nullable=True),
+)
+
+# Built once and run with bound values: see simulators/core/store.py.
+_LIVE_LINE_OF_MVNO = select(model.services.c.id).where(
+    model.services.c.msisdn == bindparam("msisdn"),
+    model.services.c.mvno_id == bindparam("mvno_id"),
+    model.services.c.state != model.SERVICE_TERMINATED,
 )
 
 
@@ -358,16 +365,17 @@ def start_backchannel_authentication(
     line = _hinted_line(conn, client, login_hint)
     auth_req_id = secrets.token_urlsafe(32)
     conn.execute(
-        auth_requests.insert().values(
-            request_hash=hashed_secret(auth_req_id),
-            client_id=client.id,
-            service_id=line.id,
-            scope=scope_text(scopes),
-            requested_at=now,
-            expires_at=now + AUTH_REQUEST_LIFETIME_S,
-            approve_at=now + CONSENT_DELAY_S,
-            interval_s=POLL_INTERVAL_S,
-        )
+        auth_requests.insert(),
+        {
+            "request_hash": hashed_secret(auth_req_id),
+            "client_id": client.id,
+            "service_id": line.id,
+            "scope": scope_text(scopes),
+            "requested_at": now,
+            "expires_at": now + AUTH_REQUEST_LIFETIME_S,
+            "approve_at": now + CONSENT_DELAY_S,
+            "interval_s": POLL_INTERVAL_S,
+        },
     )
     audit.record(
         conn,
@@ -410,13 +418,7 @@ def served_line(conn: Connection, client: tenancy.Partner, msisdn: str) -> model
     mvno = client.agreement.get("mvno")
     if not mvno:
         return None  # a client tied to no MVNO sees no line (never the unattributed ones)
-    row = conn.execute(
-        select(model.services.c.id).where(
-            model.services.c.msisdn == msisdn,
-            model.services.c.mvno_id == mvno,
-            model.services.c.state != model.SERVICE_TERMINATED,
-        )
-    ).first()
+    row = conn.execute(_LIVE_LINE_OF_MVNO, {"msisdn": msisdn, "mvno_id": mvno}).first()
     return None if row is None else model.service_by_id(conn, row.id)
 
 
@@ -462,9 +464,7 @@ def _redeem(
     now: float,
     correlation_id: str | None,
 ) -> TokenResponse | OAuthError:
-    row = conn.execute(
-        select(auth_requests).where(auth_requests.c.request_hash == hashed_secret(auth_req_id))
-    ).first()
+    row = select_equal(conn, auth_requests, request_hash=hashed_secret(auth_req_id)).first()
     if row is None or row.client_id != client.id:
         return InvalidGrant("Unknown auth_req_id")
     if row.redeemed_at is not None:
@@ -474,18 +474,14 @@ def _redeem(
     if now < row.approve_at:
         too_soon = row.last_polled_at is not None and now < row.last_polled_at + row.interval_s
         interval = row.interval_s + SLOW_DOWN_S if too_soon else row.interval_s
-        conn.execute(
-            auth_requests.update()
-            .where(auth_requests.c.pk == row.pk)
-            .values(last_polled_at=now, interval_s=interval)
-        )
+        update_equal(conn, auth_requests, {"pk": row.pk}, last_polled_at=now, interval_s=interval)
         if too_soon:
             return SlowDown(f"Poll at most every {interval} s from now on")
         return AuthorizationPending("The subscriber has not approved the request yet")
     line = model.service_by_id(conn, row.service_id)
     if line is None or line.state == model.SERVICE_TERMINATED:
         return InvalidGrant("The subscriber's line is no longer served")
-    conn.execute(auth_requests.update().where(auth_requests.c.pk == row.pk).values(redeemed_at=now))
+    update_equal(conn, auth_requests, {"pk": row.pk}, redeemed_at=now)
     return _issue(
         runtime,
         conn,

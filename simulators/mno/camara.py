@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from simulators.core.camara import (
     IdentifierNotFound,
@@ -114,15 +114,19 @@ class RoamingStatus:
     last_status_time: float
 
 
+# Built once and run with bound values: see simulators/core/store.py.
+_LATEST_USAGE_OF_LINE = (
+    select(model.usages.c.visited_mcc, model.usages.c.usage_date)
+    .where(model.usages.c.service_id == bindparam("service_id"))
+    .order_by(model.usages.c.usage_date.desc(), model.usages.c.pk.desc())
+    .limit(1)
+)
+
+
 def roaming_status(conn: Connection, line: model.Service) -> RoamingStatus:
     """Where the network last saw the device: the visited network of its latest usage (none
     at home); with no usage yet, at home since it last attached."""
-    latest = conn.execute(
-        select(model.usages.c.visited_mcc, model.usages.c.usage_date)
-        .where(model.usages.c.service_id == line.id)
-        .order_by(model.usages.c.usage_date.desc(), model.usages.c.pk.desc())
-        .limit(1)
-    ).first()
+    latest = conn.execute(_LATEST_USAGE_OF_LINE, {"service_id": line.id}).first()
     if latest is None:
         seen = line.last_attach_time if line.last_attach_time is not None else line.start_date
         return RoamingStatus(False, None, [], seen)

@@ -27,12 +27,19 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    bindparam,
     select,
 )
 
 from simulators.core import audit
 from simulators.core.clock import isoformat
-from simulators.core.store import count_and_page, equal_to, role_table
+from simulators.core.store import (
+    count_and_page,
+    equal_to,
+    role_table,
+    select_equal,
+    update_equal,
+)
 
 from . import agreements, errors, events, ledger, rating
 from .settlement import invoices
@@ -72,6 +79,25 @@ dispute_items = role_table(
     Column("window_closes_at", Float, nullable=True),
 )
 
+# Built once and run with bound values: see simulators/core/store.py.
+_INVOICE_ISSUED_AT = select(invoices.c.issued_at).where(
+    invoices.c.partner_id == bindparam("partner_id"),
+    invoices.c.period_id == bindparam("period_id"),
+)
+_HELD_ENTRIES = (
+    select(dispute_items.c.entry_id)
+    .join(disputes, disputes.c.id == dispute_items.c.dispute_id)
+    .where(
+        dispute_items.c.entry_id.in_(bindparam("entry_ids", expanding=True)),
+        disputes.c.status == SUBMITTED,
+    )
+)
+_ITEMS_OF_DISPUTES = (
+    select(dispute_items)
+    .where(dispute_items.c.dispute_id.in_(bindparam("dispute_ids", expanding=True)))
+    .order_by(dispute_items.c.dispute_id, dispute_items.c.position)
+)
+
 
 def _window_closes(conn: Connection, usage: Any, book: agreements.VersionBook) -> float | None:
     """When the row's dispute window closes; None while it is not billed yet."""
@@ -79,9 +105,7 @@ def _window_closes(conn: Connection, usage: Any, book: agreements.VersionBook) -
     if period is None or period.status != ledger.PERIOD_CLOSED:
         return None
     issued = conn.execute(
-        select(invoices.c.issued_at).where(
-            invoices.c.partner_id == usage.partner_id, invoices.c.period_id == usage.period_id
-        )
+        _INVOICE_ISSUED_AT, {"partner_id": usage.partner_id, "period_id": usage.period_id}
     ).scalar()
     version = next(v for v in book.of(usage.partner_id) if v.version == usage.agreement_version)
     billed = float(issued if issued is not None else period.closed_at)
@@ -90,13 +114,7 @@ def _window_closes(conn: Connection, usage: Any, book: agreements.VersionBook) -
 
 def _held(conn: Connection, entry_ids: Sequence[int]) -> set[int]:
     """Entries already in an open dispute."""
-    return set(
-        conn.execute(
-            select(dispute_items.c.entry_id)
-            .join(disputes, disputes.c.id == dispute_items.c.dispute_id)
-            .where(dispute_items.c.entry_id.in_(list(entry_ids)), disputes.c.status == SUBMITTED)
-        ).scalars()
-    )
+    return set(conn.execute(_HELD_ENTRIES, {"entry_ids": list(entry_ids)}).scalars())
 
 
 def create_dispute(
@@ -155,14 +173,15 @@ def create_dispute(
             )
     dispute_id = f"disp-{uuid.uuid4().hex[:24]}"
     conn.execute(
-        disputes.insert().values(
-            id=dispute_id,
-            partner_id=partner_id,
-            status=SUBMITTED,
-            reason=reason,
-            created_at=now,
-            currency=rows[0][0].currency,
-        )
+        disputes.insert(),
+        {
+            "id": dispute_id,
+            "partner_id": partner_id,
+            "status": SUBMITTED,
+            "reason": reason,
+            "created_at": now,
+            "currency": rows[0][0].currency,
+        },
     )
     conn.execute(
         dispute_items.insert(),
@@ -194,10 +213,10 @@ def create_dispute(
 
 
 def get_dispute(conn: Connection, dispute_id: str, partner_id: str | None = None) -> Any:
-    query = select(disputes).where(disputes.c.id == dispute_id)
-    if partner_id is not None:
-        query = query.where(disputes.c.partner_id == partner_id)
-    row = conn.execute(query).first()
+    if partner_id is None:
+        row = select_equal(conn, disputes, id=dispute_id).first()
+    else:
+        row = select_equal(conn, disputes, id=dispute_id, partner_id=partner_id).first()
     if row is None:
         raise errors.DisputeNotFound(f"No dispute {dispute_id}")
     return row
@@ -207,11 +226,7 @@ def items_of(conn: Connection, dispute_ids: Sequence[str]) -> dict[str, list[Any
     found: dict[str, list[Any]] = {dispute_id: [] for dispute_id in dispute_ids}
     if not dispute_ids:
         return found
-    for row in conn.execute(
-        select(dispute_items)
-        .where(dispute_items.c.dispute_id.in_(list(dispute_ids)))
-        .order_by(dispute_items.c.dispute_id, dispute_items.c.position)
-    ):
+    for row in conn.execute(_ITEMS_OF_DISPUTES, {"dispute_ids": list(dispute_ids)}):
         found[row.dispute_id].append(row)
     return found
 
@@ -269,16 +284,15 @@ def resolve_dispute(
                     now,
                     correlation_id,
                 )
-    conn.execute(
-        disputes.update()
-        .where(disputes.c.id == dispute_id)
-        .values(
-            status=ACCEPTED if accept else REJECTED,
-            resolved_at=now,
-            resolved_by=actor,
-            resolution_note=note,
-            credit_micros=credit if accept else None,
-        )
+    update_equal(
+        conn,
+        disputes,
+        {"id": dispute_id},
+        status=ACCEPTED if accept else REJECTED,
+        resolved_at=now,
+        resolved_by=actor,
+        resolution_note=note,
+        credit_micros=credit if accept else None,
     )
     audit.record(
         conn,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -28,12 +29,13 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from simulators.core.store import count_and_page, equal_to, role_table
+from simulators.core.store import count_and_page, equal_to, role_table, select_equal
 
 from . import errors
 from .agreements import month_bounds, month_of, next_month
@@ -141,6 +143,17 @@ periods = role_table(
     UniqueConstraint("partner_id", "period_id", name="uq_mno_settlement_period"),
 )
 
+# Built once and run with bound values: see simulators/core/store.py.
+_KEYS_PRESENT = select(ledger.c.idempotency_key).where(
+    ledger.c.idempotency_key.in_(bindparam("keys", expanding=True))
+)
+_PERIOD_STATUS = select(periods.c.status).where(
+    periods.c.partner_id == bindparam("partner_id"), periods.c.period_id == bindparam("period_id")
+)
+_CLOSED_PERIODS = select(periods.c.period_id).where(
+    periods.c.partner_id == bindparam("partner_id"), periods.c.status == PERIOD_CLOSED
+)
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -198,9 +211,13 @@ def insert_ignoring_conflicts(
     """INSERT ... ON CONFLICT DO NOTHING, in the store's dialect."""
     if not rows:
         return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
-    conn.execute(statement, list(rows))
+    conn.execute(_insert_ignoring_conflicts(conn.dialect.name, table, tuple(keys)), list(rows))
+
+
+@cache
+def _insert_ignoring_conflicts(dialect_name: str, table: Table, keys: tuple[str, ...]) -> Any:
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def locking(conn: Connection, query: Any, *, shared: bool) -> Any:
@@ -231,14 +248,9 @@ class PeriodBook:
         return found
 
     def _locked_status(self, partner_id: str, period_id: str) -> str:
-        query = locking(
-            self.conn,
-            select(periods.c.status).where(
-                periods.c.partner_id == partner_id, periods.c.period_id == period_id
-            ),
-            shared=True,
-        )
-        found = self.conn.execute(query).scalar()
+        query = locking(self.conn, _PERIOD_STATUS, shared=True)
+        keys = {"partner_id": partner_id, "period_id": period_id}
+        found = self.conn.execute(query, keys).scalar()
         if found is None:
             start, end = month_bounds(period_id)
             insert_ignoring_conflicts(
@@ -255,7 +267,7 @@ class PeriodBook:
                 ],
                 ["partner_id", "period_id"],
             )
-            found = self.conn.execute(query).scalar()
+            found = self.conn.execute(query, keys).scalar()
         return str(found)
 
     def posting_period(self, partner_id: str, service_period: str) -> str:
@@ -309,11 +321,7 @@ def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        found.update(
-            conn.execute(
-                select(ledger.c.idempotency_key).where(ledger.c.idempotency_key.in_(chunk))
-            ).scalars()
-        )
+        found.update(conn.execute(_KEYS_PRESENT, {"keys": chunk}).scalars())
     return found
 
 
@@ -349,22 +357,18 @@ def post_one(conn: Connection, entry: Entry, *, now: float) -> Any:
 
 
 def by_key(conn: Connection, key: str) -> Any:
-    return conn.execute(select(ledger).where(ledger.c.idempotency_key == key)).one()
+    return select_equal(conn, ledger, idempotency_key=key).one()
 
 
 def get_entry(conn: Connection, partner_id: str, entry_id: int) -> Any:
-    row = conn.execute(
-        select(ledger).where(ledger.c.id == entry_id, ledger.c.partner_id == partner_id)
-    ).first()
+    row = select_equal(conn, ledger, id=entry_id, partner_id=partner_id).first()
     if row is None:
         raise errors.LedgerEntryNotFound(f"No ledger entry {entry_id}")
     return row
 
 
 def reversal_of(conn: Connection, entry_id: int) -> Any | None:
-    return conn.execute(
-        select(ledger).where(ledger.c.corrects_id == entry_id, ledger.c.entry_type == REVERSAL)
-    ).first()
+    return select_equal(conn, ledger, corrects_id=entry_id, entry_type=REVERSAL).first()
 
 
 def reverse(
@@ -439,19 +443,11 @@ def list_entries(
 
 
 def period_row(conn: Connection, partner_id: str, period_id: str) -> Any | None:
-    return conn.execute(
-        select(periods).where(periods.c.partner_id == partner_id, periods.c.period_id == period_id)
-    ).first()
+    return select_equal(conn, periods, partner_id=partner_id, period_id=period_id).first()
 
 
 def closed_periods(conn: Connection, partner_id: str) -> set[str]:
-    return set(
-        conn.execute(
-            select(periods.c.period_id).where(
-                periods.c.partner_id == partner_id, periods.c.status == PERIOD_CLOSED
-            )
-        ).scalars()
-    )
+    return set(conn.execute(_CLOSED_PERIODS, {"partner_id": partner_id}).scalars())
 
 
 def list_periods(

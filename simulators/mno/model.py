@@ -27,13 +27,20 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     select,
     text,
 )
 
 from simulators.core import audit
 from simulators.core.identifiers import is_valid_iccid, is_valid_imsi, is_valid_msisdn
-from simulators.core.store import count_and_page, equal_to, role_table
+from simulators.core.store import (
+    count_and_page,
+    equal_to,
+    role_table,
+    select_equal,
+    update_equal,
+)
 from simulators.core.tasks import Reschedule, Task, Tasks
 from simulators.core.tenancy import MVNE_PLATFORM, create_partner, partners, peer_api_key
 
@@ -239,6 +246,45 @@ sim_changes = role_table(
     Column("order_id", String(40), nullable=False),
 )
 
+# Built once and run with bound values: see simulators/core/store.py.
+_ITEMS_OF_ORDERS = (
+    select(service_order_items)
+    .where(service_order_items.c.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(service_order_items.c.order_id, service_order_items.c.position)
+)
+_ITEMS_OF_ORDER = (
+    select(service_order_items)
+    .where(service_order_items.c.order_id == bindparam("order_id"))
+    .order_by(service_order_items.c.position)
+)
+# The live line holding an identifier (imsi, msisdn or iccid), by column.
+_LIVE_HOLDER = {
+    column: select(services.c.id).where(
+        services.c[column] == bindparam("value"), services.c.state != SERVICE_TERMINATED
+    )
+    for column in ("imsi", "msisdn", "iccid")
+}
+# The same, leaving out the line itself.
+_OTHER_LIVE_HOLDER = {
+    column: select(services.c.id).where(
+        services.c[column] == bindparam("value"),
+        services.c.state != SERVICE_TERMINATED,
+        services.c.id != bindparam("service_id"),
+    )
+    for column in ("imsi", "iccid")
+}
+_LATEST_SIM_CHANGE = (
+    select(sim_changes.c.changed_at)
+    .where(sim_changes.c.service_id == bindparam("service_id"))
+    .order_by(sim_changes.c.changed_at.desc(), sim_changes.c.pk.desc())
+    .limit(1)
+)
+_LIVE_LINE_OF_MSISDN = (
+    select(services)
+    .where(services.c.msisdn == bindparam("msisdn"), services.c.state != SERVICE_TERMINATED)
+    .order_by(services.c.pk.desc())
+)
+
 
 # --- what the rules hand back ----------------------------------------------------------------
 
@@ -433,11 +479,10 @@ def _usage_from_row(row: Row[Any]) -> Usage:
 def _load_orders(conn: Connection, rows: Sequence[Row[Any]]) -> list[ServiceOrder]:
     if not rows:
         return []
-    item_rows = conn.execute(
-        select(service_order_items)
-        .where(service_order_items.c.order_id.in_([row.id for row in rows]))
-        .order_by(service_order_items.c.order_id, service_order_items.c.position)
-    ).all()
+    if len(rows) == 1:
+        item_rows = conn.execute(_ITEMS_OF_ORDER, {"order_id": rows[0].id}).all()
+    else:
+        item_rows = conn.execute(_ITEMS_OF_ORDERS, {"order_ids": [row.id for row in rows]}).all()
     by_order: dict[str, list[ServiceOrderItem]] = {row.id: [] for row in rows}
     for item_row in item_rows:
         by_order[item_row.order_id].append(_item_from_row(item_row))
@@ -578,10 +623,8 @@ def create_service_order(
     only the one at `failing_line` (1-based) when that is set.
     """
     request_hash = _request_hash(external_id, description, list(items), mvno_id)
-    existing = conn.execute(
-        select(service_orders).where(
-            service_orders.c.client_id == client_id, service_orders.c.external_id == external_id
-        )
+    existing = select_equal(
+        conn, service_orders, client_id=client_id, external_id=external_id
     ).first()
     if existing is not None:
         if existing.request_hash != request_hash:
@@ -611,17 +654,18 @@ def create_service_order(
 
     order_id = new_id("so")
     conn.execute(
-        service_orders.insert().values(
-            id=order_id,
-            client_id=client_id,
-            external_id=external_id,
-            description=description,
-            state=ACKNOWLEDGED,
-            request_hash=request_hash,
-            order_date=now,
-            correlation_id=correlation_id,
-            mvno_id=mvno_id,
-        )
+        service_orders.insert(),
+        {
+            "id": order_id,
+            "client_id": client_id,
+            "external_id": external_id,
+            "description": description,
+            "state": ACKNOWLEDGED,
+            "request_hash": request_hash,
+            "order_date": now,
+            "correlation_id": correlation_id,
+            "mvno_id": mvno_id,
+        },
     )
     conn.execute(
         service_order_items.insert(),
@@ -712,11 +756,7 @@ def _rejected(item: _ItemRequest, failing_iccids: tuple[str, ...] | None) -> boo
 
 
 def get_service_order(conn: Connection, client_id: str, order_id: str) -> ServiceOrder:
-    row = conn.execute(
-        select(service_orders).where(
-            service_orders.c.id == order_id, service_orders.c.client_id == client_id
-        )
-    ).first()
+    row = select_equal(conn, service_orders, id=order_id, client_id=client_id).first()
     if row is None:
         raise errors.ServiceOrderNotFound(f"No service order {order_id}")
     return _load_orders(conn, [row])[0]
@@ -754,17 +794,13 @@ def advance_service_order(
     acknowledged -> inProgress at once; inProgress -> completed | partial | failed once
     `provisioning_s` have passed since the order date. Safe to run twice.
     """
-    row = conn.execute(select(service_orders).where(service_orders.c.id == order_id)).first()
+    row = select_equal(conn, service_orders, id=order_id).first()
     if row is None:
         return None  # reset away under the step
     if row.state == ACKNOWLEDGED:
         due = row.order_date + provisioning_s
         _move_order(conn, row, IN_PROGRESS, now, correlation_id, start_date=now, complete_due=due)
-        conn.execute(
-            service_order_items.update()
-            .where(service_order_items.c.order_id == order_id)
-            .values(state=IN_PROGRESS)
-        )
+        update_equal(conn, service_order_items, {"order_id": order_id}, state=IN_PROGRESS)
         return max(0.0, float(due - now))
     if row.state == IN_PROGRESS:
         if now + _CLOCK_TOLERANCE_S < row.complete_due:
@@ -783,9 +819,7 @@ def _move_order(
     **values: Any,
 ) -> None:
     _check_transition(ORDER_TRANSITIONS, row.state, target)
-    conn.execute(
-        service_orders.update().where(service_orders.c.id == row.id).values(state=target, **values)
-    )
+    update_equal(conn, service_orders, {"id": row.id}, state=target, **values)
     audit.record(
         conn,
         at=now,
@@ -803,11 +837,7 @@ def _move_order(
 def _complete_order(
     conn: Connection, order: Row[Any], now: float, correlation_id: str | None
 ) -> None:
-    item_rows = conn.execute(
-        select(service_order_items)
-        .where(service_order_items.c.order_id == order.id)
-        .order_by(service_order_items.c.position)
-    ).all()
+    item_rows = conn.execute(_ITEMS_OF_ORDER, {"order_id": order.id}).all()
     failures: dict[str, str] = {}
     for item_row in item_rows:
         _check_transition(ITEM_TRANSITIONS, item_row.state, COMPLETED)
@@ -817,17 +847,13 @@ def _complete_order(
             service_id, failure = _apply_item(conn, order, item_row, now, correlation_id)
         if failure is not None:
             failures[item_row.item_id] = failure
-        conn.execute(
-            service_order_items.update()
-            .where(
-                service_order_items.c.order_id == order.id,
-                service_order_items.c.item_id == item_row.item_id,
-            )
-            .values(
-                state=FAILED if failure else COMPLETED,
-                service_id=service_id,
-                error_code=failure,
-            )
+        update_equal(
+            conn,
+            service_order_items,
+            {"order_id": order.id, "item_id": item_row.item_id},
+            state=FAILED if failure else COMPLETED,
+            service_id=service_id,
+            error_code=failure,
         )
     if not failures:
         final = COMPLETED
@@ -853,11 +879,7 @@ def _apply_item(
     values = {c["name"]: c["value"] for c in item.characteristics}
     if item.action == ADD:
         for name, column in (("IMSI", "imsi"), ("MSISDN", "msisdn"), ("ICCID", "iccid")):
-            held = conn.execute(
-                select(services.c.id).where(
-                    services.c[column] == values[name], services.c.state != SERVICE_TERMINATED
-                )
-            ).first()
+            held = conn.execute(_LIVE_HOLDER[column], {"value": values[name]}).first()
             if held is not None:
                 return None, f"{name}_IN_USE"
         service_id = new_id("svc")
@@ -867,22 +889,23 @@ def _apply_item(
         partner_id = wholesale.partner_of_line(conn, order.mvno_id, values["IMSI"])
         mvno_id = order.mvno_id or wholesale.mvno_of(conn, partner_id)
         conn.execute(
-            services.insert().values(
-                id=service_id,
-                client_id=order.client_id,
-                name=f"{kind} {values['MSISDN']}",
-                state=SERVICE_ACTIVE,
-                imsi=values["IMSI"],
-                msisdn=values["MSISDN"],
-                iccid=values["ICCID"],
-                barring=barring,
-                attach_state=ATTACHED,
-                last_attach_time=now,
-                start_date=now,
-                order_id=order.id,
-                mvno_id=mvno_id,
-                service_type=service_type,
-            )
+            services.insert(),
+            {
+                "id": service_id,
+                "client_id": order.client_id,
+                "name": f"{kind} {values['MSISDN']}",
+                "state": SERVICE_ACTIVE,
+                "imsi": values["IMSI"],
+                "msisdn": values["MSISDN"],
+                "iccid": values["ICCID"],
+                "barring": barring,
+                "attach_state": ATTACHED,
+                "last_attach_time": now,
+                "start_date": now,
+                "order_id": order.id,
+                "mvno_id": mvno_id,
+                "service_type": service_type,
+            },
         )
         _audit_service(
             conn,
@@ -916,11 +939,7 @@ def _apply_item(
             if failure is not None:
                 return service.id, failure
         if "barring" in values:
-            conn.execute(
-                services.update()
-                .where(services.c.id == service.id)
-                .values(barring=values["barring"])
-            )
+            update_equal(conn, services, {"id": service.id}, barring=values["barring"])
             _audit_service(
                 conn,
                 order,
@@ -931,10 +950,13 @@ def _apply_item(
                 {"from": service.barring, "to": values["barring"], "serviceOrderId": order.id},
             )
         return service.id, None
-    conn.execute(
-        services.update()
-        .where(services.c.id == service.id)
-        .values(state=SERVICE_TERMINATED, attach_state=DETACHED, end_date=now)
+    update_equal(
+        conn,
+        services,
+        {"id": service.id},
+        state=SERVICE_TERMINATED,
+        attach_state=DETACHED,
+        end_date=now,
     )
     _audit_service(
         conn,
@@ -963,28 +985,23 @@ def _change_sim(
         return None  # the line is already on this SIM: nothing changes, nothing to report
     for name, column, value in (("IMSI", "imsi", imsi), ("ICCID", "iccid", iccid)):
         held = conn.execute(
-            select(services.c.id).where(
-                services.c[column] == value,
-                services.c.state != SERVICE_TERMINATED,
-                services.c.id != service.id,
-            )
+            _OTHER_LIVE_HOLDER[column], {"value": value, "service_id": service.id}
         ).first()
         if held is not None:
             return f"{name}_IN_USE"
+    update_equal(conn, services, {"id": service.id}, iccid=iccid, imsi=imsi)
     conn.execute(
-        services.update().where(services.c.id == service.id).values(iccid=iccid, imsi=imsi)
-    )
-    conn.execute(
-        sim_changes.insert().values(
-            service_id=service.id,
-            msisdn=service.msisdn,
-            iccid_before=service.iccid,
-            imsi_before=service.imsi,
-            iccid=iccid,
-            imsi=imsi,
-            changed_at=now,
-            order_id=order.id,
-        )
+        sim_changes.insert(),
+        {
+            "service_id": service.id,
+            "msisdn": service.msisdn,
+            "iccid_before": service.iccid,
+            "imsi_before": service.imsi,
+            "iccid": iccid,
+            "imsi": imsi,
+            "changed_at": now,
+            "order_id": order.id,
+        },
     )
     _audit_service(
         conn,
@@ -1007,12 +1024,7 @@ def _change_sim(
 def latest_sim_change(conn: Connection, service: Service) -> float:
     """When the line's MSISDN was last paired with a new SIM: its latest SIM change, else
     its activation (CAMARA counts a new subscription as a SIM swap)."""
-    changed = conn.execute(
-        select(sim_changes.c.changed_at)
-        .where(sim_changes.c.service_id == service.id)
-        .order_by(sim_changes.c.changed_at.desc(), sim_changes.c.pk.desc())
-        .limit(1)
-    ).scalar()
+    changed = conn.execute(_LATEST_SIM_CHANGE, {"service_id": service.id}).scalar()
     return service.start_date if changed is None else max(float(changed), service.start_date)
 
 
@@ -1068,15 +1080,13 @@ def run_progress_step(runtime: Runtime, task: Task) -> None:
 def _client_service_row(
     conn: Connection, client_id: str, service_id: str | None
 ) -> Row[Any] | None:
-    return conn.execute(
-        select(services).where(services.c.id == service_id, services.c.client_id == client_id)
-    ).first()
+    return select_equal(conn, services, id=service_id, client_id=client_id).first()
 
 
 def service_by_id(conn: Connection, service_id: str) -> Service | None:
     """Any client's service: for the network's own services (CAMARA, the authorization
     server) that scope lines by MVNO, not by the client that ordered them."""
-    row = conn.execute(select(services).where(services.c.id == service_id)).first()
+    row = select_equal(conn, services, id=service_id).first()
     return None if row is None else _service_from_row(row)
 
 
@@ -1110,9 +1120,7 @@ def list_services(
 
 
 def get_usage(conn: Connection, client_id: str, usage_id: str) -> Usage:
-    row = conn.execute(
-        select(usages).where(usages.c.id == usage_id, usages.c.client_id == client_id)
-    ).first()
+    row = select_equal(conn, usages, id=usage_id, client_id=client_id).first()
     if row is None:
         raise errors.UsageNotFound(f"No usage record {usage_id}")
     return _usage_from_row(row)
@@ -1148,17 +1156,9 @@ def record_traffic(
 ) -> Usage:
     """The network sees a subscriber's usage: refuse it when barred, else record it received.
     `visited_mcc` is the network a roaming subscriber used (None at home)."""
-    row = conn.execute(
-        select(services)
-        .where(services.c.msisdn == msisdn, services.c.state != SERVICE_TERMINATED)
-        .order_by(services.c.pk.desc())
-    ).first()
+    row = conn.execute(_LIVE_LINE_OF_MSISDN, {"msisdn": msisdn}).first()
     if row is None:
-        ended = conn.execute(
-            select(services.c.id).where(
-                services.c.msisdn == msisdn, services.c.state == SERVICE_TERMINATED
-            )
-        ).first()
+        ended = select_equal(conn, services, msisdn=msisdn, state=SERVICE_TERMINATED).first()
         if ended is not None:
             raise errors.ServiceNotActive(
                 f"The service holding {msisdn} is terminated", msisdn=msisdn
@@ -1169,21 +1169,22 @@ def record_traffic(
     barred = usage_type in BARRED_USAGE.get(row.barring, frozenset())
     usage_id = new_id("usg")
     conn.execute(
-        usages.insert().values(
-            id=usage_id,
-            client_id=row.client_id,
-            service_id=row.id,
-            msisdn=msisdn,
-            usage_type=usage_type,
-            quantity=quantity,
-            unit=USAGE_UNITS[usage_type],
-            status=USAGE_REJECTED if barred else USAGE_RECEIVED,
-            granted_quantity=0 if barred else None,
-            usage_date=now,
-            reason=BARRED_REASON if barred else None,
-            correlation_id=correlation_id,
-            visited_mcc=visited_mcc,
-        )
+        usages.insert(),
+        {
+            "id": usage_id,
+            "client_id": row.client_id,
+            "service_id": row.id,
+            "msisdn": msisdn,
+            "usage_type": usage_type,
+            "quantity": quantity,
+            "unit": USAGE_UNITS[usage_type],
+            "status": USAGE_REJECTED if barred else USAGE_RECEIVED,
+            "granted_quantity": 0 if barred else None,
+            "usage_date": now,
+            "reason": BARRED_REASON if barred else None,
+            "correlation_id": correlation_id,
+            "visited_mcc": visited_mcc,
+        },
     )
     audit.record(
         conn,
@@ -1207,7 +1208,7 @@ def record_traffic(
 
 
 def _usage_by_id(conn: Connection, usage_id: str) -> Usage:
-    return _usage_from_row(conn.execute(select(usages).where(usages.c.id == usage_id)).one())
+    return _usage_from_row(select_equal(conn, usages, id=usage_id).one())
 
 
 def apply_charging_outcome(
@@ -1225,10 +1226,13 @@ def apply_charging_outcome(
     if outcome.status not in (USAGE_RATED, USAGE_REJECTED):
         raise ValueError(f"charging outcome {outcome.status!r} is neither rated nor rejected")
     granted = min(max(outcome.granted_quantity, 0), usage.quantity)
-    conn.execute(
-        usages.update()
-        .where(usages.c.id == usage_id)
-        .values(status=outcome.status, granted_quantity=granted, reason=outcome.reason)
+    update_equal(
+        conn,
+        usages,
+        {"id": usage_id},
+        status=outcome.status,
+        granted_quantity=granted,
+        reason=outcome.reason,
     )
     audit.record(
         conn,
@@ -1295,7 +1299,7 @@ def simulate_traffic(
         )
         if feed_factor != 1 and usage.status == USAGE_RECEIVED:
             fed = quantity * feed_factor
-            conn.execute(usages.update().where(usages.c.id == usage.id).values(fed_quantity=fed))
+            update_equal(conn, usages, {"id": usage.id}, fed_quantity=fed)
             usage = replace(usage, fed_quantity=fed)
     if usage.status != USAGE_RECEIVED:
         return TrafficResult(usage, None)
@@ -1319,7 +1323,7 @@ def simulate_traffic(
 
 def seed_reference_data(runtime: Runtime, conn: Connection, seed: int) -> None:
     """The MVNE platform as the network's client; only added when missing."""
-    known = conn.execute(select(partners.c.id).where(partners.c.id == MVNE_PLATFORM)).first()
+    known = select_equal(conn, partners, id=MVNE_PLATFORM).first()
     if known is not None:
         return
     create_partner(

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, ForeignKey, String, select
+from sqlalchemy import Column, Connection, Float, ForeignKey, String, bindparam, select
 
 from simulators.core import tenancy
 from simulators.core.identifiers import TEST_MCC, TEST_MNC
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal
 
 from . import agreements, errors
 
@@ -77,6 +77,23 @@ imsi_ranges = role_table(
     Column("partner_id", String(64), ForeignKey("mno_wholesale_partner.id"), nullable=False),
 )
 
+# Built once and run with bound values: see simulators/core/store.py.
+_PREFIXES_OF_PARTNER = select(imsi_ranges.c.prefix).where(
+    imsi_ranges.c.partner_id == bindparam("partner_id")
+)
+_RANGES_OF_PREFIXES = select(imsi_ranges.c.prefix, imsi_ranges.c.partner_id).where(
+    imsi_ranges.c.prefix.in_(bindparam("prefixes", expanding=True))
+)
+_PARTNER_OF_MVNO = select(wholesale_partners.c.id).where(
+    wholesale_partners.c.mvne_partner_id == bindparam("mvno_id")
+)
+_MVNO_OF_PARTNER = select(wholesale_partners.c.mvne_partner_id).where(
+    wholesale_partners.c.id == bindparam("partner_id")
+)
+_PARTNER_BLOCKS = select(wholesale_partners.c.id, imsi_ranges.c.prefix).outerjoin(
+    imsi_ranges, imsi_ranges.c.partner_id == wholesale_partners.c.id
+)
+
 
 @dataclass(frozen=True)
 class WholesalePartner:
@@ -108,14 +125,10 @@ def _from_row(row: Any, prefixes: Sequence[str]) -> WholesalePartner:
 
 
 def get(conn: Connection, partner_id: str) -> WholesalePartner:
-    row = conn.execute(
-        select(wholesale_partners).where(wholesale_partners.c.id == partner_id)
-    ).first()
+    row = select_equal(conn, wholesale_partners, id=partner_id).first()
     if row is None:
         raise errors.WholesalePartnerNotFound(f"No wholesale partner {partner_id}")
-    prefixes = conn.execute(
-        select(imsi_ranges.c.prefix).where(imsi_ranges.c.partner_id == partner_id)
-    ).scalars()
+    prefixes = conn.execute(_PREFIXES_OF_PARTNER, {"partner_id": partner_id}).scalars()
     return _from_row(row, list(prefixes))
 
 
@@ -129,11 +142,7 @@ def find(conn: Connection, partner_id: str) -> WholesalePartner | None:
 def partner_of_imsi(conn: Connection, imsi: str) -> str | None:
     """The wholesale partner whose IMSI block holds this IMSI (the longest prefix wins)."""
     candidates = [imsi[:length] for length in range(5, len(imsi) + 1)]
-    found = conn.execute(
-        select(imsi_ranges.c.prefix, imsi_ranges.c.partner_id).where(
-            imsi_ranges.c.prefix.in_(candidates)
-        )
-    ).all()
+    found = conn.execute(_RANGES_OF_PREFIXES, {"prefixes": candidates}).all()
     if not found:
         return None
     return str(max(found, key=lambda row: len(row.prefix)).partner_id)
@@ -142,9 +151,7 @@ def partner_of_imsi(conn: Connection, imsi: str) -> str | None:
 def by_mvno(conn: Connection, mvno_id: str) -> str | None:
     """The wholesale partner of an MVNO as the MVNE names it (a service order's relatedParty,
     a line's `mvno_id`)."""
-    found = conn.execute(
-        select(wholesale_partners.c.id).where(wholesale_partners.c.mvne_partner_id == mvno_id)
-    ).scalar()
+    found = conn.execute(_PARTNER_OF_MVNO, {"mvno_id": mvno_id}).scalar()
     return None if found is None else str(found)
 
 
@@ -160,9 +167,7 @@ def mvno_of(conn: Connection, partner_id: str | None) -> str | None:
     """The MVNO id a wholesale partner's lines carry (its id at the MVNE)."""
     if partner_id is None:
         return None
-    found = conn.execute(
-        select(wholesale_partners.c.mvne_partner_id).where(wholesale_partners.c.id == partner_id)
-    ).scalar()
+    found = conn.execute(_MVNO_OF_PARTNER, {"partner_id": partner_id}).scalar()
     return None if found is None else str(found)
 
 
@@ -200,14 +205,15 @@ def register(
                     field="imsiPrefixes",
                 )
     conn.execute(
-        wholesale_partners.insert().values(
-            id=partner_id,
-            name=name,
-            account_id=f"acct-{partner_id}",
-            agreement_id=f"wa-{partner_id}",
-            mvne_partner_id=mvne_partner_id or partner_id,
-            created_at=now,
-        )
+        wholesale_partners.insert(),
+        {
+            "id": partner_id,
+            "name": name,
+            "account_id": f"acct-{partner_id}",
+            "agreement_id": f"wa-{partner_id}",
+            "mvne_partner_id": mvne_partner_id or partner_id,
+            "created_at": now,
+        },
     )
     conn.execute(
         imsi_ranges.insert(), [{"prefix": p, "partner_id": partner_id} for p in imsi_prefixes]
@@ -230,9 +236,7 @@ def ensure_credential(
     """The partner's wholesale API credential, created if missing; its key."""
     credential = credential_id(partner_id)
     key = tenancy.derive_api_key(secret_key, credential)
-    known = conn.execute(
-        select(tenancy.partners.c.id).where(tenancy.partners.c.id == credential)
-    ).first()
+    known = select_equal(conn, tenancy.partners, id=credential).first()
     if known is None:
         tenancy.create_partner(
             conn,
@@ -250,6 +254,11 @@ def ensure_credential(
     return key
 
 
+_STAFF_CREDENTIALS = select(tenancy.partners.c.id).where(
+    tenancy.partners.c.role.in_((WHOLESALE_ROLE, OPERATIONS_ROLE))
+)
+
+
 def seed(secret_key: str, conn: Connection, seed_value: int, now: float) -> None:
     """The reference MVNOs with their IMSI blocks and agreement, and the settlement staff.
 
@@ -257,21 +266,8 @@ def seed(secret_key: str, conn: Connection, seed_value: int, now: float) -> None
     statements); after a seed change the blocks follow the new seed, as the SIM pools cut
     from them do.
     """
-    known = {
-        row.id: row.prefix
-        for row in conn.execute(
-            select(wholesale_partners.c.id, imsi_ranges.c.prefix).outerjoin(
-                imsi_ranges, imsi_ranges.c.partner_id == wholesale_partners.c.id
-            )
-        )
-    }
-    credentials = set(
-        conn.execute(
-            select(tenancy.partners.c.id).where(
-                tenancy.partners.c.role.in_((WHOLESALE_ROLE, OPERATIONS_ROLE))
-            )
-        ).scalars()
-    )
+    known = {row.id: row.prefix for row in conn.execute(_PARTNER_BLOCKS)}
+    credentials = set(conn.execute(_STAFF_CREDENTIALS).scalars())
     missing = [ref for ref in REFERENCE_PARTNERS if ref["id"] not in known]
     if missing:
         conn.execute(

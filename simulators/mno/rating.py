@@ -29,10 +29,11 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    bindparam,
     select,
 )
 
-from simulators.core.store import count_and_page, equal_to, role_table
+from simulators.core.store import count_and_page, equal_to, role_table, update_equal
 
 from . import agreements, errors, ledger
 from .agreements import RATED_UNITS, AgreementVersion, VersionBook, day_of
@@ -90,6 +91,26 @@ usage_days = role_table(
     Column("revision", Integer, nullable=False),
     Column("duplicates", BigInteger, nullable=False),
 )
+
+# Built once and run with bound values: see simulators/core/store.py.
+_TIER_VOLUME = select(tier_volumes.c.volume).where(
+    tier_volumes.c.partner_id == bindparam("partner_id"),
+    tier_volumes.c.usage_type == bindparam("usage_type"),
+    tier_volumes.c.window_id == bindparam("window_id"),
+)
+_DAY_STATE = select(usage_days.c.state).where(
+    usage_days.c.partner_id == bindparam("partner_id"), usage_days.c.day == bindparam("day")
+)
+_ADD_DUPLICATES = (
+    usage_days.update()
+    .where(
+        usage_days.c.partner_id == bindparam("of_partner"), usage_days.c.day == bindparam("of_day")
+    )
+    .values(duplicates=usage_days.c.duplicates + bindparam("count"))
+)
+_REGISTRY = select(
+    wholesale_partners.c.id, wholesale_partners.c.account_id, wholesale_partners.c.agreement_id
+).where(wholesale_partners.c.id.in_(bindparam("partner_ids", expanding=True)))
 
 # The ledger row of a rated usage, built as a tuple in the ledger's column order.
 _USAGE_COLUMNS = (
@@ -223,28 +244,20 @@ class _Volumes:
             ],
             ["partner_id", "usage_type", "window_id"],
         )
-        query = ledger.locking(
-            self.conn,
-            select(tier_volumes.c.volume).where(
-                tier_volumes.c.partner_id == partner_id,
-                tier_volumes.c.usage_type == usage_type,
-                tier_volumes.c.window_id == window_id,
-            ),
-            shared=False,
+        query = ledger.locking(self.conn, _TIER_VOLUME, shared=False)
+        found = self.conn.execute(
+            query, {"partner_id": partner_id, "usage_type": usage_type, "window_id": window_id}
         )
-        self.volumes[key] = int(self.conn.execute(query).scalar_one())
+        self.volumes[key] = int(found.scalar_one())
         self.loaded.add(key)
 
     def save(self) -> None:
         for (partner_id, usage_type, window_id), volume in self.volumes.items():
-            self.conn.execute(
-                tier_volumes.update()
-                .where(
-                    tier_volumes.c.partner_id == partner_id,
-                    tier_volumes.c.usage_type == usage_type,
-                    tier_volumes.c.window_id == window_id,
-                )
-                .values(volume=volume)
+            update_equal(
+                self.conn,
+                tier_volumes,
+                {"partner_id": partner_id, "usage_type": usage_type, "window_id": window_id},
+                volume=volume,
             )
 
 
@@ -268,17 +281,12 @@ class _Days:
         return late
 
     def _touch(self, partner_id: str, day: str) -> bool:
-        query = ledger.locking(
-            self.conn,
-            select(usage_days.c.state).where(
-                usage_days.c.partner_id == partner_id, usage_days.c.day == day
-            ),
-            shared=False,
-        )
+        query = ledger.locking(self.conn, _DAY_STATE, shared=False)
+        keys = {"partner_id": partner_id, "day": day}
         _, end = agreements.day_bounds(day)
         due = end + SUMMARY_DELAY_S
         late = self.now >= due
-        state = self.conn.execute(query).scalar()
+        state = self.conn.execute(query, keys).scalar()
         if state is None:
             ledger.insert_ignoring_conflicts(
                 self.conn,
@@ -294,17 +302,13 @@ class _Days:
                 ],
                 ["partner_id", "day"],
             )
-            state = self.conn.execute(query).scalar_one()
+            state = self.conn.execute(query, keys).scalar_one()
             if state == DAY_OPEN:
                 # A day first seen after it closed is published at once.
                 self._schedule(partner_id, day, self.now if late else due)
         elif state == DAY_PUBLISHED and late:
             # A record for a day already published: publish that day again, now.
-            self.conn.execute(
-                usage_days.update()
-                .where(usage_days.c.partner_id == partner_id, usage_days.c.day == day)
-                .values(state=DAY_REVISING)
-            )
+            update_equal(self.conn, usage_days, keys, state=DAY_REVISING)
             self._schedule(partner_id, day, self.now)
         return late
 
@@ -316,9 +320,7 @@ class _Days:
     def save(self) -> None:
         for (partner_id, day), count in self.duplicates.items():
             self.conn.execute(
-                usage_days.update()
-                .where(usage_days.c.partner_id == partner_id, usage_days.c.day == day)
-                .values(duplicates=usage_days.c.duplicates + count)
+                _ADD_DUPLICATES, {"of_partner": partner_id, "of_day": day, "count": count}
             )
 
     def _schedule(self, partner_id: str, day: str, due: float) -> None:
@@ -365,13 +367,7 @@ def ingest(
     partner_ids = sorted({record.partner_id for record in records})
     registry = {
         row.id: (row.account_id, row.agreement_id)
-        for row in conn.execute(
-            select(
-                wholesale_partners.c.id,
-                wholesale_partners.c.account_id,
-                wholesale_partners.c.agreement_id,
-            ).where(wholesale_partners.c.id.in_(partner_ids))
-        )
+        for row in conn.execute(_REGISTRY, {"partner_ids": partner_ids})
     }
     unknown = [partner for partner in partner_ids if partner not in registry]
     if unknown:
@@ -507,15 +503,15 @@ def rate_at(version: AgreementVersion, usage_type: str, offset: int, quantity: i
 _USAGE_ROWS = select(ledger.ledger).where(
     ledger.ledger.c.kind == ledger.USAGE, ledger.ledger.c.entry_type == ledger.ORIGINAL
 )
+_USAGE_ROW = _USAGE_ROWS.where(
+    ledger.ledger.c.idempotency_key == bindparam("usage_id"),
+    ledger.ledger.c.partner_id == bindparam("partner_id"),
+)
 
 
 def get_usage(conn: Connection, partner_id: str, usage_id: str) -> Any:
     """One rated usage row of the partner: the ledger's original charge for it."""
-    row = conn.execute(
-        _USAGE_ROWS.where(
-            ledger.ledger.c.idempotency_key == usage_id, ledger.ledger.c.partner_id == partner_id
-        )
-    ).first()
+    row = conn.execute(_USAGE_ROW, {"usage_id": usage_id, "partner_id": partner_id}).first()
     if row is None:
         raise errors.UsageNotFound(f"No usage record {usage_id}")
     return row

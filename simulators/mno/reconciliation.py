@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from flask import current_app, has_app_context
-from sqlalchemy import JSON, Column, Connection, Float, String, func, select
+from sqlalchemy import JSON, Column, Connection, Float, String, bindparam, func, select
 
 from simulators.core.clock import isoformat, parse_iso
 from simulators.core.runtime import PeerCallFailed
-from simulators.core.store import partner_row, role_table
+from simulators.core.store import partner_row, role_table, select_equal
 from simulators.core.tenancy import derive_api_key
 
 from . import agreements, errors, fees, ledger, model, partners, rating, settlement
@@ -553,15 +553,17 @@ def usage_report(
     return report
 
 
+# Built once and run with bound values: see simulators/core/store.py.
+_QUANTITIES_OF_KEYS = select(ledger.ledger.c.idempotency_key, ledger.ledger.c.quantity).where(
+    ledger.ledger.c.idempotency_key.in_(bindparam("keys", expanding=True))
+)
+
+
 def _settled(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
-    table = ledger.ledger
     found: dict[str, Any] = {}
     for start in range(0, len(keys), 500):
-        for row in conn.execute(
-            select(table.c.idempotency_key, table.c.quantity).where(
-                table.c.idempotency_key.in_(list(keys[start : start + 500]))
-            )
-        ):
+        chunk = list(keys[start : start + 500])
+        for row in conn.execute(_QUANTITIES_OF_KEYS, {"keys": chunk}):
             found[row.idempotency_key] = row
     return found
 
@@ -589,11 +591,8 @@ def settlement_report(
     for period in periods:
         lines, total, count = settlement.statement_lines(conn, partner.id, period.period_id)
         compared["ledgerEntries"] += count
-        statement = conn.execute(
-            select(settlement.statements).where(
-                settlement.statements.c.partner_id == partner.id,
-                settlement.statements.c.period_id == period.period_id,
-            )
+        statement = select_equal(
+            conn, settlement.statements, partner_id=partner.id, period_id=period.period_id
         ).first()
         if statement is None:
             report.add(
@@ -648,11 +647,8 @@ def settlement_report(
                 linesCents=line_total,
                 totalCents=int(statement.total_cents),
             )
-        invoice = conn.execute(
-            select(settlement.invoices).where(
-                settlement.invoices.c.partner_id == partner.id,
-                settlement.invoices.c.period_id == period.period_id,
-            )
+        invoice = select_equal(
+            conn, settlement.invoices, partner_id=partner.id, period_id=period.period_id
         ).first()
         if invoice is None:
             report.add(
@@ -743,16 +739,17 @@ def run(
         report = sla_report(conn, partner, period_id)
     run_id = f"rec-{uuid.uuid4().hex[:24]}"
     conn.execute(
-        reconciliation_runs.insert().values(
-            id=run_id,
-            partner_id=partner_id,
-            type=report_type,
-            period_id=period_id,
-            created_at=now,
-            requested_by=requested_by,
-            compared=report.compared,
-            breaks=report.breaks,
-        )
+        reconciliation_runs.insert(),
+        {
+            "id": run_id,
+            "partner_id": partner_id,
+            "type": report_type,
+            "period_id": period_id,
+            "created_at": now,
+            "requested_by": requested_by,
+            "compared": report.compared,
+            "breaks": report.breaks,
+        },
     )
     return get_run(conn, partner_id, run_id)
 

@@ -26,13 +26,21 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     select,
 )
 
 from simulators.core import audit
 from simulators.core.clock import isoformat
-from simulators.core.store import count_and_page, equal_to, partner_row, role_table
+from simulators.core.store import (
+    count_and_page,
+    equal_to,
+    partner_row,
+    role_table,
+    select_equal,
+    update_equal,
+)
 
 from . import agreements, errors, events, fees, ledger, model, partners, suspension
 from .agreements import (
@@ -154,6 +162,95 @@ revenue_declarations = role_table(
     UniqueConstraint("partner_id", "period_id", "sequence", name="uq_mno_revenue_sequence"),
 )
 
+# Built once and run with bound values: see simulators/core/store.py.
+_ledger = ledger.ledger
+_STATEMENT_LINES = (
+    select(
+        _ledger.c.kind,
+        _ledger.c.usage_type,
+        _ledger.c.service_period,
+        _ledger.c.entry_type,
+        _ledger.c.unit,
+        func.count(),
+        func.sum(_ledger.c.quantity),
+        func.sum(_ledger.c.amount_micros),
+    )
+    .where(
+        _ledger.c.partner_id == bindparam("partner_id"),
+        _ledger.c.period_id == bindparam("period_id"),
+    )
+    .group_by(
+        _ledger.c.kind,
+        _ledger.c.usage_type,
+        _ledger.c.service_period,
+        _ledger.c.entry_type,
+        _ledger.c.unit,
+    )
+)
+_MONTHLY_FEES = select(func.coalesce(func.sum(_ledger.c.amount_micros), 0)).where(
+    _ledger.c.partner_id == bindparam("partner_id"),
+    _ledger.c.service_period == bindparam("period_id"),
+    _ledger.c.kind == ledger.MONTHLY_FEE,
+)
+_SLA_CREDITS = select(func.coalesce(func.sum(_ledger.c.amount_micros), 0)).where(
+    _ledger.c.partner_id == bindparam("partner_id"),
+    _ledger.c.kind != ledger.USAGE,
+    _ledger.c.evidence_ref == bindparam("evidence_ref"),
+)
+_OUTAGES_OVERLAPPING = (
+    select(outages)
+    .where(
+        (outages.c.partner_id == bindparam("partner_id")) | outages.c.partner_id.is_(None),
+        outages.c.start < bindparam("until"),
+        outages.c.end > bindparam("since"),
+        outages.c.excluded_maintenance.is_(False),
+    )
+    .order_by(outages.c.start, outages.c.id)
+)
+_PERIOD = select(ledger.periods).where(
+    ledger.periods.c.partner_id == bindparam("partner_id"),
+    ledger.periods.c.period_id == bindparam("period_id"),
+)
+_EARLIER_OPEN_PERIOD = (
+    select(ledger.periods.c.period_id)
+    .where(
+        ledger.periods.c.partner_id == bindparam("partner_id"),
+        ledger.periods.c.status == ledger.PERIOD_OPEN,
+        ledger.periods.c.period_id < bindparam("period_id"),
+    )
+    .order_by(ledger.periods.c.period_id)
+)
+_LINES_LIVE_IN = (
+    select(model.services.c.id, model.services.c.start_date)
+    .where(
+        model.services.c.mvno_id == bindparam("mvno_id"),
+        model.services.c.start_date < bindparam("until"),
+        model.services.c.end_date.is_(None) | (model.services.c.end_date >= bindparam("since")),
+    )
+    .order_by(model.services.c.pk)
+)
+_INVOICES_NUMBERED = (
+    select(func.count()).select_from(invoices).where(invoices.c.number.like(bindparam("pattern")))
+)
+_OVERDUE_INVOICES = (
+    select(invoices.c.id, invoices.c.amount_cents, invoices.c.paid_cents)
+    .where(
+        invoices.c.partner_id == bindparam("partner_id"),
+        invoices.c.status.in_(UNPAID),
+        invoices.c.due_at <= bindparam("now"),
+    )
+    .order_by(invoices.c.due_at)
+)
+_LATEST_DECLARATION = (
+    select(revenue_declarations)
+    .where(
+        revenue_declarations.c.partner_id == bindparam("partner_id"),
+        revenue_declarations.c.period_id == bindparam("period_id"),
+    )
+    .order_by(revenue_declarations.c.sequence.desc())
+    .limit(1)
+)
+
 
 def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
@@ -179,27 +276,7 @@ def statement_lines(
 ) -> tuple[list[dict[str, Any]], int, int]:
     """The period's entries in statement lines (kind, usage type, service period, entry
     type), each rounded half-up to the cent; (lines, total in cents, entry count)."""
-    table = ledger.ledger
-    rows = conn.execute(
-        select(
-            table.c.kind,
-            table.c.usage_type,
-            table.c.service_period,
-            table.c.entry_type,
-            table.c.unit,
-            func.count(),
-            func.sum(table.c.quantity),
-            func.sum(table.c.amount_micros),
-        )
-        .where(table.c.partner_id == partner_id, table.c.period_id == period_id)
-        .group_by(
-            table.c.kind,
-            table.c.usage_type,
-            table.c.service_period,
-            table.c.entry_type,
-            table.c.unit,
-        )
-    ).all()
+    rows = conn.execute(_STATEMENT_LINES, {"partner_id": partner_id, "period_id": period_id}).all()
     lines = []
     for kind, usage_type, service_period, entry_type, unit, count, quantity, micros in rows:
         line: dict[str, Any] = {
@@ -246,14 +323,7 @@ def availability(
     not; overlapping outages count once."""
     start, end = month_bounds(period_id)
     rows = conn.execute(
-        select(outages)
-        .where(
-            (outages.c.partner_id == partner_id) | outages.c.partner_id.is_(None),
-            outages.c.start < end,
-            outages.c.end > start,
-            outages.c.excluded_maintenance.is_(False),
-        )
-        .order_by(outages.c.start, outages.c.id)
+        _OUTAGES_OVERLAPPING, {"partner_id": partner_id, "since": start, "until": end}
     ).all()
     spans = sorted((max(row.start, start), min(row.end, end)) for row in rows)
     down = 0.0
@@ -274,16 +344,8 @@ def sla_evidence(partner_id: str, period_id: str) -> str:
 
 def monthly_fees_of(conn: Connection, partner_id: str, period_id: str) -> int:
     """The per-SIM fees the period's service earned, net of any reversal (micro-units)."""
-    table = ledger.ledger
-    return int(
-        conn.execute(
-            select(func.coalesce(func.sum(table.c.amount_micros), 0)).where(
-                table.c.partner_id == partner_id,
-                table.c.service_period == period_id,
-                table.c.kind == ledger.MONTHLY_FEE,
-            )
-        ).scalar_one()
-    )
+    found = conn.execute(_MONTHLY_FEES, {"partner_id": partner_id, "period_id": period_id})
+    return int(found.scalar_one())
 
 
 def expected_sla_credit(
@@ -298,16 +360,11 @@ def expected_sla_credit(
 
 
 def sla_credits_posted(conn: Connection, partner_id: str, period_id: str) -> int:
-    table = ledger.ledger
-    return int(
-        conn.execute(
-            select(func.coalesce(func.sum(table.c.amount_micros), 0)).where(
-                table.c.partner_id == partner_id,
-                table.c.kind != ledger.USAGE,
-                table.c.evidence_ref == sla_evidence(partner_id, period_id),
-            )
-        ).scalar_one()
+    found = conn.execute(
+        _SLA_CREDITS,
+        {"partner_id": partner_id, "evidence_ref": sla_evidence(partner_id, period_id)},
     )
+    return int(found.scalar_one())
 
 
 def record_outage(
@@ -324,17 +381,18 @@ def record_outage(
         )
     outage_id = _new_id("out")
     conn.execute(
-        outages.insert().values(
-            id=outage_id,
-            partner_id=partner_id,
-            start=start,
-            end=end,
-            category=body["category"],
-            excluded_maintenance=bool(body.get("excludedMaintenance", False)),
-            description=body["description"],
-            recorded_at=now,
-            recorded_by=actor,
-        )
+        outages.insert(),
+        {
+            "id": outage_id,
+            "partner_id": partner_id,
+            "start": start,
+            "end": end,
+            "category": body["category"],
+            "excluded_maintenance": bool(body.get("excludedMaintenance", False)),
+            "description": body["description"],
+            "recorded_at": now,
+            "recorded_by": actor,
+        },
     )
     audit.record(
         conn,
@@ -348,7 +406,7 @@ def record_outage(
         correlation_id=None,
         details={"start": isoformat(start), "end": isoformat(end)},
     )
-    return conn.execute(select(outages).where(outages.c.id == outage_id)).one()
+    return select_equal(conn, outages, id=outage_id).one()
 
 
 # --- closing a period ---------------------------------------------------------------------
@@ -370,14 +428,8 @@ def _lock_period(conn: Connection, partner_id: str, period_id: str) -> Any:
         ],
         ["partner_id", "period_id"],
     )
-    query = ledger.locking(
-        conn,
-        select(ledger.periods).where(
-            ledger.periods.c.partner_id == partner_id, ledger.periods.c.period_id == period_id
-        ),
-        shared=False,
-    )
-    return conn.execute(query).one()
+    query = ledger.locking(conn, _PERIOD, shared=False)
+    return conn.execute(query, {"partner_id": partner_id, "period_id": period_id}).one()
 
 
 def _monthly_fee_entries(
@@ -388,15 +440,8 @@ def _monthly_fee_entries(
 ) -> list[ledger.Entry]:
     """One per-SIM fee for every partner line live at any moment of the period."""
     start, end = month_bounds(period_id)
-    services = model.services
     rows = conn.execute(
-        select(services.c.id, services.c.start_date)
-        .where(
-            services.c.mvno_id == partner.mvne_partner_id,
-            services.c.start_date < end,
-            services.c.end_date.is_(None) | (services.c.end_date >= start),
-        )
-        .order_by(services.c.pk)
+        _LINES_LIVE_IN, {"mvno_id": partner.mvne_partner_id, "since": start, "until": end}
     ).all()
     entries = []
     for row in rows:
@@ -435,13 +480,7 @@ def close_period(
             periodId=period_id,
         )
     earlier = conn.execute(
-        select(ledger.periods.c.period_id)
-        .where(
-            ledger.periods.c.partner_id == partner_id,
-            ledger.periods.c.status == ledger.PERIOD_OPEN,
-            ledger.periods.c.period_id < period_id,
-        )
-        .order_by(ledger.periods.c.period_id)
+        _EARLIER_OPEN_PERIOD, {"partner_id": partner_id, "period_id": period_id}
     ).scalar()
     if earlier is not None:
         raise errors.EarlierPeriodOpen(
@@ -483,42 +522,47 @@ def close_period(
                 ],
                 now=now,
             )
-    conn.execute(
-        ledger.periods.update()
-        .where(ledger.periods.c.pk == period.pk)
-        .values(status=ledger.PERIOD_CLOSED, closed_at=now, closed_by=actor)
+    update_equal(
+        conn,
+        ledger.periods,
+        {"pk": period.pk},
+        status=ledger.PERIOD_CLOSED,
+        closed_at=now,
+        closed_by=actor,
     )
     terms = _latest_version(conn, partner_id, now)
     lines, total, count = statement_lines(conn, partner_id, period_id)
     statement_id = f"st-{partner_id}-{period_id}"
     conn.execute(
-        statements.insert().values(
-            id=statement_id,
-            partner_id=partner_id,
-            period_id=period_id,
-            currency=terms.currency,
-            lines=lines,
-            total_cents=total,
-            entries=count,
-            created_at=now,
-        )
+        statements.insert(),
+        {
+            "id": statement_id,
+            "partner_id": partner_id,
+            "period_id": period_id,
+            "currency": terms.currency,
+            "lines": lines,
+            "total_cents": total,
+            "entries": count,
+            "created_at": now,
+        },
     )
     invoice_id = _new_id("inv")
     due = now + terms.payment_terms_days * DAY_S
     conn.execute(
-        invoices.insert().values(
-            id=invoice_id,
-            number=_next_invoice_number(conn, now),
-            partner_id=partner_id,
-            period_id=period_id,
-            statement_id=statement_id,
-            currency=terms.currency,
-            amount_cents=total,
-            paid_cents=0,
-            issued_at=now,
-            due_at=due,
-            status=ISSUED if total > 0 else SETTLED,
-        )
+        invoices.insert(),
+        {
+            "id": invoice_id,
+            "number": _next_invoice_number(conn, now),
+            "partner_id": partner_id,
+            "period_id": period_id,
+            "statement_id": statement_id,
+            "currency": terms.currency,
+            "amount_cents": total,
+            "paid_cents": 0,
+            "issued_at": now,
+            "due_at": due,
+            "status": ISSUED if total > 0 else SETTLED,
+        },
     )
     if total > 0:
         runtime.tasks.schedule(
@@ -559,9 +603,7 @@ def close_period(
 def _next_invoice_number(conn: Connection, now: float) -> str:
     year = isoformat(now)[:4]
     prefix = f"WI-{year}-"
-    issued = conn.execute(
-        select(func.count()).select_from(invoices).where(invoices.c.number.like(f"{prefix}%"))
-    ).scalar_one()
+    issued = conn.execute(_INVOICES_NUMBERED, {"pattern": f"{prefix}%"}).scalar_one()
     return f"{prefix}{int(issued) + 1:06d}"
 
 
@@ -569,16 +611,14 @@ def _next_invoice_number(conn: Connection, now: float) -> str:
 
 
 def get_invoice(conn: Connection, partner_id: str, invoice_id: str) -> Any:
-    row = conn.execute(
-        select(invoices).where(invoices.c.id == invoice_id, invoices.c.partner_id == partner_id)
-    ).first()
+    row = select_equal(conn, invoices, id=invoice_id, partner_id=partner_id).first()
     if row is None:
         raise errors.InvoiceNotFound(f"No wholesale invoice {invoice_id}")
     return row
 
 
 def find_invoice(conn: Connection, invoice_id: str) -> Any:
-    row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
+    row = select_equal(conn, invoices, id=invoice_id).first()
     if row is None:
         raise errors.InvoiceNotFound(f"No wholesale invoice {invoice_id}")
     return row
@@ -593,15 +633,7 @@ def list_invoices(
 
 def overdue(conn: Connection, partner_id: str, now: float) -> tuple[int, list[str]]:
     """What the partner owes past due dates, in cents, and on which invoices."""
-    rows = conn.execute(
-        select(invoices.c.id, invoices.c.amount_cents, invoices.c.paid_cents)
-        .where(
-            invoices.c.partner_id == partner_id,
-            invoices.c.status.in_(UNPAID),
-            invoices.c.due_at <= now,
-        )
-        .order_by(invoices.c.due_at)
-    ).all()
+    rows = conn.execute(_OVERDUE_INVOICES, {"partner_id": partner_id, "now": now}).all()
     return sum(int(r.amount_cents) - int(r.paid_cents) for r in rows), [r.id for r in rows]
 
 
@@ -697,11 +729,7 @@ def record_payment(
         raise errors.InvalidAmount("A payment is in whole cents", field="amount.amount")
     if cents <= 0:
         raise errors.InvalidAmount("A payment is a positive amount", field="amount.amount")
-    used = conn.execute(
-        select(payments.c.id).where(
-            payments.c.partner_id == invoice.partner_id, payments.c.reference == reference
-        )
-    ).first()
+    used = select_equal(conn, payments, partner_id=invoice.partner_id, reference=reference).first()
     if used is not None:
         raise errors.PaymentReferenceUsed(
             f"Payment reference {reference} was already recorded", field="reference"
@@ -716,22 +744,21 @@ def record_payment(
         )
     payment_id = _new_id("pay")
     conn.execute(
-        payments.insert().values(
-            id=payment_id,
-            partner_id=invoice.partner_id,
-            invoice_id=invoice.id,
-            amount_cents=cents,
-            currency=currency,
-            reference=reference,
-            received_at=now,
-            recorded_by=actor,
-        )
+        payments.insert(),
+        {
+            "id": payment_id,
+            "partner_id": invoice.partner_id,
+            "invoice_id": invoice.id,
+            "amount_cents": cents,
+            "currency": currency,
+            "reference": reference,
+            "received_at": now,
+            "recorded_by": actor,
+        },
     )
     paid = int(invoice.paid_cents) + cents
     status = PAID if paid == int(invoice.amount_cents) else PARTIALLY_PAID
-    conn.execute(
-        invoices.update().where(invoices.c.id == invoice.id).values(paid_cents=paid, status=status)
-    )
+    update_equal(conn, invoices, {"id": invoice.id}, paid_cents=paid, status=status)
     audit.record(
         conn,
         at=now,
@@ -756,7 +783,7 @@ def record_payment(
         now=now,
     )
     evaluate_suspension(runtime, conn, invoice.partner_id, now, correlation_id)
-    return conn.execute(select(payments).where(payments.c.id == payment_id)).one(), updated
+    return select_equal(conn, payments, id=payment_id).one(), updated
 
 
 # --- revenue share ----------------------------------------------------------------------------
@@ -794,13 +821,7 @@ def declare_revenue(
         (Decimal(micros) * version.revenue_share_rate).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     )
     previous = conn.execute(
-        select(revenue_declarations)
-        .where(
-            revenue_declarations.c.partner_id == partner_id,
-            revenue_declarations.c.period_id == period_id,
-        )
-        .order_by(revenue_declarations.c.sequence.desc())
-        .limit(1)
+        _LATEST_DECLARATION, {"partner_id": partner_id, "period_id": period_id}
     ).first()
     sequence = 1 if previous is None else int(previous.sequence) + 1
     declaration_id = _new_id("rev")
@@ -837,20 +858,19 @@ def declare_revenue(
         now=now,
     )
     conn.execute(
-        revenue_declarations.insert().values(
-            id=declaration_id,
-            partner_id=partner_id,
-            period_id=period_id,
-            sequence=sequence,
-            net_revenue_micros=micros,
-            currency=currency,
-            declared_at=now,
-            entry_id=entry.id,
-        )
+        revenue_declarations.insert(),
+        {
+            "id": declaration_id,
+            "partner_id": partner_id,
+            "period_id": period_id,
+            "sequence": sequence,
+            "net_revenue_micros": micros,
+            "currency": currency,
+            "declared_at": now,
+            "entry_id": entry.id,
+        },
     )
-    return conn.execute(
-        select(revenue_declarations).where(revenue_declarations.c.id == declaration_id)
-    ).one()
+    return select_equal(conn, revenue_declarations, id=declaration_id).one()
 
 
 # --- manual adjustments (maker-checker) ----------------------------------------------------
@@ -878,17 +898,18 @@ def create_adjustment(
         raise errors.InvalidAmount("An adjustment of nothing adjusts nothing", field="amount")
     adjustment_id = _new_id("adj")
     conn.execute(
-        adjustments.insert().values(
-            id=adjustment_id,
-            partner_id=partner_id,
-            amount_micros=micros,
-            currency=currency,
-            reason=reason,
-            evidence_ref=evidence_ref,
-            status=PENDING_APPROVAL,
-            maker=maker,
-            created_at=now,
-        )
+        adjustments.insert(),
+        {
+            "id": adjustment_id,
+            "partner_id": partner_id,
+            "amount_micros": micros,
+            "currency": currency,
+            "reason": reason,
+            "evidence_ref": evidence_ref,
+            "status": PENDING_APPROVAL,
+            "maker": maker,
+            "created_at": now,
+        },
     )
     audit.record(
         conn,
@@ -906,7 +927,7 @@ def create_adjustment(
 
 
 def get_adjustment(conn: Connection, adjustment_id: str) -> Any:
-    row = conn.execute(select(adjustments).where(adjustments.c.id == adjustment_id)).first()
+    row = select_equal(conn, adjustments, id=adjustment_id).first()
     if row is None:
         raise errors.AdjustmentNotFound(f"No adjustment {adjustment_id}")
     return row
@@ -967,15 +988,14 @@ def decide_adjustment(
             now=now,
         )
         entry_id = entry.id
-    conn.execute(
-        adjustments.update()
-        .where(adjustments.c.id == adjustment_id)
-        .values(
-            status=APPROVED if approve else REJECTED,
-            checker=checker,
-            decided_at=now,
-            entry_id=entry_id,
-        )
+    update_equal(
+        conn,
+        adjustments,
+        {"id": adjustment_id},
+        status=APPROVED if approve else REJECTED,
+        checker=checker,
+        decided_at=now,
+        entry_id=entry_id,
     )
     audit.record(
         conn,

@@ -20,12 +20,19 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     case,
     func,
     select,
 )
 
-from simulators.core.store import count_and_page, equal_to, partner_row, role_table
+from simulators.core.store import (
+    count_and_page,
+    equal_to,
+    partner_row,
+    role_table,
+    update_equal,
+)
 
 from . import agreements, errors, events, ledger, rating
 from .agreements import day_bounds
@@ -60,40 +67,68 @@ def summary_id(partner_id: str, day: str, revision: int) -> str:
     return f"us-{partner_id}-{day}-r{revision}"
 
 
-def _range(start: float, end: float) -> tuple[Any, ...]:
-    key = ledger.ledger.c.idempotency_key
-    return (
-        key >= f"u{round(start * 1000):013d}",
-        key < f"u{round(end * 1000):013d}",
+# Built once and run with bound values: see simulators/core/store.py.
+_ledger = ledger.ledger
+# A day's rated usage: a usage entry's idempotency key starts with its event time in
+# milliseconds, so a range of keys is a range of time the unique index answers.
+_USAGE_OF_DAY = (
+    _ledger.c.idempotency_key >= bindparam("first_key"),
+    _ledger.c.idempotency_key < bindparam("end_key"),
+    _ledger.c.partner_id == bindparam("partner_id"),
+    _ledger.c.kind == ledger.USAGE,
+    _ledger.c.entry_type == ledger.ORIGINAL,
+)
+_USAGE_BY_TYPE = (
+    select(
+        _ledger.c.usage_type,
+        func.count(),
+        func.sum(_ledger.c.quantity),
+        func.sum(_ledger.c.amount_micros),
+        func.sum(case((_ledger.c.late.is_(True), 1), else_=0)),
+        func.min(_ledger.c.currency),
     )
+    .where(*_USAGE_OF_DAY)
+    .group_by(_ledger.c.usage_type)
+    .order_by(_ledger.c.usage_type)
+)
+_ROAMING_BY_NETWORK = (
+    select(_ledger.c.visited_mcc, _ledger.c.usage_type, func.count(), func.sum(_ledger.c.quantity))
+    .where(*_USAGE_OF_DAY, _ledger.c.visited_mcc.is_not(None))
+    .group_by(_ledger.c.visited_mcc, _ledger.c.usage_type)
+    .order_by(_ledger.c.visited_mcc, _ledger.c.usage_type)
+)
+_UNRATED_OF_DAY = (
+    select(func.count())
+    .select_from(rating.unrated_usage)
+    .where(
+        rating.unrated_usage.c.partner_id == bindparam("partner_id"),
+        rating.unrated_usage.c.usage_date >= bindparam("since"),
+        rating.unrated_usage.c.usage_date < bindparam("until"),
+    )
+)
+_DAY = select(rating.usage_days).where(
+    rating.usage_days.c.partner_id == bindparam("partner_id"),
+    rating.usage_days.c.day == bindparam("day"),
+)
+_LATEST_REVISIONS = (
+    select(usage_summaries.c.day, func.max(usage_summaries.c.revision))
+    .where(usage_summaries.c.partner_id == bindparam("partner_id"))
+    .group_by(usage_summaries.c.day)
+)
 
 
 def aggregate(conn: Connection, partner_id: str, day: str) -> dict[str, Any]:
     """What the partner's rated usage of one day adds up to, read from the ledger."""
     start, end = day_bounds(day)
-    table = ledger.ledger
-    where = (
-        *_range(start, end),
-        table.c.partner_id == partner_id,
-        table.c.kind == ledger.USAGE,
-        table.c.entry_type == ledger.ORIGINAL,
-    )
+    of_day = {
+        "first_key": f"u{round(start * 1000):013d}",
+        "end_key": f"u{round(end * 1000):013d}",
+        "partner_id": partner_id,
+    }
     by_type = []
     currency = None
     records = late = amount = 0
-    for row in conn.execute(
-        select(
-            table.c.usage_type,
-            func.count(),
-            func.sum(table.c.quantity),
-            func.sum(table.c.amount_micros),
-            func.sum(case((table.c.late.is_(True), 1), else_=0)),
-            func.min(table.c.currency),
-        )
-        .where(*where)
-        .group_by(table.c.usage_type)
-        .order_by(table.c.usage_type)
-    ):
+    for row in conn.execute(_USAGE_BY_TYPE, of_day):
         usage_type, count, quantity, micros, late_count, currency = row
         by_type.append(
             {
@@ -115,23 +150,10 @@ def aggregate(conn: Connection, partner_id: str, day: str) -> dict[str, Any]:
             "quantity": int(quantity or 0),
             "unit": agreements.RATED_UNITS[usage_type],
         }
-        for mcc, usage_type, count, quantity in conn.execute(
-            select(
-                table.c.visited_mcc, table.c.usage_type, func.count(), func.sum(table.c.quantity)
-            )
-            .where(*where, table.c.visited_mcc.is_not(None))
-            .group_by(table.c.visited_mcc, table.c.usage_type)
-            .order_by(table.c.visited_mcc, table.c.usage_type)
-        )
+        for mcc, usage_type, count, quantity in conn.execute(_ROAMING_BY_NETWORK, of_day)
     ]
     unrated = conn.execute(
-        select(func.count())
-        .select_from(rating.unrated_usage)
-        .where(
-            rating.unrated_usage.c.partner_id == partner_id,
-            rating.unrated_usage.c.usage_date >= start,
-            rating.unrated_usage.c.usage_date < end,
-        )
+        _UNRATED_OF_DAY, {"partner_id": partner_id, "since": start, "until": end}
     ).scalar_one()
     return {
         "by_type": by_type,
@@ -148,14 +170,8 @@ def publish(
     runtime: Runtime, conn: Connection, partner_id: str, day: str, now: float
 ) -> Any | None:
     """Publish the day's summary (or its next revision); None when nothing changed since."""
-    query = ledger.locking(
-        conn,
-        select(rating.usage_days).where(
-            rating.usage_days.c.partner_id == partner_id, rating.usage_days.c.day == day
-        ),
-        shared=False,
-    )
-    state = conn.execute(query).first()
+    query = ledger.locking(conn, _DAY, shared=False)
+    state = conn.execute(query, {"partner_id": partner_id, "day": day}).first()
     if state is None or state.state == rating.DAY_PUBLISHED:
         return None
     totals = aggregate(conn, partner_id, day)
@@ -169,11 +185,13 @@ def publish(
         "duplicates": int(state.duplicates),
         **totals,
     }
-    conn.execute(usage_summaries.insert().values(**summary))
-    conn.execute(
-        rating.usage_days.update()
-        .where(rating.usage_days.c.partner_id == partner_id, rating.usage_days.c.day == day)
-        .values(state=rating.DAY_PUBLISHED, revision=revision)
+    conn.execute(usage_summaries.insert(), summary)
+    update_equal(
+        conn,
+        rating.usage_days,
+        {"partner_id": partner_id, "day": day},
+        state=rating.DAY_PUBLISHED,
+        revision=revision,
     )
     row = get_summary(conn, partner_id, summary["id"])
     events.publish(
@@ -210,11 +228,7 @@ def get_summary(conn: Connection, partner_id: str, summary_ref: str) -> Any:
 def latest_revisions(conn: Connection, partner_id: str) -> dict[str, int]:
     return {
         day: int(revision)
-        for day, revision in conn.execute(
-            select(usage_summaries.c.day, func.max(usage_summaries.c.revision))
-            .where(usage_summaries.c.partner_id == partner_id)
-            .group_by(usage_summaries.c.day)
-        )
+        for day, revision in conn.execute(_LATEST_REVISIONS, {"partner_id": partner_id})
     }
 
 

@@ -34,12 +34,13 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    bindparam,
     select,
 )
 
 from simulators.core import audit, tenancy
 from simulators.core.clock import isoformat
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal, update_equal
 
 ROLE = "mno"
 ACTIVATE_SIM = "ACTIVATE_SIM"
@@ -73,6 +74,22 @@ decisions = role_table(
     Column("received_at", Float, nullable=False),
     Column("decision", String(10), nullable=False),
     Column("rule", String(200), nullable=False),
+)
+
+# Built once and run with bound values: see simulators/core/store.py.
+_HISTORY = (
+    select(suspensions)
+    .where(suspensions.c.partner_id == bindparam("partner_id"))
+    .order_by(suspensions.c.cut_off)
+)
+_DECISIONS = (
+    select(decisions)
+    .where(decisions.c.suspension_id == bindparam("suspension_id"))
+    .order_by(decisions.c.pk)
+    .limit(bindparam("limit"))
+)
+_PARTNER_STATUS = select(tenancy.partners.c.status).where(
+    tenancy.partners.c.id == bindparam("partner_id")
 )
 
 
@@ -110,32 +127,17 @@ def _from_row(row: Any) -> Suspension:
 
 
 def current(conn: Connection, partner_id: str) -> Suspension | None:
-    row = conn.execute(
-        select(suspensions).where(
-            suspensions.c.partner_id == partner_id, suspensions.c.lifted_at.is_(None)
-        )
-    ).first()
+    row = select_equal(conn, suspensions, partner_id=partner_id, lifted_at=None).first()
     return None if row is None else _from_row(row)
 
 
 def history(conn: Connection, partner_id: str) -> list[Suspension]:
-    rows = conn.execute(
-        select(suspensions)
-        .where(suspensions.c.partner_id == partner_id)
-        .order_by(suspensions.c.cut_off)
-    ).all()
+    rows = conn.execute(_HISTORY, {"partner_id": partner_id}).all()
     return [_from_row(row) for row in rows]
 
 
 def decisions_of(conn: Connection, suspension_id: str, limit: int = 100) -> list[Any]:
-    return list(
-        conn.execute(
-            select(decisions)
-            .where(decisions.c.suspension_id == suspension_id)
-            .order_by(decisions.c.pk)
-            .limit(limit)
-        ).all()
-    )
+    return list(conn.execute(_DECISIONS, {"suspension_id": suspension_id, "limit": limit}).all())
 
 
 def gate_activation(
@@ -169,24 +171,23 @@ def gate_activation(
             ),
         )
     conn.execute(
-        decisions.insert().values(
-            suspension_id=suspension.id,
-            partner_id=partner_id,
-            service_order_id=service_order_id,
-            item_id=item_id,
-            received_at=received_at,
-            decision=outcome,
-            rule=rule,
-        )
+        decisions.insert(),
+        {
+            "suspension_id": suspension.id,
+            "partner_id": partner_id,
+            "service_order_id": service_order_id,
+            "item_id": item_id,
+            "received_at": received_at,
+            "decision": outcome,
+            "rule": rule,
+        },
     )
     return REFUSAL_CODE if outcome == REFUSED else None
 
 
 def _set_mvne_capability(conn: Connection, mvne_partner_id: str, status: str, now: float) -> bool:
     """Suspend or grant the MVNO's ACTIVATE_SIM; False when the MVNE has no such partner."""
-    known = conn.execute(
-        select(tenancy.partners.c.status).where(tenancy.partners.c.id == mvne_partner_id)
-    ).scalar()
+    known = conn.execute(_PARTNER_STATUS, {"partner_id": mvne_partner_id}).scalar()
     if known is None or known == tenancy.PARTNER_TERMINATED:
         return False
     tenancy.set_capability(conn, mvne_partner_id, ACTIVATE_SIM, status, now)
@@ -208,16 +209,17 @@ def suspend(
 ) -> Suspension:
     suspension_id = f"susp-{uuid.uuid4().hex[:20]}"
     conn.execute(
-        suspensions.insert().values(
-            id=suspension_id,
-            partner_id=partner_id,
-            cut_off=now,
-            grace_s=grace_s,
-            overdue_micros=overdue_micros,
-            threshold_micros=threshold_micros,
-            currency=currency,
-            invoice_ids=invoice_ids,
-        )
+        suspensions.insert(),
+        {
+            "id": suspension_id,
+            "partner_id": partner_id,
+            "cut_off": now,
+            "grace_s": grace_s,
+            "overdue_micros": overdue_micros,
+            "threshold_micros": threshold_micros,
+            "currency": currency,
+            "invoice_ids": invoice_ids,
+        },
     )
     propagated = _set_mvne_capability(conn, mvne_partner_id, tenancy.CAPABILITY_SUSPENDED, now)
     audit.record(
@@ -253,11 +255,7 @@ def lift(
     now: float,
     correlation_id: str | None,
 ) -> None:
-    conn.execute(
-        suspensions.update()
-        .where(suspensions.c.id == suspension.id)
-        .values(lifted_at=now, lifted_by=reason)
-    )
+    update_equal(conn, suspensions, {"id": suspension.id}, lifted_at=now, lifted_by=reason)
     _set_mvne_capability(conn, mvne_partner_id, tenancy.CAPABILITY_GRANTED, now)
     audit.record(
         conn,

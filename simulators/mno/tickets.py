@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Column, Connection, Float, String, Text, select
 
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal
 
 from . import errors
 
@@ -60,11 +60,8 @@ def create_ticket(
     conn: Connection, *, client_id: str, body: dict[str, Any], now: float, not_covered: bool
 ) -> tuple[Any, bool]:
     """Take a ticket; a retry with the same externalId answers the first one."""
-    existing = conn.execute(
-        select(ticket_table).where(
-            ticket_table.c.client_id == client_id,
-            ticket_table.c.external_id == body["externalId"],
-        )
+    existing = select_equal(
+        conn, ticket_table, client_id=client_id, external_id=body["externalId"]
     ).first()
     if existing is not None:
         if existing.category != body["category"]:
@@ -72,27 +69,24 @@ def create_ticket(
         return existing, False
     ticket_id = uuid.uuid4().hex
     conn.execute(
-        ticket_table.insert().values(
-            id=ticket_id,
-            client_id=client_id,
-            external_id=body["externalId"],
-            category=body["category"],
-            severity=body["severity"],
-            description=body["description"],
-            covered=body["category"] in COVERED and not not_covered,
-            creation_date=now,
-        )
+        ticket_table.insert(),
+        {
+            "id": ticket_id,
+            "client_id": client_id,
+            "external_id": body["externalId"],
+            "category": body["category"],
+            "severity": body["severity"],
+            "description": body["description"],
+            "covered": body["category"] in COVERED and not not_covered,
+            "creation_date": now,
+        },
     )
-    row = conn.execute(select(ticket_table).where(ticket_table.c.id == ticket_id)).one()
+    row = select_equal(conn, ticket_table, id=ticket_id).one()
     return row, True
 
 
 def get_ticket(conn: Connection, client_id: str, ticket_id: str) -> Any:
-    row = conn.execute(
-        select(ticket_table).where(
-            ticket_table.c.id == ticket_id, ticket_table.c.client_id == client_id
-        )
-    ).first()
+    row = select_equal(conn, ticket_table, id=ticket_id, client_id=client_id).first()
     if row is None:
         raise errors.TroubleTicketNotFound(f"No trouble ticket {ticket_id}")
     return row

@@ -43,13 +43,14 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    bindparam,
     select,
 )
 
 from simulators.core.clock import isoformat
 from simulators.core.faults import DATA_EFFECT, NO_FAULTS, Decision, Sample
 from simulators.core.runtime import PeerCallFailed, Runtime
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal, update_equal
 from simulators.core.tasks import Reschedule, Task
 from simulators.core.tenancy import MNO_NETWORK, peer_api_key
 
@@ -99,6 +100,49 @@ sessions = role_table(
     Column("state", String(8), nullable=False),
     Column("stopped_at", Float, nullable=True),
     Column("usage_id", String(40), nullable=True),
+)
+
+# Built once and run with bound values: see simulators/core/store.py.
+_MVNO_OF_LINE = select(model.services.c.mvno_id).where(
+    model.services.c.id == bindparam("service_id")
+)
+_LATEST_USAGE_OF_LINE = (
+    select(model.usages.c.usage_date, model.usages.c.visited_mcc)
+    .where(model.usages.c.service_id == bindparam("service_id"))
+    .order_by(model.usages.c.usage_date.desc())
+    .limit(1)
+)
+_LATEST_SESSION_OF_LINE = (
+    select(sessions.c.started_at, sessions.c.visited_mcc)
+    .where(sessions.c.service_id == bindparam("service_id"))
+    .order_by(sessions.c.started_at.desc())
+    .limit(1)
+)
+_MVNO_PARTNERS = select(
+    partners.wholesale_partners.c.id, partners.wholesale_partners.c.mvne_partner_id
+)
+_ACTIVE_LINES = (
+    select(model.services.c.id, model.services.c.msisdn, model.services.c.mvno_id)
+    .where(model.services.c.state == model.SERVICE_ACTIVE)
+    .order_by(model.services.c.pk)
+)
+_WINDOW_DONE = (
+    generator_table.update()
+    .where(generator_table.c.id == 1, generator_table.c.generation == bindparam("of_generation"))
+    .values(
+        window_start=bindparam("next_start"),
+        runs=generator_table.c.runs + 1,
+        records=generator_table.c.records + bindparam("produced"),
+    )
+)
+_OPEN_SESSIONS = (
+    select(sessions)
+    .where(
+        sessions.c.partner_id == bindparam("partner_id"),
+        sessions.c.state == SESSION_OPEN,
+        sessions.c.started_at < bindparam("older_than"),
+    )
+    .order_by(sessions.c.started_at)
 )
 
 
@@ -230,9 +274,7 @@ def settle_charged_usage(
     """Hand what the network carried (the granted quantity) to wholesale mediation."""
     if not usage.granted_quantity:
         return None
-    mvno_id = conn.execute(
-        select(model.services.c.mvno_id).where(model.services.c.id == usage.service_id)
-    ).scalar()
+    mvno_id = conn.execute(_MVNO_OF_LINE, {"service_id": usage.service_id}).scalar()
     partner_id = partners.by_mvno(conn, mvno_id) if mvno_id is not None else None
     if partner_id is None:
         return None
@@ -297,20 +339,10 @@ def last_network(conn: Connection, service_id: str) -> tuple[str | None, float] 
     """Where the network last saw a line: (visited MCC or None at home, when), or None if
     it never used the network."""
     seen: list[tuple[float, str | None]] = []
-    usage = conn.execute(
-        select(model.usages.c.usage_date, model.usages.c.visited_mcc)
-        .where(model.usages.c.service_id == service_id)
-        .order_by(model.usages.c.usage_date.desc())
-        .limit(1)
-    ).first()
+    usage = conn.execute(_LATEST_USAGE_OF_LINE, {"service_id": service_id}).first()
     if usage is not None:
         seen.append((usage.usage_date, usage.visited_mcc))
-    session = conn.execute(
-        select(sessions.c.started_at, sessions.c.visited_mcc)
-        .where(sessions.c.service_id == service_id)
-        .order_by(sessions.c.started_at.desc())
-        .limit(1)
-    ).first()
+    session = conn.execute(_LATEST_SESSION_OF_LINE, {"service_id": service_id}).first()
     if session is not None:
         seen.append((session.started_at, session.visited_mcc))
     if not seen:
@@ -336,7 +368,7 @@ class PlannedUsage:
 
 
 def generator_state(conn: Connection) -> Any | None:
-    return conn.execute(select(generator_table).where(generator_table.c.id == 1)).first()
+    return select_equal(conn, generator_table, id=1).first()
 
 
 def configure(
@@ -355,9 +387,9 @@ def configure(
         "updated_at": now,
     }
     if state is None:
-        conn.execute(generator_table.insert().values(id=1, runs=0, records=0, **values))
+        conn.execute(generator_table.insert(), {"id": 1, "runs": 0, "records": 0, **values})
     else:
-        conn.execute(generator_table.update().where(generator_table.c.id == 1).values(**values))
+        update_equal(conn, generator_table, {"id": 1}, **values)
     if enabled:
         runtime.tasks.schedule(
             conn,
@@ -438,17 +470,8 @@ class Line:
 
 
 def active_lines(conn: Connection) -> list[Line]:
-    mvnos = {
-        row.mvne_partner_id: row.id
-        for row in conn.execute(
-            select(partners.wholesale_partners.c.id, partners.wholesale_partners.c.mvne_partner_id)
-        )
-    }
-    rows = conn.execute(
-        select(model.services.c.id, model.services.c.msisdn, model.services.c.mvno_id)
-        .where(model.services.c.state == model.SERVICE_ACTIVE)
-        .order_by(model.services.c.pk)
-    ).all()
+    mvnos = {row.mvne_partner_id: row.id for row in conn.execute(_MVNO_PARTNERS)}
+    rows = conn.execute(_ACTIVE_LINES).all()
     return [Line(row.id, row.msisdn, mvnos.get(row.mvno_id)) for row in rows]
 
 
@@ -467,16 +490,8 @@ def run_generator(runtime: Runtime, task: Task) -> None:
         produced += generate_one(runtime, usage, task.correlation_id)
     with runtime.store.write() as conn:
         conn.execute(
-            generator_table.update()
-            .where(
-                generator_table.c.id == 1,
-                generator_table.c.generation == task.payload["generation"],
-            )
-            .values(
-                window_start=end,
-                runs=generator_table.c.runs + 1,
-                records=generator_table.c.records + produced,
-            )
+            _WINDOW_DONE,
+            {"of_generation": task.payload["generation"], "next_start": end, "produced": produced},
         )
     raise Reschedule(float(profile["intervalSeconds"]), "next usage window")
 
@@ -495,15 +510,16 @@ def generate_one(runtime: Runtime, usage: PlannedUsage, correlation_id: str | No
         session_id = f"sess-{uuid.uuid4().hex[:24]}"
         with runtime.store.write() as conn:
             conn.execute(
-                sessions.insert().values(
-                    id=session_id,
-                    service_id=usage.service_id,
-                    partner_id=usage.partner_id,
-                    msisdn=usage.msisdn,
-                    started_at=usage.session_start,
-                    visited_mcc=usage.visited_mcc,
-                    state=SESSION_OPEN,
-                )
+                sessions.insert(),
+                {
+                    "id": session_id,
+                    "service_id": usage.service_id,
+                    "partner_id": usage.partner_id,
+                    "msisdn": usage.msisdn,
+                    "started_at": usage.session_start,
+                    "visited_mcc": usage.visited_mcc,
+                    "state": SESSION_OPEN,
+                },
             )
         if faults.data_fault("MISSING_STOP") is not None:
             return 0
@@ -526,25 +542,20 @@ def generate_one(runtime: Runtime, usage: PlannedUsage, correlation_id: str | No
         return 0  # the line ended between planning and playing
     if session_id is not None:
         with runtime.store.write() as conn:
-            conn.execute(
-                sessions.update()
-                .where(sessions.c.id == session_id)
-                .values(state=SESSION_CLOSED, stopped_at=usage.at, usage_id=usage_id)
+            update_equal(
+                conn,
+                sessions,
+                {"id": session_id},
+                state=SESSION_CLOSED,
+                stopped_at=usage.at,
+                usage_id=usage_id,
             )
     return 1
 
 
 def open_sessions(conn: Connection, partner_id: str, older_than: float) -> list[Any]:
     return list(
-        conn.execute(
-            select(sessions)
-            .where(
-                sessions.c.partner_id == partner_id,
-                sessions.c.state == SESSION_OPEN,
-                sessions.c.started_at < older_than,
-            )
-            .order_by(sessions.c.started_at)
-        ).all()
+        conn.execute(_OPEN_SESSIONS, {"partner_id": partner_id, "older_than": older_than}).all()
     )
 
 
