@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Connection, Float, ForeignKey, String, Text, select
 
-from simulators.core.store import partner_row, role_table
+from simulators.core.store import partner_row, role_table, select_equal, update_equal
 
 from . import errors
 
@@ -92,7 +92,7 @@ def new_id() -> str:
 
 
 def _row(conn: Connection, ticket_id: str) -> Any:
-    return conn.execute(select(ticket_table).where(ticket_table.c.id == ticket_id)).one()
+    return select_equal(conn, ticket_table, id=ticket_id).one()
 
 
 def get_ticket(conn: Connection, partner_id: str, ticket_id: str) -> Any:
@@ -147,29 +147,30 @@ def create_ticket(
     ticket_id = new_id()
     notes = [_note(now, n.get("author", "partner"), n["text"]) for n in body.get("note", [])]
     conn.execute(
-        ticket_table.insert().values(
-            id=ticket_id,
-            partner_id=partner_id,
-            external_id=body.get("externalId"),
-            name=body.get("name"),
-            description=body["description"],
-            severity=severity,
-            ticket_type=body["ticketType"],
-            status="acknowledged",
-            tier="L1",
-            tier_since=now,
-            tier_paused_base=0.0,
-            creation_date=now,
-            last_update=now,
-            sla_due=now + sla["respond"],
-            responded=False,
-            paused_total=0.0,
-            breaches=[],
-            escalations=[],
-            status_change=[_status_entry("acknowledged", now, "Ticket received")],
-            note=notes,
-            related_entity=[dict(entity) for entity in body.get("relatedEntity", [])],
-        )
+        ticket_table.insert(),
+        {
+            "id": ticket_id,
+            "partner_id": partner_id,
+            "external_id": body.get("externalId"),
+            "name": body.get("name"),
+            "description": body["description"],
+            "severity": severity,
+            "ticket_type": body["ticketType"],
+            "status": "acknowledged",
+            "tier": "L1",
+            "tier_since": now,
+            "tier_paused_base": 0.0,
+            "creation_date": now,
+            "last_update": now,
+            "sla_due": now + sla["respond"],
+            "responded": False,
+            "paused_total": 0.0,
+            "breaches": [],
+            "escalations": [],
+            "status_change": [_status_entry("acknowledged", now, "Ticket received")],
+            "note": notes,
+            "related_entity": [dict(entity) for entity in body.get("relatedEntity", [])],
+        },
     )
     row = _row(conn, ticket_id)
     return row, [_sla_check(row), _tier_check(row, now)]
@@ -252,7 +253,7 @@ def update_ticket(
         values["sla_remaining"] = None
     if status in FINAL or status == "resolved":
         values["sla_due"] = None
-    conn.execute(ticket_table.update().where(ticket_table.c.id == row.id).values(**values))
+    update_equal(conn, ticket_table, {"id": row.id}, **values)
     updated = _row(conn, row.id)
     if updated.status in OPEN and updated.paused_since is None and updated.sla_due is not None:
         schedules.append(_sla_check(updated))
@@ -272,10 +273,8 @@ def sla_check(
     kind = "update" if row.responded else "response"
     breach = {"kind": kind, "dueDate": due, "detectedDate": now, "tier": row.tier}
     next_due = due + SLA_TABLE[row.severity]["update"]
-    conn.execute(
-        ticket_table.update()
-        .where(ticket_table.c.id == row.id)
-        .values(breaches=[*row.breaches, breach], sla_due=next_due)
+    update_equal(
+        conn, ticket_table, {"id": row.id}, breaches=[*row.breaches, breach], sla_due=next_due
     )
     updated = _row(conn, row.id)
     return updated, [_sla_check(updated)]
@@ -298,7 +297,7 @@ def _escalate(conn: Connection, row: Any, now: float, reason: str, note: str) ->
         if row.diagnostics_delay is None:
             values["diagnostics_delay"] = delay
     values["escalations"] = [*row.escalations, entry]
-    conn.execute(ticket_table.update().where(ticket_table.c.id == row.id).values(**values))
+    update_equal(conn, ticket_table, {"id": row.id}, **values)
     return _row(conn, row.id)
 
 
@@ -337,7 +336,7 @@ def record_diagnostics(
         "last_update": now,
         **_agent_update(row, now),
     }
-    conn.execute(ticket_table.update().where(ticket_table.c.id == row.id).values(**values))
+    update_equal(conn, ticket_table, {"id": row.id}, **values)
     updated = _row(conn, row.id)
     schedules = (
         [_sla_check(updated)] if updated.status in OPEN and updated.paused_since is None else []
@@ -355,7 +354,7 @@ def diagnostics_refused(
     text = f"Diagnostics refused by the MVNE ({code})"
     if row.tier == TIERS[-1]:
         values = {"note": [*row.note, _note(now, "diagnostics", text)], "last_update": now}
-        conn.execute(ticket_table.update().where(ticket_table.c.id == row.id).values(**values))
+        update_equal(conn, ticket_table, {"id": row.id}, **values)
         return _row(conn, row.id), []
     updated = _escalate(conn, row, now, DIAGNOSTICS_UNAVAILABLE, f"{text}; escalated")
     return updated, [_tier_check(updated, now)]
@@ -380,7 +379,7 @@ def record_network_ticket(
         "note": [*row.note, _note(now, "care-bpo", text)],
         "last_update": now,
     }
-    conn.execute(ticket_table.update().where(ticket_table.c.id == row.id).values(**values))
+    update_equal(conn, ticket_table, {"id": row.id}, **values)
     return _row(conn, row.id)
 
 
@@ -393,7 +392,7 @@ def require_network_escalation(row: Any) -> None:
 
 def report(conn: Connection, partner_id: str) -> dict[str, Any]:
     """SLA breaches and the escalations caused by missing diagnostics, for one partner."""
-    rows = list(conn.execute(select(ticket_table).where(ticket_table.c.partner_id == partner_id)))
+    rows = list(select_equal(conn, ticket_table, partner_id=partner_id))
     delays = [
         {"ticketId": row.id, "delaySeconds": row.diagnostics_delay, "tier": row.tier}
         for row in rows

@@ -11,11 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Column, Connection, Float, String, select
+from sqlalchemy import Column, Connection, Float, String
 
 from simulators.core import audit, tenancy
 from simulators.core.clock import isoformat
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal
 from simulators.core.tenancy import Partner
 
 from . import errors, model
@@ -70,9 +70,7 @@ def history(conn: Connection, product: Any) -> list[dict[str, Any]]:
 
 
 def sim_status(conn: Connection, product: Any) -> str:
-    row = conn.execute(
-        select(model.sim_table.c.status).where(model.sim_table.c.iccid == product.iccid)
-    ).first()
+    row = select_equal(conn, model.sim_table, iccid=product.iccid).first()
     return str(row.status) if row is not None else "unknown"
 
 
@@ -105,25 +103,23 @@ def record_network_ticket(
     now: float,
 ) -> Any:
     partner = served_partner(conn, credential)
-    existing = conn.execute(
-        select(network_ticket_table).where(
-            network_ticket_table.c.partner_id == partner.id,
-            network_ticket_table.c.external_id == body["externalId"],
-        )
+    existing = select_equal(
+        conn, network_ticket_table, partner_id=partner.id, external_id=body["externalId"]
     ).first()
     if existing is not None:
         return existing
     ticket_id = uuid.uuid4().hex
     conn.execute(
-        network_ticket_table.insert().values(
-            id=ticket_id,
-            partner_id=partner.id,
-            external_id=body["externalId"],
-            subscription_id=body.get("subscriptionId"),
-            category=body["category"],
-            mno_ticket_id=mno_ticket_id,
-            created_at=now,
-        )
+        network_ticket_table.insert(),
+        {
+            "id": ticket_id,
+            "partner_id": partner.id,
+            "external_id": body["externalId"],
+            "subscription_id": body.get("subscriptionId"),
+            "category": body["category"],
+            "mno_ticket_id": mno_ticket_id,
+            "created_at": now,
+        },
     )
     model._audit(
         conn,
@@ -136,17 +132,15 @@ def record_network_ticket(
         correlation_id=None,
         details={"category": body["category"], "mnoTicketId": mno_ticket_id},
     )
-    return conn.execute(
-        select(network_ticket_table).where(network_ticket_table.c.id == ticket_id)
-    ).one()
+    return select_equal(conn, network_ticket_table, id=ticket_id).one()
 
 
 def get_network_ticket(conn: Connection, credential: Partner, ticket_id: str) -> Any:
-    row = conn.execute(
-        select(network_ticket_table).where(
-            network_ticket_table.c.id == ticket_id,
-            network_ticket_table.c.partner_id == str(credential.agreement["partnerId"]),
-        )
+    row = select_equal(
+        conn,
+        network_ticket_table,
+        id=ticket_id,
+        partner_id=str(credential.agreement["partnerId"]),
     ).first()
     if row is None:
         raise errors.NetworkTicketNotFound(f"No network ticket {ticket_id}")

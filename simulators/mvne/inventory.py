@@ -28,12 +28,69 @@ CHUNK_ROWS = 2000
 # States in which a SIM may still be handed to a subscriber (and so mapped to one).
 MAPPABLE = ("available", "reserved")
 
+# Statements built once and run with bound values: see simulators/core/store.py.
 _PARTNER_SIM = select(sim_table).where(
     sim_table.c.iccid == bindparam("iccid"), sim_table.c.partner_id == bindparam("partner_id")
 )
 _PARTNER_BATCH = select(sim_batch_table).where(
     sim_batch_table.c.partner_id == bindparam("partner_id"),
     sim_batch_table.c.batch_number == bindparam("batch_number"),
+)
+_INSERT_BATCH = sim_batch_table.insert()
+_LOCK_PARTNER = (
+    select(partners.c.id).where(partners.c.id == bindparam("partner_id")).with_for_update()
+)
+_FIRST_ICCID_TAKEN = select(func.min(sim_table.c.iccid)).where(
+    sim_table.c.iccid.between(bindparam("first"), bindparam("last")),
+    func.length(sim_table.c.iccid) == bindparam("length"),
+)
+_FIRST_IMSI_TAKEN = select(func.min(sim_table.c.imsi)).where(
+    sim_table.c.imsi.between(bindparam("first"), bindparam("last")),
+    func.length(sim_table.c.imsi) == bindparam("length"),
+)
+_A_MATCHING_ID_TAKEN = (
+    select(sim_table.c.matching_id)
+    .where(sim_table.c.matching_id.in_(bindparam("matching_ids", expanding=True)))
+    .limit(1)
+)
+_MAP_SIM = (
+    sim_table.update()
+    .where(
+        sim_table.c.iccid == bindparam("match_iccid"),
+        sim_table.c.partner_id == bindparam("match_partner"),
+        sim_table.c.mapped_account_id.is_(None),
+        sim_table.c.status.in_(MAPPABLE),
+    )
+    .values(
+        mapped_account_id=bindparam("account_id"),
+        mapped_shipment_id=bindparam("shipment_id"),
+        mapped_subscriber_name=bindparam("subscriber_name"),
+        mapped_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        # SGP.22: a profile set aside for one subscriber is allocated.
+        esim_state=case(
+            (sim_table.c.matching_id.is_not(None), "allocated"), else_=sim_table.c.esim_state
+        ),
+    )
+)
+_UNMAP_SIM = (
+    sim_table.update()
+    .where(
+        sim_table.c.iccid == bindparam("match_iccid"),
+        sim_table.c.partner_id == bindparam("match_partner"),
+        sim_table.c.status == "available",
+        sim_table.c.mapped_account_id == bindparam("match_account"),
+    )
+    .values(
+        mapped_account_id=None,
+        mapped_shipment_id=None,
+        mapped_subscriber_name=None,
+        mapped_at=None,
+        updated_at=bindparam("now"),
+        esim_state=case(
+            (sim_table.c.matching_id.is_not(None), "available"), else_=sim_table.c.esim_state
+        ),
+    )
 )
 
 
@@ -68,7 +125,7 @@ def load_batch(
         )
     # Loads of one partner queue here (PostgreSQL; SQLite writers queue anyway), so two
     # deliveries of one batch at once cannot both pass the check below.
-    conn.execute(select(partners.c.id).where(partners.c.id == partner.id).with_for_update())
+    conn.execute(_LOCK_PARTNER, {"partner_id": partner.id})
     scope = {"partner_id": partner.id, "batch_number": batch_number}
     existing = conn.execute(_PARTNER_BATCH, scope).first()
     if existing is not None:
@@ -102,18 +159,19 @@ def load_batch(
         last = chunk[-1]
     assert last is not None, "a header's Quantity is at least 1, and every row was counted"
     conn.execute(
-        sim_batch_table.insert().values(
+        _INSERT_BATCH,
+        {
             **scope,
-            profile_type=header.profile_type,
-            quantity=header.quantity,
-            first_iccid=header.first_iccid,
-            last_iccid=last.iccid,
-            first_imsi=header.first_imsi,
-            last_imsi=last.imsi,
-            sha256=reader.sha256,
-            correlation_id=correlation_id,
-            loaded_at=now,
-        )
+            "profile_type": header.profile_type,
+            "quantity": header.quantity,
+            "first_iccid": header.first_iccid,
+            "last_iccid": last.iccid,
+            "first_imsi": header.first_imsi,
+            "last_imsi": last.imsi,
+            "sha256": reader.sha256,
+            "correlation_id": correlation_id,
+            "loaded_at": now,
+        },
     )
     _audit(
         conn,
@@ -175,10 +233,7 @@ def _refuse_in_use(conn: Connection, header: FileHeader, chunk: list[SimRow]) ->
     it), so one range lookup per identifier finds any that is already taken, anyone's."""
     first, last = chunk[0], chunk[-1]
     taken_iccid = conn.execute(
-        select(func.min(sim_table.c.iccid)).where(
-            sim_table.c.iccid.between(first.iccid, last.iccid),
-            func.length(sim_table.c.iccid) == len(first.iccid),
-        )
+        _FIRST_ICCID_TAKEN, {"first": first.iccid, "last": last.iccid, "length": len(first.iccid)}
     ).scalar()
     if taken_iccid is not None:
         number = first.number + int(taken_iccid[:-1]) - int(first.iccid[:-1])
@@ -188,10 +243,7 @@ def _refuse_in_use(conn: Connection, header: FileHeader, chunk: list[SimRow]) ->
             field="ICCID",
         )
     taken_imsi = conn.execute(
-        select(func.min(sim_table.c.imsi)).where(
-            sim_table.c.imsi.between(first.imsi, last.imsi),
-            func.length(sim_table.c.imsi) == len(first.imsi),
-        )
+        _FIRST_IMSI_TAKEN, {"first": first.imsi, "last": last.imsi, "length": len(first.imsi)}
     ).scalar()
     if taken_imsi is not None:
         number = first.number + int(taken_imsi) - int(first.imsi)
@@ -202,11 +254,7 @@ def _refuse_in_use(conn: Connection, header: FileHeader, chunk: list[SimRow]) ->
         )
     if header.is_esim:
         rows_by_id = {row.matching_id: row.number for row in chunk}
-        taken = conn.execute(
-            select(sim_table.c.matching_id)
-            .where(sim_table.c.matching_id.in_(list(rows_by_id)))
-            .limit(1)
-        ).scalar()
+        taken = conn.execute(_A_MATCHING_ID_TAKEN, {"matching_ids": list(rows_by_id)}).scalar()
         if taken is not None:
             number = rows_by_id[taken]
             raise errors.MatchingIdInUse(
@@ -265,24 +313,15 @@ def map_iccid(
     """
     account_id = body["accountId"]
     mapped = conn.execute(
-        sim_table.update()
-        .where(
-            sim_table.c.iccid == iccid,
-            sim_table.c.partner_id == partner.id,
-            sim_table.c.mapped_account_id.is_(None),
-            sim_table.c.status.in_(MAPPABLE),
-        )
-        .values(
-            mapped_account_id=account_id,
-            mapped_shipment_id=body.get("shipmentId"),
-            mapped_subscriber_name=body.get("subscriberName"),
-            mapped_at=now,
-            updated_at=now,
-            # SGP.22: a profile set aside for one subscriber is allocated.
-            esim_state=case(
-                (sim_table.c.matching_id.is_not(None), "allocated"), else_=sim_table.c.esim_state
-            ),
-        )
+        _MAP_SIM,
+        {
+            "match_iccid": iccid,
+            "match_partner": partner.id,
+            "account_id": account_id,
+            "shipment_id": body.get("shipmentId"),
+            "subscriber_name": body.get("subscriberName"),
+            "now": now,
+        },
     ).rowcount
     sim = _partner_sim(conn, partner, iccid)
     if not mapped:
@@ -330,24 +369,15 @@ def unmap_iccid(
         raise errors.SimNotAvailable(
             f"SIM {iccid} is {sim.status}: only an available SIM can be unmapped"
         )
+    # get_mapping answered a mapped SIM: its account is never None here.
     unmapped = conn.execute(
-        sim_table.update()
-        .where(
-            sim_table.c.iccid == iccid,
-            sim_table.c.partner_id == partner.id,
-            sim_table.c.status == "available",
-            sim_table.c.mapped_account_id == sim.mapped_account_id,
-        )
-        .values(
-            mapped_account_id=None,
-            mapped_shipment_id=None,
-            mapped_subscriber_name=None,
-            mapped_at=None,
-            updated_at=now,
-            esim_state=case(
-                (sim_table.c.matching_id.is_not(None), "available"), else_=sim_table.c.esim_state
-            ),
-        )
+        _UNMAP_SIM,
+        {
+            "match_iccid": iccid,
+            "match_partner": partner.id,
+            "match_account": sim.mapped_account_id,
+            "now": now,
+        },
     ).rowcount
     if not unmapped:
         raise errors.SimNotAvailable(

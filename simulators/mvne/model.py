@@ -43,7 +43,7 @@ from simulators.core.identifiers import (
     is_valid_iccid,
     uk_fictitious_msisdn,
 )
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal, update_equal
 from simulators.core.tenancy import Partner, require_capability
 
 from . import errors
@@ -208,8 +208,11 @@ msisdn_counter_table = role_table(
     Column("assigned", Integer, nullable=False),
 )
 
+LIVE = ("active", "suspended")
+IN_FLIGHT_ORDER_STATES = ("acknowledged", "inProgress", "held", "pending")
+
 # Statements on the request path, built once: constructing an expression per call cost
-# more than executing it.
+# more than executing it (see simulators/core/store.py).
 _ORDER_BY_EXTERNAL_ID = select(order_table).where(
     order_table.c.partner_id == bindparam("partner_id"),
     order_table.c.external_id == bindparam("external_id"),
@@ -251,6 +254,46 @@ _PARTNER_PRODUCT = select(product_table).where(
 _PARTNER_ORDER = select(order_table).where(
     order_table.c.id == bindparam("order_id"), order_table.c.partner_id == bindparam("partner_id")
 )
+_OFFERING_IDS = select(offering_table.c.id)
+_OFFERINGS_AMONG = (
+    select(offering_table)
+    .where(offering_table.c.id.in_(bindparam("offering_ids", expanding=True)))
+    .order_by(offering_table.c.id)
+)
+_POOL_SUMMARY = select(
+    func.count(),
+    func.count().filter(sim_table.c.status == "available"),
+    func.min(sim_table.c.iccid),
+    func.max(sim_table.c.iccid),
+).where(sim_table.c.partner_id == bindparam("partner_id"))
+_ASSIGNED_IN_MARKET = select(msisdn_counter_table.c.assigned).where(
+    msisdn_counter_table.c.market == bindparam("market")
+)
+_LIVE_MSISDNS_OF_MARKET = select(product_table.c.msisdn).where(
+    product_table.c.market == bindparam("market"), product_table.c.status != "terminated"
+)
+_RELEASE_SIMS = sim_table.update().where(
+    sim_table.c.iccid.in_(bindparam("match_iccids", expanding=True))
+)
+_ACTIVATE_SIM = (
+    sim_table.update()
+    .where(sim_table.c.iccid == bindparam("match_iccid"))
+    .values(
+        status="active",
+        product_id=bindparam("new_product_id"),
+        updated_at=bindparam("now"),
+        # SGP.22: an activated line's profile is released for download to the device.
+        esim_state=case(
+            (sim_table.c.matching_id.is_not(None), "released"), else_=sim_table.c.esim_state
+        ),
+    )
+)
+_LIVE_PRODUCT_BY_MSISDN = select(product_table).where(
+    product_table.c.msisdn == bindparam("msisdn"), product_table.c.status.in_(LIVE)
+)
+_INSERT_PRODUCT = product_table.insert()
+_INSERT_BALANCE_ENTRY = balance_entry_table.insert()
+_INSERT_USAGE = usage_table.insert()
 
 
 # --- reference data ---------------------------------------------------------------
@@ -305,9 +348,6 @@ REFERENCE_PARTNERS: list[dict[str, Any]] = [
 # North American fictitious numbers: NXX-555-0100..0199 (NANPA reserves them for fiction).
 US_AREA_CODES = ("201", "212", "305", "312", "415", "512", "617", "702", "713", "818")
 
-LIVE = ("active", "suspended")
-IN_FLIGHT_ORDER_STATES = ("acknowledged", "inProgress", "held", "pending")
-
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -343,7 +383,7 @@ def _audit(
 
 
 def seed_offerings(conn: Connection) -> None:
-    existing = set(conn.execute(select(offering_table.c.id)).scalars())
+    existing = set(conn.execute(_OFFERING_IDS).scalars())
     rows = [
         dict(
             id=oid,
@@ -378,7 +418,7 @@ def reference_offerings(conn: Connection) -> dict[str, Any]:
 
 
 def known_offerings(conn: Connection) -> set[str]:
-    return set(conn.execute(select(offering_table.c.id)).scalars())
+    return set(conn.execute(_OFFERING_IDS).scalars())
 
 
 def allowed_actions(partner: Partner) -> list[str]:
@@ -396,9 +436,7 @@ def partner_offerings(conn: Connection, partner: Partner) -> list[tuple[Any, lis
     """The agreement's projection: offerings it grants in markets it grants."""
     granted = partner.agreement.get("offerings", [])
     markets = set(partner.agreement.get("markets", []))
-    rows = conn.execute(
-        select(offering_table).where(offering_table.c.id.in_(granted)).order_by(offering_table.c.id)
-    ).all()
+    rows = conn.execute(_OFFERINGS_AMONG, {"offering_ids": list(granted)}).all()
     return [(row, [row.market]) for row in rows if row.market in markets]
 
 
@@ -441,14 +479,7 @@ def generate_pool(
 
 
 def pool_summary(conn: Connection, partner_id: str) -> dict[str, Any]:
-    total, available, first, last = conn.execute(
-        select(
-            func.count(),
-            func.count().filter(sim_table.c.status == "available"),
-            func.min(sim_table.c.iccid),
-            func.max(sim_table.c.iccid),
-        ).where(sim_table.c.partner_id == partner_id)
-    ).one()
+    total, available, first, last = conn.execute(_POOL_SUMMARY, {"partner_id": partner_id}).one()
     return {"size": total, "available": available, "firstIccid": first, "lastIccid": last}
 
 
@@ -460,24 +491,35 @@ def list_sims(
     limit: int,
     batch_number: str | None = None,
 ) -> tuple[int, Sequence[Any]]:
-    conditions = [sim_table.c.partner_id == partner.id]
-    if status:
-        conditions.append(sim_table.c.status == status)
-    if batch_number:
-        conditions.append(sim_table.c.batch_number == batch_number)
-    total = conn.execute(
-        select(func.count()).select_from(sim_table).where(*conditions)
-    ).scalar_one()
-    rows = conn.execute(
-        select(sim_table).where(*conditions).order_by(sim_table.c.iccid).offset(offset).limit(limit)
-    ).all()
+    count, page = _sim_listing(bool(status), bool(batch_number))
+    params = {"partner_id": partner.id, "status": status, "batch_number": batch_number}
+    total = conn.execute(count, params).scalar_one()
+    rows = conn.execute(page, {**params, "offset": offset, "limit": limit}).all()
     return total, rows
 
 
+@functools.cache
+def _sim_listing(by_status: bool, by_batch: bool) -> tuple[Any, Any]:
+    """The count and the page statements of a SIM listing, built once per set of filters
+    (listing SIMs is how clients find a free one, so it is on the activation path)."""
+    conditions = [sim_table.c.partner_id == bindparam("partner_id")]
+    if by_status:
+        conditions.append(sim_table.c.status == bindparam("status"))
+    if by_batch:
+        conditions.append(sim_table.c.batch_number == bindparam("batch_number"))
+    count = select(func.count()).select_from(sim_table).where(*conditions)
+    page = (
+        select(sim_table)
+        .where(*conditions)
+        .order_by(sim_table.c.iccid)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return count, page
+
+
 def get_sim(conn: Connection, partner: Partner, iccid: str) -> Any:
-    row = conn.execute(
-        select(sim_table).where(sim_table.c.iccid == iccid, sim_table.c.partner_id == partner.id)
-    ).first()
+    row = conn.execute(_PARTNER_SIM, {"iccid": iccid, "partner_id": partner.id}).first()
     if row is None:
         raise errors.SimNotFound(f"No SIM {iccid} in this partner's pool")
     return row
@@ -505,27 +547,15 @@ def allocate_msisdn(conn: Connection, market: str, seed: int) -> str:
     capacity, number_at = _range(market)
     start = _range_start(seed, capacity)
     step = next(s for s in (7, 11, 13, 17, 19, 23, 29, 31) if capacity % s != 0)
-    assigned = conn.execute(
-        select(msisdn_counter_table.c.assigned).where(msisdn_counter_table.c.market == market)
-    ).scalar()
+    assigned = conn.execute(_ASSIGNED_IN_MARKET, {"market": market}).scalar()
     if assigned is None:
         assigned = 0
-        conn.execute(msisdn_counter_table.insert().values(market=market, assigned=0))
-    in_use = set(
-        conn.execute(
-            select(product_table.c.msisdn).where(
-                product_table.c.market == market, product_table.c.status != "terminated"
-            )
-        ).scalars()
-    )
+        conn.execute(msisdn_counter_table.insert(), {"market": market, "assigned": 0})
+    in_use = set(conn.execute(_LIVE_MSISDNS_OF_MARKET, {"market": market}).scalars())
     for k in range(assigned, assigned + capacity):
         candidate = number_at((start + k * step) % capacity)
         if candidate not in in_use:
-            conn.execute(
-                msisdn_counter_table.update()
-                .where(msisdn_counter_table.c.market == market)
-                .values(assigned=k + 1)
-            )
+            update_equal(conn, msisdn_counter_table, {"market": market}, assigned=k + 1)
             return str(candidate)
     raise errors.MsisdnRangeExhausted(f"All {capacity} fictitious numbers of {market} are in use")
 
@@ -738,10 +768,15 @@ def set_order_state(
 ) -> Any:
     if state in ("completed", "failed", "partial", "cancelled"):
         values["completion_date"] = now
-    conn.execute(
-        order_table.update()
-        .where(order_table.c.id == order_id)
-        .values(state=state, items=items, state_reason=reason, updated_at=now, **values)
+    update_equal(
+        conn,
+        order_table,
+        {"id": order_id},
+        state=state,
+        items=items,
+        state_reason=reason,
+        updated_at=now,
+        **values,
     )
     row = load_order(conn, order_id)
     _audit(
@@ -763,9 +798,8 @@ def release_sims(
 ) -> None:
     if iccids:
         conn.execute(
-            sim_table.update()
-            .where(sim_table.c.iccid.in_(iccids))
-            .values(status=status, product_id=None, updated_at=now)
+            _RELEASE_SIMS,
+            {"match_iccids": list(iccids), "status": status, "product_id": None, "updated_at": now},
         )
 
 
@@ -778,29 +812,28 @@ def create_product(
     now: float,
     correlation_id: str | None,
 ) -> Any:
-    offering = conn.execute(
-        select(offering_table).where(offering_table.c.id == item["offering_id"])
-    ).one()
+    offering = select_equal(conn, offering_table, id=item["offering_id"]).one()
     product_id = new_id()
     conn.execute(
-        product_table.insert().values(
-            id=product_id,
-            partner_id=order.partner_id,
-            order_id=order.id,
-            iccid=item["iccid"],
-            imsi=item["imsi"],
-            msisdn=item["msisdn"],
-            offering_id=offering.id,
-            market=item["market"],
-            currency=offering.currency,
-            status="active",
-            balance_minor=offering.initial_credit_minor,
-            balance_barred=False,
-            network_service_id=network_service_id,
-            network_barring="none",
-            start_date=now,
-            updated_at=now,
-        )
+        _INSERT_PRODUCT,
+        {
+            "id": product_id,
+            "partner_id": order.partner_id,
+            "order_id": order.id,
+            "iccid": item["iccid"],
+            "imsi": item["imsi"],
+            "msisdn": item["msisdn"],
+            "offering_id": offering.id,
+            "market": item["market"],
+            "currency": offering.currency,
+            "status": "active",
+            "balance_minor": offering.initial_credit_minor,
+            "balance_barred": False,
+            "network_service_id": network_service_id,
+            "network_barring": "none",
+            "start_date": now,
+            "updated_at": now,
+        },
     )
     _ledger(
         conn,
@@ -814,17 +847,7 @@ def create_product(
         now=now,
     )
     conn.execute(
-        sim_table.update()
-        .where(sim_table.c.iccid == item["iccid"])
-        .values(
-            status="active",
-            product_id=product_id,
-            updated_at=now,
-            # SGP.22: an activated line's profile is released for download to the device.
-            esim_state=case(
-                (sim_table.c.matching_id.is_not(None), "released"), else_=sim_table.c.esim_state
-            ),
-        )
+        _ACTIVATE_SIM, {"match_iccid": item["iccid"], "new_product_id": product_id, "now": now}
     )
     _audit(
         conn,
@@ -919,12 +942,8 @@ def change_status(
     sim_status = {"active": "active", "suspended": "suspended", "terminated": "terminated"}[status]
     if status == "terminated":
         values["termination_date"] = now
-    conn.execute(product_table.update().where(product_table.c.id == product.id).values(**values))
-    conn.execute(
-        sim_table.update()
-        .where(sim_table.c.iccid == product.iccid)
-        .values(status=sim_status, updated_at=now)
-    )
+    update_equal(conn, product_table, {"id": product.id}, **values)
+    update_equal(conn, sim_table, {"iccid": product.iccid}, status=sim_status, updated_at=now)
     _audit(
         conn,
         now=now,
@@ -955,16 +974,17 @@ def _ledger(
     now: float,
 ) -> None:
     conn.execute(
-        balance_entry_table.insert().values(
-            product_id=product_id,
-            partner_id=partner_id,
-            kind=kind,
-            amount_minor=amount,
-            balance_after_minor=balance_after,
-            reference=reference,
-            correlation_id=correlation_id,
-            at=now,
-        )
+        _INSERT_BALANCE_ENTRY,
+        {
+            "product_id": product_id,
+            "partner_id": partner_id,
+            "kind": kind,
+            "amount_minor": amount,
+            "balance_after_minor": balance_after,
+            "reference": reference,
+            "correlation_id": correlation_id,
+            "at": now,
+        },
     )
 
 
@@ -983,7 +1003,7 @@ def to_minor(amount: Any) -> int:
 
 
 def cheapest_rate(conn: Connection, offering_id: str) -> int:
-    row = conn.execute(select(offering_table).where(offering_table.c.id == offering_id)).one()
+    row = select_equal(conn, offering_table, id=offering_id).one()
     return int(min(row.data_rate_minor, row.voice_rate_minor, row.sms_rate_minor))
 
 
@@ -1007,27 +1027,27 @@ def top_up(
         )
     balance = product.balance_minor + amount
     unbar = bool(product.balance_barred) and balance >= cheapest_rate(conn, product.offering_id)
-    conn.execute(
-        product_table.update()
-        .where(product_table.c.id == product.id)
-        .values(
-            balance_minor=balance,
-            balance_barred=product.balance_barred and not unbar,
-            updated_at=now,
-        )
+    update_equal(
+        conn,
+        product_table,
+        {"id": product.id},
+        balance_minor=balance,
+        balance_barred=product.balance_barred and not unbar,
+        updated_at=now,
     )
     topup_id = new_id()
     conn.execute(
-        topup_table.insert().values(
-            id=topup_id,
-            partner_id=partner.id,
-            product_id=product.id,
-            external_id=body.get("externalId"),
-            amount_minor=amount,
-            currency=product.currency,
-            balance_after_minor=balance,
-            requested_at=now,
-        )
+        topup_table.insert(),
+        {
+            "id": topup_id,
+            "partner_id": partner.id,
+            "product_id": product.id,
+            "external_id": body.get("externalId"),
+            "amount_minor": amount,
+            "currency": product.currency,
+            "balance_after_minor": balance,
+            "requested_at": now,
+        },
     )
     _ledger(
         conn,
@@ -1051,16 +1071,12 @@ def top_up(
         correlation_id=correlation_id,
         details={"amountMinor": amount, "balanceAfterMinor": balance, "unbarred": unbar},
     )
-    topup = conn.execute(select(topup_table).where(topup_table.c.id == topup_id)).one()
+    topup = select_equal(conn, topup_table, id=topup_id).one()
     return topup, load_product(conn, product.id), unbar
 
 
 def get_topup(conn: Connection, partner: Partner, topup_id: str) -> Any:
-    row = conn.execute(
-        select(topup_table).where(
-            topup_table.c.id == topup_id, topup_table.c.partner_id == partner.id
-        )
-    ).first()
+    row = select_equal(conn, topup_table, id=topup_id, partner_id=partner.id).first()
     if row is None:
         raise errors.TopupNotFound(f"No top-up {topup_id}")
     return row
@@ -1107,21 +1123,13 @@ def charge_usage(
     Grants what the balance covers at the plan's rate; the line is barred
     (outgoing) once the balance cannot pay one unit of anything.
     """
-    existing = conn.execute(
-        select(usage_table).where(usage_table.c.external_id == body["externalId"])
-    ).first()
+    existing = select_equal(conn, usage_table, external_id=body["externalId"]).first()
     if existing is not None:
         return existing, load_product(conn, existing.product_id), False
-    product = conn.execute(
-        select(product_table).where(
-            product_table.c.msisdn == body["msisdn"], product_table.c.status.in_(LIVE)
-        )
-    ).first()
+    product = conn.execute(_LIVE_PRODUCT_BY_MSISDN, {"msisdn": body["msisdn"]}).first()
     if product is None:
         raise errors.SubscriberNotFound(f"No live subscription has MSISDN {body['msisdn']}")
-    offering = conn.execute(
-        select(offering_table).where(offering_table.c.id == product.offering_id)
-    ).one()
+    offering = select_equal(conn, offering_table, id=product.offering_id).one()
     rate = rate_of(offering, body["usageType"])
     quantity = int(body["quantity"])
     balance = product.balance_minor
@@ -1146,25 +1154,26 @@ def charge_usage(
     )
     usage_id = new_id()
     conn.execute(
-        usage_table.insert().values(
-            id=usage_id,
-            partner_id=product.partner_id,
-            product_id=product.id,
-            external_id=body["externalId"],
-            msisdn=product.msisdn,
-            usage_type=body["usageType"],
-            usage_date=usage_date,
-            quantity=quantity,
-            granted_quantity=granted,
-            unit_price_minor=rate,
-            charge_minor=charge,
-            currency=product.currency,
-            balance_after_minor=balance,
-            status="rated" if granted > 0 else "rejected",
-            reason=reason,
-            barred=bool(product.balance_barred) or newly_barred,
-            rated_at=now,
-        )
+        _INSERT_USAGE,
+        {
+            "id": usage_id,
+            "partner_id": product.partner_id,
+            "product_id": product.id,
+            "external_id": body["externalId"],
+            "msisdn": product.msisdn,
+            "usage_type": body["usageType"],
+            "usage_date": usage_date,
+            "quantity": quantity,
+            "granted_quantity": granted,
+            "unit_price_minor": rate,
+            "charge_minor": charge,
+            "currency": product.currency,
+            "balance_after_minor": balance,
+            "status": "rated" if granted > 0 else "rejected",
+            "reason": reason,
+            "barred": bool(product.balance_barred) or newly_barred,
+            "rated_at": now,
+        },
     )
     if charge:
         _ledger(
@@ -1178,14 +1187,13 @@ def charge_usage(
             correlation_id=correlation_id,
             now=now,
         )
-    conn.execute(
-        product_table.update()
-        .where(product_table.c.id == product.id)
-        .values(
-            balance_minor=balance,
-            balance_barred=bool(product.balance_barred) or newly_barred,
-            updated_at=now,
-        )
+    update_equal(
+        conn,
+        product_table,
+        {"id": product.id},
+        balance_minor=balance,
+        balance_barred=bool(product.balance_barred) or newly_barred,
+        updated_at=now,
     )
     if newly_barred:
         _audit(
@@ -1199,16 +1207,12 @@ def charge_usage(
             correlation_id=correlation_id,
             details={"balanceMinor": balance},
         )
-    usage = conn.execute(select(usage_table).where(usage_table.c.id == usage_id)).one()
+    usage = select_equal(conn, usage_table, id=usage_id).one()
     return usage, load_product(conn, product.id), newly_barred
 
 
 def get_usage(conn: Connection, partner: Partner, usage_id: str) -> Any:
-    row = conn.execute(
-        select(usage_table).where(
-            usage_table.c.id == usage_id, usage_table.c.partner_id == partner.id
-        )
-    ).first()
+    row = select_equal(conn, usage_table, id=usage_id, partner_id=partner.id).first()
     if row is None:
         raise errors.UsageNotFound(f"No usage record {usage_id}")
     return row
@@ -1250,9 +1254,7 @@ def list_buckets(
             conn, partner, status=None, msisdn=None, iccid=None, offset=offset, limit=limit
         )
     row = conn.execute(
-        select(product_table).where(
-            product_table.c.id == product_id, product_table.c.partner_id == partner.id
-        )
+        _PARTNER_PRODUCT, {"product_id": product_id, "partner_id": partner.id}
     ).first()
     return (0, []) if row is None else (1, [row])
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Connection, Float, ForeignKey, Index, String, select
+from sqlalchemy import JSON, Column, Connection, Float, ForeignKey, Index, String, bindparam, select
 
 from simulators.core.problems import Conflict, NotFound
-from simulators.core.store import role_table
+from simulators.core.store import role_table, select_equal, update_equal
 from simulators.core.tenancy import Partner, require_capability
 
 from . import errors
@@ -51,6 +51,13 @@ sim_change_table = role_table(
 )
 
 
+# Built once: see simulators/core/store.py.
+_IN_FLIGHT_CHANGE_OF_PRODUCT = select(sim_change_table.c.id).where(
+    sim_change_table.c.product_id == bindparam("product_id"),
+    sim_change_table.c.state.in_(IN_FLIGHT),
+)
+
+
 class SimChangeInProgress(Conflict):
     code = "SIM_CHANGE_IN_PROGRESS"
     title = "A SIM change of this subscription is still in progress"
@@ -78,23 +85,14 @@ def request_sim_change(
     """Accept a SIM change: the subscription is live and on the network, no other change is
     in flight, and the new SIM is an available one of the partner's pool (reserved here)."""
     require_capability(partner, "MANAGE_SUBSCRIPTION")
-    product = conn.execute(
-        select(product_table).where(
-            product_table.c.id == product_id, product_table.c.partner_id == partner.id
-        )
-    ).first()
+    product = select_equal(conn, product_table, id=product_id, partner_id=partner.id).first()
     if product is None:
         raise errors.ProductNotFound(f"No subscription {product_id}", field="productId")
     if product.status == "terminated":
         raise errors.ProductTerminated(f"Subscription {product_id} is terminated")
     if not product.network_service_id:
         raise NotOnNetwork(f"Subscription {product_id} has no network service yet")
-    pending = conn.execute(
-        select(sim_change_table.c.id).where(
-            sim_change_table.c.product_id == product_id,
-            sim_change_table.c.state.in_(IN_FLIGHT),
-        )
-    ).first()
+    pending = conn.execute(_IN_FLIGHT_CHANGE_OF_PRODUCT, {"product_id": product_id}).first()
     if pending is not None:
         raise SimChangeInProgress(
             f"SIM change {pending.id} of {product_id} is still in progress", simChangeId=pending.id
@@ -104,20 +102,21 @@ def request_sim_change(
     ).rowcount
     if reserved != 1:
         _refuse(conn, partner, iccid)
-    new_sim = conn.execute(select(sim_table).where(sim_table.c.iccid == iccid)).one()
+    new_sim = select_equal(conn, sim_table, iccid=iccid).one()
     change_id = new_id()
     conn.execute(
-        sim_change_table.insert().values(
-            id=change_id,
-            partner_id=partner.id,
-            product_id=product_id,
-            iccid_from=product.iccid,
-            iccid=iccid,
-            imsi=new_sim.imsi,
-            state="acknowledged",
-            correlation_id=correlation_id,
-            request_date=now,
-        )
+        sim_change_table.insert(),
+        {
+            "id": change_id,
+            "partner_id": partner.id,
+            "product_id": product_id,
+            "iccid_from": product.iccid,
+            "iccid": iccid,
+            "imsi": new_sim.imsi,
+            "state": "acknowledged",
+            "correlation_id": correlation_id,
+            "request_date": now,
+        },
     )
     _audit(
         conn,
@@ -134,9 +133,7 @@ def request_sim_change(
 
 
 def _refuse(conn: Connection, partner: Partner, iccid: str) -> None:
-    sim = conn.execute(
-        select(sim_table).where(sim_table.c.iccid == iccid, sim_table.c.partner_id == partner.id)
-    ).first()
+    sim = select_equal(conn, sim_table, iccid=iccid, partner_id=partner.id).first()
     if sim is None:
         raise errors.IccidUnmapped(f"ICCID {iccid} is not in this partner's pool", field="iccid")
     if sim.status == "active":
@@ -151,15 +148,11 @@ def _refuse(conn: Connection, partner: Partner, iccid: str) -> None:
 
 
 def load(conn: Connection, change_id: str) -> Any:
-    return conn.execute(select(sim_change_table).where(sim_change_table.c.id == change_id)).one()
+    return select_equal(conn, sim_change_table, id=change_id).one()
 
 
 def get(conn: Connection, partner: Partner, change_id: str) -> Any:
-    row = conn.execute(
-        select(sim_change_table).where(
-            sim_change_table.c.id == change_id, sim_change_table.c.partner_id == partner.id
-        )
-    ).first()
+    row = select_equal(conn, sim_change_table, id=change_id, partner_id=partner.id).first()
     if row is None:
         raise SimChangeNotFound(f"No SIM change {change_id}")
     return row
@@ -181,10 +174,12 @@ def network_item(change: Any, network_service_id: str) -> dict[str, Any]:
 
 
 def mark_in_progress(conn: Connection, change_id: str, network_order_id: str) -> None:
-    conn.execute(
-        sim_change_table.update()
-        .where(sim_change_table.c.id == change_id)
-        .values(state="inProgress", network_order_id=network_order_id)
+    update_equal(
+        conn,
+        sim_change_table,
+        {"id": change_id},
+        state="inProgress",
+        network_order_id=network_order_id,
     )
 
 
@@ -194,26 +189,24 @@ def complete(conn: Connection, change_id: str, now: float) -> Any:
     if change.state not in IN_FLIGHT:
         return change
     product = load_product(conn, change.product_id)
-    conn.execute(
-        sim_table.update()
-        .where(sim_table.c.iccid == product.iccid)
-        .values(status="terminated", updated_at=now)
+    update_equal(conn, sim_table, {"iccid": product.iccid}, status="terminated", updated_at=now)
+    update_equal(
+        conn,
+        sim_table,
+        {"iccid": change.iccid},
+        status="active",
+        product_id=product.id,
+        updated_at=now,
     )
-    conn.execute(
-        sim_table.update()
-        .where(sim_table.c.iccid == change.iccid)
-        .values(status="active", product_id=product.id, updated_at=now)
+    update_equal(
+        conn,
+        product_table,
+        {"id": product.id},
+        iccid=change.iccid,
+        imsi=change.imsi,
+        updated_at=now,
     )
-    conn.execute(
-        product_table.update()
-        .where(product_table.c.id == product.id)
-        .values(iccid=change.iccid, imsi=change.imsi, updated_at=now)
-    )
-    conn.execute(
-        sim_change_table.update()
-        .where(sim_change_table.c.id == change_id)
-        .values(state="completed", completion_date=now)
-    )
+    update_equal(conn, sim_change_table, {"id": change_id}, state="completed", completion_date=now)
     _audit(
         conn,
         now=now,
@@ -233,15 +226,20 @@ def fail(conn: Connection, change_id: str, reason: dict[str, Any], now: float) -
     change = load(conn, change_id)
     if change.state not in IN_FLIGHT:
         return change
-    conn.execute(
-        sim_table.update()
-        .where(sim_table.c.iccid == change.iccid, sim_table.c.status == "reserved")
-        .values(status="available", updated_at=now)
+    update_equal(
+        conn,
+        sim_table,
+        {"iccid": change.iccid, "status": "reserved"},
+        status="available",
+        updated_at=now,
     )
-    conn.execute(
-        sim_change_table.update()
-        .where(sim_change_table.c.id == change_id)
-        .values(state="failed", state_reason=reason, completion_date=now)
+    update_equal(
+        conn,
+        sim_change_table,
+        {"id": change_id},
+        state="failed",
+        state_reason=reason,
+        completion_date=now,
     )
     _audit(
         conn,

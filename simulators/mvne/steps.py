@@ -12,10 +12,11 @@ import uuid
 from typing import Any
 
 import requests
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from simulators.core.admin import current_seed
 from simulators.core.runtime import PeerCallFailed, Runtime
+from simulators.core.store import select_equal, update_equal
 from simulators.core.tasks import Reschedule, RetryLater, Task, retry_after_seconds
 from simulators.core.tenancy import MVNE_PLATFORM, peer_api_key
 
@@ -186,9 +187,7 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
             items = []
             try:
                 for item in order.items:
-                    sim = conn.execute(
-                        select(model.sim_table).where(model.sim_table.c.iccid == item["iccid"])
-                    ).one()
+                    sim = select_equal(conn, model.sim_table, iccid=item["iccid"]).one()
                     msisdn = model.allocate_msisdn(conn, item["market"], seed)
                     items.append(dict(item, imsi=sim.imsi, msisdn=msisdn, state="inProgress"))
             except errors.MsisdnRangeExhausted:
@@ -246,10 +245,12 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
             fail_order(runtime, conn, order, NETWORK_REJECTED, cid, now)
             return
         network_order_id = response.json()["id"]
-        conn.execute(
-            model.order_table.update()
-            .where(model.order_table.c.id == order.id)
-            .values(network_order_id=network_order_id, updated_at=now)
+        update_equal(
+            conn,
+            model.order_table,
+            {"id": order.id},
+            network_order_id=network_order_id,
+            updated_at=now,
         )
         schedule(
             runtime, conn, "mvne.activation.poll", {"order_id": order.id}, now + POLL_EVERY_S, cid
@@ -428,10 +429,8 @@ def poll_network_change(runtime: Runtime, task: Task) -> None:
         now = runtime.clock.now(conn)
         product = model.load_product(conn, task.payload["product_id"])
         applied = "all" if target == "deleted" else target
-        conn.execute(
-            model.product_table.update()
-            .where(model.product_table.c.id == product.id)
-            .values(network_barring=applied, updated_at=now)
+        update_equal(
+            conn, model.product_table, {"id": product.id}, network_barring=applied, updated_at=now
         )
         product = model.load_product(conn, product.id)
         events.product_event(runtime, conn, product, "ProductAttributeValueChangeEvent", cid, now)
@@ -446,10 +445,8 @@ def _mark_network_unknown(runtime: Runtime, product_id: str, cid: str | None, wh
     with runtime.store.write() as conn:
         now = runtime.clock.now(conn)
         product = model.load_product(conn, product_id)
-        conn.execute(
-            model.product_table.update()
-            .where(model.product_table.c.id == product_id)
-            .values(network_barring="unknown", updated_at=now)
+        update_equal(
+            conn, model.product_table, {"id": product_id}, network_barring="unknown", updated_at=now
         )
         model._audit(
             conn,
