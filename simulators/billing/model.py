@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     select,
     text,
@@ -38,7 +40,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from simulators.core import audit
-from simulators.core.store import count_and_page, partner_row, role_table
+from simulators.core.store import (
+    count_and_page,
+    partner_row,
+    role_table,
+    select_equal,
+    update_equal,
+)
 
 from . import errors
 from .taxes import LineTax, TaxableLine
@@ -299,6 +307,100 @@ dunning_table = role_table(
     UniqueConstraint("bill_id", "dedupe", name="uq_billing_dunning_step"),
 )
 
+# Built once and run with bound values: building a statement costs several times what
+# SQLite takes to run it (see simulators/core/store.py). Every value bound here is never
+# None (an `= NULL` would match nothing where `IS NULL` matches).
+_SETTINGS_OF = select(settings_table.c.settings).where(
+    settings_table.c.partner_id == bindparam("partner_id")
+)
+_OPEN_ACCOUNT_OF_PRODUCT = select(account_table.c.id).where(
+    account_table.c.partner_id == bindparam("partner_id"),
+    account_table.c.product_id == bindparam("product_id"),
+    account_table.c.state.in_((PENDING, ACTIVE)),
+)
+_ACCOUNTS_TO_BILL = (
+    select(account_table)
+    .where(
+        account_table.c.partner_id == bindparam("partner_id"),
+        account_table.c.bill_cycle_day == bindparam("bill_cycle_day"),
+        account_table.c.state == ACTIVE,
+        account_table.c.created_at < bindparam("period_end"),
+        account_table.c.id.not_in(
+            select(bill_table.c.account_id).where(bill_table.c.period == bindparam("period"))
+        ),
+    )
+    .order_by(account_table.c.pk)
+)
+_ANY_ACTIVE_ACCOUNT = (
+    select(account_table.c.id)
+    .where(
+        account_table.c.partner_id == bindparam("partner_id"),
+        account_table.c.bill_cycle_day == bindparam("bill_cycle_day"),
+        account_table.c.state == ACTIVE,
+    )
+    .limit(1)
+)
+_RECEIVABLE = select(
+    func.coalesce(func.sum(bill_table.c.amount_due_minor - bill_table.c.paid_minor), 0)
+).where(bill_table.c.account_id == bindparam("account_id"), bill_table.c.state.in_(PAYABLE))
+_OVERDUE_BILLS = select(bill_table).where(
+    bill_table.c.account_id == bindparam("account_id"),
+    bill_table.c.state.in_(PAYABLE),
+    bill_table.c.due_date < bindparam("now"),
+)
+_LATEST_BILLED_PERIOD = select(func.max(bill_table.c.period)).where(
+    bill_table.c.account_id == bindparam("account_id")
+)
+_LATEST_BILLED_PERIODS = (
+    select(bill_table.c.account_id, func.max(bill_table.c.period).label("period"))
+    .where(bill_table.c.account_id.in_(bindparam("account_ids", expanding=True)))
+    .group_by(bill_table.c.account_id)
+)
+_BILLED_LEDGER_IDS = select(bill_table.c.ledger_ids).where(
+    bill_table.c.account_id.in_(bindparam("account_ids", expanding=True))
+)
+_BILLED_IN_PERIOD = select(bill_table.c.account_id).where(
+    bill_table.c.account_id.in_(bindparam("account_ids", expanding=True)),
+    bill_table.c.period == bindparam("period"),
+)
+_BILLS_OF_RUN = (
+    select(func.count()).select_from(bill_table).where(bill_table.c.run_id == bindparam("run_id"))
+)
+_ENTRIES_UP_TO = (
+    select(ledger_table)
+    .where(
+        ledger_table.c.account_id.in_(bindparam("account_ids", expanding=True)),
+        ledger_table.c.period <= bindparam("period"),
+    )
+    .order_by(ledger_table.c.id)
+)
+_ENTRIES_BY_ID = (
+    select(ledger_table)
+    .where(ledger_table.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(ledger_table.c.id)
+)
+_ADVANCE_BILL_COUNTER = (
+    bill_counter_table.update()
+    .where(
+        bill_counter_table.c.partner_id == bindparam("match_partner_id"),
+        bill_counter_table.c.year == bindparam("match_year"),
+    )
+    .values(last=bill_counter_table.c.last + bindparam("count"))
+)
+_LAST_BILL_NO = select(bill_counter_table.c.last).where(
+    bill_counter_table.c.partner_id == bindparam("match_partner_id"),
+    bill_counter_table.c.year == bindparam("match_year"),
+)
+_ACTION_ID = select(dunning_table.c.id).where(
+    dunning_table.c.bill_id == bindparam("bill_id"),
+    dunning_table.c.dedupe == bindparam("dedupe"),
+)
+_OPEN_DISPUTE_OF_LINE = select(dispute_table.c.id).where(
+    dispute_table.c.bill_id == bindparam("bill_id"),
+    dispute_table.c.line_id == bindparam("line_id"),
+    dispute_table.c.state.in_(OPEN_DISPUTE_STATES),
+)
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -334,8 +436,13 @@ def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str
     """Insert rows, skipping those a unique constraint already holds (a re-run's rows)."""
     if not rows:
         return
-    dialect = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    conn.execute(dialect(table).on_conflict_do_nothing(), rows)
+    conn.execute(_insert_ignoring(conn.dialect.name, table), rows)
+
+
+@cache
+def _insert_ignoring(dialect_name: str, table: Any) -> Any:
+    dialect = sqlite_insert if dialect_name == "sqlite" else pg_insert
+    return dialect(table).on_conflict_do_nothing()
 
 
 # --- money and periods -----------------------------------------------------------------------
@@ -397,9 +504,7 @@ def period_of_key(key: str) -> Period:
 
 
 def get_settings(conn: Connection, partner_id: str) -> dict[str, Any]:
-    row = conn.execute(
-        select(settings_table.c.settings).where(settings_table.c.partner_id == partner_id)
-    ).first()
+    row = conn.execute(_SETTINGS_OF, {"partner_id": partner_id}).first()
     return dict(row.settings) if row is not None else _copy(DEFAULT_SETTINGS)
 
 
@@ -418,13 +523,9 @@ def put_settings(conn: Connection, partner_id: str, settings: dict[str, Any]) ->
                 field=f"dunningLadder.{step}",
             )
     stored = _copy(settings)
-    updated = conn.execute(
-        settings_table.update()
-        .where(settings_table.c.partner_id == partner_id)
-        .values(settings=stored)
-    )
+    updated = update_equal(conn, settings_table, {"partner_id": partner_id}, settings=stored)
     if updated.rowcount == 0:
-        conn.execute(settings_table.insert().values(partner_id=partner_id, settings=stored))
+        conn.execute(settings_table.insert(), {"partner_id": partner_id, "settings": stored})
     return stored
 
 
@@ -442,11 +543,7 @@ def create_account(
     """Open an account as `pending`; the MVNE's answer activates or rejects it (steps)."""
     product_id = body["product"]["id"]
     taken = conn.execute(
-        select(account_table.c.id).where(
-            account_table.c.partner_id == partner_id,
-            account_table.c.product_id == product_id,
-            account_table.c.state.in_((PENDING, ACTIVE)),
-        )
+        _OPEN_ACCOUNT_OF_PRODUCT, {"partner_id": partner_id, "product_id": product_id}
     ).first()
     if taken is not None:
         raise errors.AccountExists(
@@ -460,25 +557,26 @@ def create_account(
         )
     account_id = new_id()
     conn.execute(
-        account_table.insert().values(
-            id=account_id,
-            partner_id=partner_id,
-            name=body["name"],
-            product_id=product_id,
-            rating_type=body["ratingType"],
-            currency=body["currency"],
-            credit_limit_minor=None
+        account_table.insert(),
+        {
+            "id": account_id,
+            "partner_id": partner_id,
+            "name": body["name"],
+            "product_id": product_id,
+            "rating_type": body["ratingType"],
+            "currency": body["currency"],
+            "credit_limit_minor": None
             if credit is None
             else to_minor(credit["amount"], "creditLimit.amount"),
-            customer_type=body.get("customerType", "B2C"),
-            tax_exemption=list(body.get("taxExemption") or []),
-            place=dict(body["placeOfPrimaryUse"]),
-            bill_cycle_day=int(body.get("billCycleDay", 1)),
-            state=PENDING,
-            dunning_stage="none",
-            service_status="active",
-            created_at=now,
-        )
+            "customer_type": body.get("customerType", "B2C"),
+            "tax_exemption": list(body.get("taxExemption") or []),
+            "place": dict(body["placeOfPrimaryUse"]),
+            "bill_cycle_day": int(body.get("billCycleDay", 1)),
+            "state": PENDING,
+            "dunning_stage": "none",
+            "service_status": "active",
+            "created_at": now,
+        },
     )
     _audit(
         conn,
@@ -495,7 +593,7 @@ def create_account(
 
 
 def load_account(conn: Connection, account_id: str) -> Any:
-    return conn.execute(select(account_table).where(account_table.c.id == account_id)).one()
+    return select_equal(conn, account_table, id=account_id).one()
 
 
 def get_account(conn: Connection, partner_id: str, account_id: str) -> Any:
@@ -549,11 +647,7 @@ def link_account(
     if reason is None and product is not None and product.get("status") == "terminated":
         reason = "PRODUCT_TERMINATED"
     state = REJECTED if reason else ACTIVE
-    conn.execute(
-        account_table.update()
-        .where(account_table.c.id == account_id)
-        .values(state=state, state_reason=reason)
-    )
+    update_equal(conn, account_table, {"id": account_id}, state=state, state_reason=reason)
     _audit(
         conn,
         now=now,
@@ -570,11 +664,7 @@ def link_account(
 
 def receivable_minor(conn: Connection, account_id: str) -> int:
     """What the account owes on its issued bills now."""
-    value = conn.execute(
-        select(
-            func.coalesce(func.sum(bill_table.c.amount_due_minor - bill_table.c.paid_minor), 0)
-        ).where(bill_table.c.account_id == account_id, bill_table.c.state.in_(PAYABLE))
-    ).scalar_one()
+    value = conn.execute(_RECEIVABLE, {"account_id": account_id}).scalar_one()
     return int(value)
 
 
@@ -582,9 +672,7 @@ def receivable_minor(conn: Connection, account_id: str) -> int:
 
 
 def latest_billed_period(conn: Connection, account_id: str) -> str | None:
-    value = conn.execute(
-        select(func.max(bill_table.c.period)).where(bill_table.c.account_id == account_id)
-    ).scalar()
+    value = conn.execute(_LATEST_BILLED_PERIOD, {"account_id": account_id}).scalar()
     return None if value is None else str(value)
 
 
@@ -614,27 +702,24 @@ def post_entry(
     quantity: int | None = None,
 ) -> Any:
     conn.execute(
-        ledger_table.insert().values(
-            account_id=account.id,
-            partner_id=account.partner_id,
-            kind=kind,
-            charge_type=charge_type,
-            amount_minor=amount_minor,
-            currency=account.currency,
-            period=period,
-            source_ref=source_ref,
-            description=description,
-            usage_type=usage_type,
-            quantity=quantity,
-            posted_at=now,
-            correlation_id=correlation_id,
-        )
+        ledger_table.insert(),
+        {
+            "account_id": account.id,
+            "partner_id": account.partner_id,
+            "kind": kind,
+            "charge_type": charge_type,
+            "amount_minor": amount_minor,
+            "currency": account.currency,
+            "period": period,
+            "source_ref": source_ref,
+            "description": description,
+            "usage_type": usage_type,
+            "quantity": quantity,
+            "posted_at": now,
+            "correlation_id": correlation_id,
+        },
     )
-    return conn.execute(
-        select(ledger_table).where(
-            ledger_table.c.account_id == account.id, ledger_table.c.source_ref == source_ref
-        )
-    ).one()
+    return select_equal(conn, ledger_table, account_id=account.id, source_ref=source_ref).one()
 
 
 def post_one_off(
@@ -768,11 +853,7 @@ def latest_billed_periods(conn: Connection, account_ids: Sequence[str]) -> dict[
     found: dict[str, str] = {}
     for chunk_start in range(0, len(account_ids), 500):
         chunk = list(account_ids[chunk_start : chunk_start + 500])
-        for row in conn.execute(
-            select(bill_table.c.account_id, func.max(bill_table.c.period).label("period"))
-            .where(bill_table.c.account_id.in_(chunk))
-            .group_by(bill_table.c.account_id)
-        ).all():
+        for row in conn.execute(_LATEST_BILLED_PERIODS, {"account_ids": chunk}).all():
             found[row.account_id] = str(row.period)
     return found
 
@@ -811,11 +892,7 @@ def entries_for(conn: Connection, account_ids: Sequence[str], period: str) -> di
     covered = _covered_ids(conn, account_ids)
     for chunk_start in range(0, len(account_ids), 500):
         chunk = list(account_ids[chunk_start : chunk_start + 500])
-        rows = conn.execute(
-            select(ledger_table)
-            .where(ledger_table.c.account_id.in_(chunk), ledger_table.c.period <= period)
-            .order_by(ledger_table.c.id)
-        ).all()
+        rows = conn.execute(_ENTRIES_UP_TO, {"account_ids": chunk, "period": period}).all()
         for row in rows:
             if row.id not in covered:
                 found[row.account_id].append(row)
@@ -826,9 +903,7 @@ def _covered_ids(conn: Connection, account_ids: Sequence[str]) -> set[int]:
     covered: set[int] = set()
     for chunk_start in range(0, len(account_ids), 500):
         chunk = list(account_ids[chunk_start : chunk_start + 500])
-        for (ids,) in conn.execute(
-            select(bill_table.c.ledger_ids).where(bill_table.c.account_id.in_(chunk))
-        ).all():
+        for (ids,) in conn.execute(_BILLED_LEDGER_IDS, {"account_ids": chunk}).all():
             covered.update(int(i) for i in ids)
     return covered
 
@@ -1006,40 +1081,35 @@ def ensure_run(
     conn: Connection, partner_id: str, cycle_day: int, period: Period
 ) -> tuple[Any, bool]:
     """The bill run of a partner's cycle day and period; (run, created now)."""
-    existing = conn.execute(
-        select(run_table).where(
-            run_table.c.partner_id == partner_id,
-            run_table.c.bill_cycle_day == cycle_day,
-            run_table.c.period == period.key,
-        )
+    existing = select_equal(
+        conn, run_table, partner_id=partner_id, bill_cycle_day=cycle_day, period=period.key
     ).first()
     if existing is not None:
         return existing, False
     run_id = new_id()
     conn.execute(
-        run_table.insert().values(
-            id=run_id,
-            partner_id=partner_id,
-            bill_cycle_day=cycle_day,
-            period=period.key,
-            period_start=period.start,
-            period_end=period.end,
-            state="scheduled",
-            bills_issued=0,
-            failures=[],
-        )
+        run_table.insert(),
+        {
+            "id": run_id,
+            "partner_id": partner_id,
+            "bill_cycle_day": cycle_day,
+            "period": period.key,
+            "period_start": period.start,
+            "period_end": period.end,
+            "state": "scheduled",
+            "bills_issued": 0,
+            "failures": [],
+        },
     )
     return load_run(conn, run_id), True
 
 
 def load_run(conn: Connection, run_id: str) -> Any:
-    return conn.execute(select(run_table).where(run_table.c.id == run_id)).one()
+    return select_equal(conn, run_table, id=run_id).one()
 
 
 def get_run(conn: Connection, partner_id: str, run_id: str) -> Any:
-    row = conn.execute(
-        select(run_table).where(run_table.c.id == run_id, run_table.c.partner_id == partner_id)
-    ).first()
+    row = partner_row(conn, run_table, run_id, partner_id)
     if row is None:
         raise errors.BillRunNotFound(f"No bill run {run_id}")
     return row
@@ -1064,22 +1134,15 @@ def start_run(conn: Connection, run_id: str, now: float) -> tuple[Any, list[Any]
     """Mark the run running; return it and the accounts it still has to bill."""
     run = load_run(conn, run_id)
     if run.state == "scheduled":
-        conn.execute(
-            run_table.update()
-            .where(run_table.c.id == run_id)
-            .values(state="running", started_at=now)
-        )
-    billed = select(bill_table.c.account_id).where(bill_table.c.period == run.period)
+        update_equal(conn, run_table, {"id": run_id}, state="running", started_at=now)
     accounts = conn.execute(
-        select(account_table)
-        .where(
-            account_table.c.partner_id == run.partner_id,
-            account_table.c.bill_cycle_day == run.bill_cycle_day,
-            account_table.c.state == ACTIVE,
-            account_table.c.created_at < run.period_end,
-            account_table.c.id.not_in(billed),
-        )
-        .order_by(account_table.c.pk)
+        _ACCOUNTS_TO_BILL,
+        {
+            "partner_id": run.partner_id,
+            "bill_cycle_day": run.bill_cycle_day,
+            "period_end": run.period_end,
+            "period": run.period,
+        },
     ).all()
     return load_run(conn, run_id), list(accounts)
 
@@ -1088,22 +1151,13 @@ def reserve_bill_nos(conn: Connection, partner_id: str, year: int, count: int) -
     """`count` consecutive bill numbers of the partner's year (BILL-2026-000001, ...)."""
     if count <= 0:
         return []
-    updated = conn.execute(
-        bill_counter_table.update()
-        .where(bill_counter_table.c.partner_id == partner_id, bill_counter_table.c.year == year)
-        .values(last=bill_counter_table.c.last + count)
-    )
+    key = {"match_partner_id": partner_id, "match_year": year}
+    updated = conn.execute(_ADVANCE_BILL_COUNTER, {**key, "count": count})
     if updated.rowcount == 0:
         conn.execute(
-            bill_counter_table.insert().values(partner_id=partner_id, year=year, last=count)
+            bill_counter_table.insert(), {"partner_id": partner_id, "year": year, "last": count}
         )
-    last = int(
-        conn.execute(
-            select(bill_counter_table.c.last).where(
-                bill_counter_table.c.partner_id == partner_id, bill_counter_table.c.year == year
-            )
-        ).scalar_one()
-    )
+    last = int(conn.execute(_LAST_BILL_NO, key).scalar_one())
     return [f"BILL-{year}-{number:06d}" for number in range(last - count + 1, last + 1)]
 
 
@@ -1146,10 +1200,8 @@ def issue_bills(
         row.account_id
         for chunk_start in range(0, len(ids), 500)
         for row in conn.execute(
-            select(bill_table.c.account_id).where(
-                bill_table.c.account_id.in_(ids[chunk_start : chunk_start + 500]),
-                bill_table.c.period == run.period,
-            )
+            _BILLED_IN_PERIOD,
+            {"account_ids": ids[chunk_start : chunk_start + 500], "period": run.period},
         ).all()
     }
     current = entries_for(conn, ids, run.period)
@@ -1285,47 +1337,38 @@ def record_run_failure(
     run = load_run(conn, run_id)
     failures = [f for f in run.failures if f["accountId"] != account_id]
     failures.append({"accountId": account_id, "code": code, "detail": detail})
-    conn.execute(run_table.update().where(run_table.c.id == run_id).values(failures=failures))
+    update_equal(conn, run_table, {"id": run_id}, failures=failures)
 
 
 def finish_run(conn: Connection, run_id: str, now: float) -> Any:
-    issued = conn.execute(
-        select(func.count()).select_from(bill_table).where(bill_table.c.run_id == run_id)
-    ).scalar_one()
-    conn.execute(
-        run_table.update()
-        .where(run_table.c.id == run_id)
-        .values(state="completed", completed_at=now, bills_issued=int(issued))
+    issued = conn.execute(_BILLS_OF_RUN, {"run_id": run_id}).scalar_one()
+    update_equal(
+        conn,
+        run_table,
+        {"id": run_id},
+        state="completed",
+        completed_at=now,
+        bills_issued=int(issued),
     )
     return load_run(conn, run_id)
 
 
 def has_active_accounts(conn: Connection, partner_id: str, cycle_day: int) -> bool:
-    return (
-        conn.execute(
-            select(account_table.c.id)
-            .where(
-                account_table.c.partner_id == partner_id,
-                account_table.c.bill_cycle_day == cycle_day,
-                account_table.c.state == ACTIVE,
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
+    found = conn.execute(
+        _ANY_ACTIVE_ACCOUNT, {"partner_id": partner_id, "bill_cycle_day": cycle_day}
+    ).first()
+    return found is not None
 
 
 # --- bills ---------------------------------------------------------------------------------------
 
 
 def load_bill(conn: Connection, bill_id: str) -> Any:
-    return conn.execute(select(bill_table).where(bill_table.c.id == bill_id)).one()
+    return select_equal(conn, bill_table, id=bill_id).one()
 
 
 def get_bill(conn: Connection, partner_id: str, bill_id: str) -> Any:
-    row = conn.execute(
-        select(bill_table).where(bill_table.c.id == bill_id, bill_table.c.partner_id == partner_id)
-    ).first()
+    row = partner_row(conn, bill_table, bill_id, partner_id)
     if row is None:
         raise errors.BillNotFound(f"No bill {bill_id}")
     return row
@@ -1358,11 +1401,7 @@ def list_bills(
 
 def recompose(conn: Connection, bill: Any) -> Totals:
     """The bill's totals again from the ledger entries it names and the taxes it stored."""
-    rows = conn.execute(
-        select(ledger_table)
-        .where(ledger_table.c.id.in_(list(bill.ledger_ids)))
-        .order_by(ledger_table.c.id)
-    ).all()
+    rows = conn.execute(_ENTRIES_BY_ID, {"ids": list(bill.ledger_ids)}).all()
     lines = bill_lines([charge_of(row) for row in rows])
     stored = {line["id"]: line for line in bill.lines}
     for line in lines:
@@ -1396,11 +1435,8 @@ def record_payment(
     restore_lost: bool = False,
 ) -> tuple[Any, Restore | None]:
     """Apply a payment to a bill; (payment, the restore to send, if service comes back)."""
-    existing = conn.execute(
-        select(payment_table).where(
-            payment_table.c.partner_id == partner_id,
-            payment_table.c.reference == body["reference"],
-        )
+    existing = select_equal(
+        conn, payment_table, partner_id=partner_id, reference=body["reference"]
     ).first()
     amount = to_minor(body["amount"]["amount"])
     if existing is not None:
@@ -1422,22 +1458,21 @@ def record_payment(
         )
     payment_id = new_id()
     conn.execute(
-        payment_table.insert().values(
-            id=payment_id,
-            partner_id=partner_id,
-            bill_id=bill.id,
-            account_id=bill.account_id,
-            amount_minor=amount,
-            currency=bill.currency,
-            reference=body["reference"],
-            paid_at=now,
-        )
+        payment_table.insert(),
+        {
+            "id": payment_id,
+            "partner_id": partner_id,
+            "bill_id": bill.id,
+            "account_id": bill.account_id,
+            "amount_minor": amount,
+            "currency": bill.currency,
+            "reference": body["reference"],
+            "paid_at": now,
+        },
     )
     paid = bill.paid_minor + amount
     state = SETTLED if paid == bill.amount_due_minor else PARTIALLY_PAID
-    conn.execute(
-        bill_table.update().where(bill_table.c.id == bill.id).values(paid_minor=paid, state=state)
-    )
+    update_equal(conn, bill_table, {"id": bill.id}, paid_minor=paid, state=state)
     _audit(
         conn,
         now=now,
@@ -1450,21 +1485,11 @@ def record_payment(
         details={"amountMinor": amount, "state": state},
     )
     restore = _after_payment(conn, bill.account_id, bill.id, payment_id, now, restore_lost)
-    return conn.execute(
-        select(payment_table).where(payment_table.c.id == payment_id)
-    ).one(), restore
+    return select_equal(conn, payment_table, id=payment_id).one(), restore
 
 
 def overdue_bills(conn: Connection, account_id: str, now: float) -> list[Any]:
-    return list(
-        conn.execute(
-            select(bill_table).where(
-                bill_table.c.account_id == account_id,
-                bill_table.c.state.in_(PAYABLE),
-                bill_table.c.due_date < now,
-            )
-        ).all()
-    )
+    return list(conn.execute(_OVERDUE_BILLS, {"account_id": account_id, "now": now}).all())
 
 
 def _after_payment(
@@ -1477,13 +1502,12 @@ def _after_payment(
     if account.dunning_stage == "none":
         return None
     restore = account.service_status == "suspended"
-    conn.execute(
-        account_table.update()
-        .where(account_table.c.id == account_id)
-        .values(
-            dunning_stage="none",
-            service_status="active" if restore else account.service_status,
-        )
+    update_equal(
+        conn,
+        account_table,
+        {"id": account_id},
+        dunning_stage="none",
+        service_status="active" if restore else account.service_status,
     )
     if not restore:
         return None
@@ -1525,18 +1549,12 @@ def take_action(
         ],
     )
     return int(
-        conn.execute(
-            select(dunning_table.c.id).where(
-                dunning_table.c.bill_id == bill_id, dunning_table.c.dedupe == (dedupe or step)
-            )
-        ).scalar_one()
+        conn.execute(_ACTION_ID, {"bill_id": bill_id, "dedupe": dedupe or step}).scalar_one()
     )
 
 
 def set_action_order(conn: Connection, action_id: int, mvne_order: str) -> None:
-    conn.execute(
-        dunning_table.update().where(dunning_table.c.id == action_id).values(mvne_order=mvne_order)
-    )
+    update_equal(conn, dunning_table, {"id": action_id}, mvne_order=mvne_order)
 
 
 @dataclass(frozen=True)
@@ -1576,9 +1594,7 @@ def dunning_step(
     if order is not None:
         values["service_status"] = order
     if values:
-        conn.execute(
-            account_table.update().where(account_table.c.id == account.id).values(**values)
-        )
+        update_equal(conn, account_table, {"id": account.id}, **values)
     _audit(
         conn,
         now=now,
@@ -1677,11 +1693,7 @@ def create_dispute(
             f"Bill {bill.bill_no} has no disputable line {body['billLineId']}", field="billLineId"
         )
     open_one = conn.execute(
-        select(dispute_table.c.id).where(
-            dispute_table.c.bill_id == bill.id,
-            dispute_table.c.line_id == line["id"],
-            dispute_table.c.state.in_(OPEN_DISPUTE_STATES),
-        )
+        _OPEN_DISPUTE_OF_LINE, {"bill_id": bill.id, "line_id": line["id"]}
     ).first()
     if open_one is not None:
         raise errors.DisputeExists(f"Line {line['id']} is already disputed ({open_one.id})")
@@ -1689,22 +1701,23 @@ def create_dispute(
     owner = settings["disputeResponsibility"].get(body["category"])
     dispute_id = new_id()
     conn.execute(
-        dispute_table.insert().values(
-            id=dispute_id,
-            partner_id=partner_id,
-            bill_id=bill.id,
-            account_id=bill.account_id,
-            line_id=line["id"],
-            category=body["category"],
-            reason=body["reason"],
-            raised_by=body["raisedBy"],
-            state="open",
-            owner=owner,
-            disputed_minor=int(line["amountMinor"]),
-            currency=bill.currency,
-            created_at=now,
-            sla_due_at=now + settings["disputeSlaDays"] * DAY_S,
-        )
+        dispute_table.insert(),
+        {
+            "id": dispute_id,
+            "partner_id": partner_id,
+            "bill_id": bill.id,
+            "account_id": bill.account_id,
+            "line_id": line["id"],
+            "category": body["category"],
+            "reason": body["reason"],
+            "raised_by": body["raisedBy"],
+            "state": "open",
+            "owner": owner,
+            "disputed_minor": int(line["amountMinor"]),
+            "currency": bill.currency,
+            "created_at": now,
+            "sla_due_at": now + settings["disputeSlaDays"] * DAY_S,
+        },
     )
     _audit(
         conn,
@@ -1721,7 +1734,7 @@ def create_dispute(
 
 
 def load_dispute(conn: Connection, dispute_id: str) -> Any:
-    return conn.execute(select(dispute_table).where(dispute_table.c.id == dispute_id)).one()
+    return select_equal(conn, dispute_table, id=dispute_id).one()
 
 
 def get_dispute(conn: Connection, partner_id: str, dispute_id: str) -> Any:
@@ -1836,9 +1849,7 @@ def update_dispute(
         values["adjustment_entry_id"] = entry.id
         values["adjustment_minor"] = credit
     if values:
-        conn.execute(
-            dispute_table.update().where(dispute_table.c.id == dispute.id).values(**values)
-        )
+        update_equal(conn, dispute_table, {"id": dispute.id}, **values)
         _audit(
             conn,
             now=now,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     or_,
     select,
@@ -32,7 +33,14 @@ from sqlalchemy import (
 from simulators.core import audit
 from simulators.core.clock import to_datetime
 from simulators.core.identifiers import iccid_for, imsi_for, is_valid_eid
-from simulators.core.store import count_and_page, equal_to, partner_row, role_table
+from simulators.core.store import (
+    count_and_page,
+    equal_to,
+    partner_row,
+    role_table,
+    select_equal,
+    update_equal,
+)
 
 from . import errors, vendor
 
@@ -256,6 +264,76 @@ shipment_table = role_table(
     UniqueConstraint("partner_id", "sequence", name="uq_fulfillment_shipment_sequence"),
 )
 
+# Built once and run with bound values: building a statement costs several times what
+# SQLite takes to run it (see simulators/core/store.py). Every value bound here is never
+# None (an `= NULL` would match nothing where `IS NULL` matches).
+_HIGHEST_BLOCK = select(func.max(range_table.c.block))
+_LOCK_RANGES = select(range_table.c.partner_id).with_for_update()
+_RANGES_IN_USE = select(
+    order_table.c.partner_id,
+    order_table.c.batch_number,
+    order_table.c.first_iccid,
+    order_table.c.first_imsi,
+    order_table.c.quantity,
+).where(order_table.c.state != REJECTED)
+_BATCH_NUMBERS_LIKE = select(order_table.c.batch_number).where(
+    order_table.c.partner_id == bindparam("partner_id"),
+    order_table.c.batch_number.like(bindparam("pattern")),
+)
+_ORDER_BY_EXTERNAL_ID = select(order_table.c.id).where(
+    order_table.c.partner_id == bindparam("partner_id"),
+    order_table.c.external_id == bindparam("external_id"),
+)
+_ORDER_BY_BATCH = select(order_table.c.id).where(
+    order_table.c.partner_id == bindparam("partner_id"),
+    order_table.c.batch_number == bindparam("batch_number"),
+)
+_LATEST_LOADED_BATCH = (
+    select(order_table.c.batch_number)
+    .where(
+        order_table.c.partner_id == bindparam("partner_id"),
+        order_table.c.state == LOADED,
+        order_table.c.id != bindparam("order_id"),
+    )
+    .order_by(order_table.c.created_at.desc(), order_table.c.id.desc())
+    .limit(1)
+)
+_COUNT_LOAD_ATTEMPT = (
+    order_table.update()
+    .where(order_table.c.id == bindparam("match_id"))
+    .values(load_attempts=order_table.c.load_attempts + 1)
+)
+_VENDOR_FILE_TEXT = select(vendor_file_table.c.text).where(
+    vendor_file_table.c.production_order_id == bindparam("order_id")
+)
+_STOCK_OF_ORDER = (
+    select(func.count())
+    .select_from(stock_table)
+    .where(stock_table.c.production_order_id == bindparam("order_id"))
+)
+_STOCK_BY_ICCIDS = select(stock_table).where(
+    stock_table.c.iccid.in_(bindparam("iccids", expanding=True))
+)
+_FIRST_AVAILABLE_SIM = (
+    select(stock_table)
+    .where(
+        stock_table.c.partner_id == bindparam("partner_id"),
+        stock_table.c.profile_type == bindparam("profile_type"),
+        stock_table.c.state == AVAILABLE,
+    )
+    .order_by(stock_table.c.iccid)
+    .limit(1)
+)
+_SHIPMENT_BY_EXTERNAL_ID = select(shipment_table.c.id).where(
+    shipment_table.c.partner_id == bindparam("partner_id"),
+    shipment_table.c.external_id == bindparam("external_id"),
+)
+_SHIPMENT_COUNT = (
+    select(func.count())
+    .select_from(shipment_table)
+    .where(shipment_table.c.partner_id == bindparam("partner_id"))
+)
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -311,15 +389,15 @@ def _audit(
 
 def ensure_range(conn: Connection, partner_id: str) -> Any:
     """The partner's own ICCID/IMSI range, given the next free block on first use."""
-    row = conn.execute(select(range_table).where(range_table.c.partner_id == partner_id)).first()
+    row = select_equal(conn, range_table, partner_id=partner_id).first()
     if row is not None:
         return row
-    taken = conn.execute(select(func.max(range_table.c.block))).scalar()
+    taken = conn.execute(_HIGHEST_BLOCK).scalar()
     block = int(taken or 0) + 1
     if block > MAX_BLOCK:
         raise errors.RangeExhausted("Every partner range is taken", field="firstIccid")
-    conn.execute(range_table.insert().values(partner_id=partner_id, block=block, next_offset=0))
-    return conn.execute(select(range_table).where(range_table.c.partner_id == partner_id)).one()
+    conn.execute(range_table.insert(), {"partner_id": partner_id, "block": block, "next_offset": 0})
+    return select_equal(conn, range_table, partner_id=partner_id).one()
 
 
 def default_iccid(block: int, offset: int) -> str:
@@ -345,17 +423,7 @@ def _overlaps(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
 def _ranges_in_use(conn: Connection) -> list[Any]:
     # A rejected batch never reached the MVNE, so its range is free again. A failed one may
     # have been loaded with the answer lost: it keeps its range.
-    return list(
-        conn.execute(
-            select(
-                order_table.c.partner_id,
-                order_table.c.batch_number,
-                order_table.c.first_iccid,
-                order_table.c.first_imsi,
-                order_table.c.quantity,
-            ).where(order_table.c.state != REJECTED)
-        )
-    )
+    return list(conn.execute(_RANGES_IN_USE))
 
 
 def _clash(orders: list[Any], first: str, quantity: int, *, iccid: bool) -> Any:
@@ -404,7 +472,7 @@ def _allocate(
     """The batch's first ICCID and IMSI: the ones asked for, checked, or the next free ones
     of the partner's range, stepping over any batch that took part of it."""
     # One allocation at a time across workers (PostgreSQL; SQLite writers already queue).
-    conn.execute(select(range_table.c.partner_id).with_for_update()).all()
+    conn.execute(_LOCK_RANGES).all()
     orders = _ranges_in_use(conn)
     for given, is_iccid, name, what in (
         (first_iccid, True, "firstIccid", "ICCID"),
@@ -442,10 +510,8 @@ def _allocate(
                 - RANGE_SIZE
             )
         if not ends:
-            conn.execute(
-                range_table.update()
-                .where(range_table.c.partner_id == partner_id)
-                .values(next_offset=offset + quantity)
+            update_equal(
+                conn, range_table, {"partner_id": partner_id}, next_offset=offset + quantity
             )
             return iccid, imsi
         offset = max(offset + 1, *ends)
@@ -456,7 +522,7 @@ def _allocate(
 
 
 def _order_row(conn: Connection, order_id: str) -> Any:
-    return conn.execute(select(order_table).where(order_table.c.id == order_id)).one()
+    return select_equal(conn, order_table, id=order_id).one()
 
 
 def get_order(conn: Connection, partner_id: str, order_id: str) -> Any:
@@ -494,10 +560,7 @@ def _mint_batch_number(conn: Connection, partner_id: str, now: float) -> str:
     prefix = f"B{to_datetime(now).strftime('%Y%m%d')}-"
     taken = set(
         conn.execute(
-            select(order_table.c.batch_number).where(
-                order_table.c.partner_id == partner_id,
-                order_table.c.batch_number.like(f"{prefix}%"),
-            )
+            _BATCH_NUMBERS_LIKE, {"partner_id": partner_id, "pattern": f"{prefix}%"}
         ).scalars()
     )
     sequence = len(taken) + 1
@@ -521,9 +584,7 @@ def create_production_order(
     if (
         external_id is not None
         and conn.execute(
-            select(order_table.c.id).where(
-                order_table.c.partner_id == partner_id, order_table.c.external_id == external_id
-            )
+            _ORDER_BY_EXTERNAL_ID, {"partner_id": partner_id, "external_id": external_id}
         ).first()
     ):
         raise errors.ExternalIdExists(
@@ -531,9 +592,7 @@ def create_production_order(
         )
     batch_number = body.get("batchNumber") or _mint_batch_number(conn, partner_id, now)
     if conn.execute(
-        select(order_table.c.id).where(
-            order_table.c.partner_id == partner_id, order_table.c.batch_number == batch_number
-        )
+        _ORDER_BY_BATCH, {"partner_id": partner_id, "batch_number": batch_number}
     ).first():
         raise errors.BatchNumberExists(
             f"Batch {batch_number} was already ordered", field="batchNumber"
@@ -544,23 +603,24 @@ def create_production_order(
     )
     order_id = new_id()
     conn.execute(
-        order_table.insert().values(
-            id=order_id,
-            partner_id=partner_id,
-            external_id=external_id,
-            batch_number=batch_number,
-            profile_type=body["profileType"],
-            quantity=quantity,
-            first_iccid=first_iccid,
-            first_imsi=first_imsi,
-            state=ACKNOWLEDGED,
-            state_change=[_state_entry(ACKNOWLEDGED, now, "Order sent to the SIM vendor")],
-            defect={"kind": defect.kind, "row": defect.row} if defect else None,
-            load_attempts=0,
-            correlation_id=correlation_id,
-            created_at=now,
-            updated_at=now,
-        )
+        order_table.insert(),
+        {
+            "id": order_id,
+            "partner_id": partner_id,
+            "external_id": external_id,
+            "batch_number": batch_number,
+            "profile_type": body["profileType"],
+            "quantity": quantity,
+            "first_iccid": first_iccid,
+            "first_imsi": first_imsi,
+            "state": ACKNOWLEDGED,
+            "state_change": [_state_entry(ACKNOWLEDGED, now, "Order sent to the SIM vendor")],
+            "defect": {"kind": defect.kind, "row": defect.row} if defect else None,
+            "load_attempts": 0,
+            "correlation_id": correlation_id,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
     _audit(
         conn,
@@ -594,15 +654,14 @@ def _move_order(
     correlation_id: str | None,
     **values: Any,
 ) -> Any:
-    conn.execute(
-        order_table.update()
-        .where(order_table.c.id == row.id)
-        .values(
-            state=state,
-            state_change=[*row.state_change, _state_entry(state, now, reason)],
-            updated_at=now,
-            **values,
-        )
+    update_equal(
+        conn,
+        order_table,
+        {"id": row.id},
+        state=state,
+        state_change=[*row.state_change, _state_entry(state, now, reason)],
+        updated_at=now,
+        **values,
     )
     _audit(
         conn,
@@ -637,14 +696,7 @@ def _file_batch(conn: Connection, row: Any, defect: vendor.Defect | None) -> str
     if defect is None or defect.kind != vendor.DUPLICATE_BATCH:
         return str(row.batch_number)
     earlier = conn.execute(
-        select(order_table.c.batch_number)
-        .where(
-            order_table.c.partner_id == row.partner_id,
-            order_table.c.state == LOADED,
-            order_table.c.id != row.id,
-        )
-        .order_by(order_table.c.created_at.desc(), order_table.c.id.desc())
-        .limit(1)
+        _LATEST_LOADED_BATCH, {"partner_id": row.partner_id, "order_id": row.id}
     ).scalar()
     return str(earlier or row.batch_number)
 
@@ -680,7 +732,7 @@ def vendor_deliver(
         defect=defect,
         file_batch=file_batch,
     )
-    conn.execute(vendor_file_table.insert().values(production_order_id=row.id, text=text))
+    conn.execute(vendor_file_table.insert(), {"production_order_id": row.id, "text": text})
     rows = row.quantity + 1 if defect and defect.kind == vendor.ROW_COUNT else row.quantity
     row = _move_order(
         conn,
@@ -700,9 +752,7 @@ def vendor_deliver(
 
 def vendor_file(conn: Connection, partner_id: str, order_id: str) -> str:
     row = get_order(conn, partner_id, order_id)
-    text = conn.execute(
-        select(vendor_file_table.c.text).where(vendor_file_table.c.production_order_id == row.id)
-    ).scalar()
+    text = conn.execute(_VENDOR_FILE_TEXT, {"order_id": row.id}).scalar()
     if text is None:
         raise errors.VendorFileNotReady(
             f"Production order {order_id} is {row.state}; the vendor has not delivered yet",
@@ -732,14 +782,8 @@ def begin_load(
             conn, row, LOADING, now, "Loading the batch into the MVNE inventory", correlation_id
         )
         outcome = Outcome(row, [ORDER_STATE_CHANGED])
-    conn.execute(
-        order_table.update()
-        .where(order_table.c.id == row.id)
-        .values(load_attempts=order_table.c.load_attempts + 1)
-    )
-    text = conn.execute(
-        select(vendor_file_table.c.text).where(vendor_file_table.c.production_order_id == row.id)
-    ).scalar_one()
+    conn.execute(_COUNT_LOAD_ATTEMPT, {"match_id": row.id})
+    text = conn.execute(_VENDOR_FILE_TEXT, {"order_id": row.id}).scalar_one()
     return outcome, LoadJob(row.partner_id, str(row.vendor_batch), str(text))
 
 
@@ -754,17 +798,9 @@ def record_loaded(
     row = _order_row(conn, order_id)
     if row.state != LOADING:
         return None
-    already = conn.execute(
-        select(func.count())
-        .select_from(stock_table)
-        .where(stock_table.c.production_order_id == row.id)
-    ).scalar_one()
+    already = conn.execute(_STOCK_OF_ORDER, {"order_id": row.id}).scalar_one()
     if not already:
-        text = conn.execute(
-            select(vendor_file_table.c.text).where(
-                vendor_file_table.c.production_order_id == row.id
-            )
-        ).scalar_one()
+        text = conn.execute(_VENDOR_FILE_TEXT, {"order_id": row.id}).scalar_one()
         esim = row.profile_type == "eSIM"
         # Only the columns that hold something: SQLAlchemy prepares every parameter of
         # every row, and a 100,000-SIM batch is that many rows.
@@ -858,7 +894,7 @@ def record_load_unreachable(
 
 
 def _stock_row(conn: Connection, iccid: str) -> Any:
-    return conn.execute(select(stock_table).where(stock_table.c.iccid == iccid)).first()
+    return select_equal(conn, stock_table, iccid=iccid).first()
 
 
 def get_stock(conn: Connection, partner_id: str, iccid: str) -> Any:
@@ -889,14 +925,12 @@ def profiles_of(conn: Connection, iccids: list[str]) -> dict[str, Any]:
     """The stock rows of these ICCIDs (what an eSIM shipment shows of its profile)."""
     if not iccids:
         return {}
-    rows = conn.execute(select(stock_table).where(stock_table.c.iccid.in_(iccids)))
+    rows = conn.execute(_STOCK_BY_ICCIDS, {"iccids": iccids})
     return {row.iccid: row for row in rows}
 
 
 def _set_stock(conn: Connection, iccid: str, now: float, **values: Any) -> None:
-    conn.execute(
-        stock_table.update().where(stock_table.c.iccid == iccid).values(updated_at=now, **values)
-    )
+    update_equal(conn, stock_table, {"iccid": iccid}, updated_at=now, **values)
 
 
 # --- shipments -----------------------------------------------------------------------------------
@@ -1050,7 +1084,7 @@ def _tracking_serial(seed: int, partner_id: str, sequence: int) -> int:
 
 
 def _shipment_row(conn: Connection, shipment_id: str) -> Any:
-    return conn.execute(select(shipment_table).where(shipment_table.c.id == shipment_id)).one()
+    return select_equal(conn, shipment_table, id=shipment_id).one()
 
 
 def get_shipment(conn: Connection, partner_id: str, shipment_id: str) -> Any:
@@ -1112,14 +1146,7 @@ def _pick_sim(conn: Connection, partner_id: str, profile_type: str, iccid: str |
             raise errors.SimNotAvailable(f"SIM {iccid} is {row.state}", state=row.state)
         return row
     row = conn.execute(
-        select(stock_table)
-        .where(
-            stock_table.c.partner_id == partner_id,
-            stock_table.c.profile_type == profile_type,
-            stock_table.c.state == AVAILABLE,
-        )
-        .order_by(stock_table.c.iccid)
-        .limit(1)
+        _FIRST_AVAILABLE_SIM, {"partner_id": partner_id, "profile_type": profile_type}
     ).first()
     if row is None:
         raise errors.OutOfStock(f"No {profile_type} in stock: order a batch first")
@@ -1140,16 +1167,15 @@ def _allocate_sim(
     esim = profile_type == "eSIM"
     for _ in range(5):
         sim = _pick_sim(conn, partner_id, profile_type, named)
-        allocated = conn.execute(
-            stock_table.update()
-            .where(stock_table.c.iccid == sim.iccid, stock_table.c.state == AVAILABLE)
-            .values(
-                state=ALLOCATED,
-                shipment_id=shipment_id,
-                profile_state=PROFILE_ALLOCATED if esim else None,
-                eid=body.get("eid") if esim else None,
-                updated_at=now,
-            )
+        allocated = update_equal(
+            conn,
+            stock_table,
+            {"iccid": sim.iccid, "state": AVAILABLE},
+            state=ALLOCATED,
+            shipment_id=shipment_id,
+            profile_state=PROFILE_ALLOCATED if esim else None,
+            eid=body.get("eid") if esim else None,
+            updated_at=now,
         )
         if allocated.rowcount == 1:
             return sim
@@ -1196,10 +1222,7 @@ def create_shipment(
     if (
         external_id is not None
         and conn.execute(
-            select(shipment_table.c.id).where(
-                shipment_table.c.partner_id == partner_id,
-                shipment_table.c.external_id == external_id,
-            )
+            _SHIPMENT_BY_EXTERNAL_ID, {"partner_id": partner_id, "external_id": external_id}
         ).first()
     ):
         raise errors.ExternalIdExists(
@@ -1209,14 +1232,7 @@ def create_shipment(
     esim = profile_type == "eSIM"
     shipment_id = new_id()
     sim = _allocate_sim(conn, partner_id, profile_type, body, shipment_id, now)
-    sequence = (
-        1
-        + conn.execute(
-            select(func.count())
-            .select_from(shipment_table)
-            .where(shipment_table.c.partner_id == partner_id)
-        ).scalar_one()
-    )
+    sequence = 1 + conn.execute(_SHIPMENT_COUNT, {"partner_id": partner_id}).scalar_one()
     address = body.get("addressTo")
     destination = f"{address['city']}, {address['country']}" if address else "e-mail"
     effective = (
@@ -1233,38 +1249,39 @@ def create_shipment(
     label = route[0]
     times = SERVICE_LEVELS[level]
     conn.execute(
-        shipment_table.insert().values(
-            id=shipment_id,
-            partner_id=partner_id,
-            external_id=external_id,
-            sequence=sequence,
-            account_id=body["accountId"],
-            subscriber_name=body.get("subscriberName"),
-            profile_type=profile_type,
-            service_level=level,
-            iccid=sim.iccid,
-            batch_number=sim.batch_number,
-            address_to=address,
-            email=body.get("email"),
-            carrier=DIGITAL_CARRIER if esim else CARRIER,
-            tracking_code=s10_tracking_code(
+        shipment_table.insert(),
+        {
+            "id": shipment_id,
+            "partner_id": partner_id,
+            "external_id": external_id,
+            "sequence": sequence,
+            "account_id": body["accountId"],
+            "subscriber_name": body.get("subscriberName"),
+            "profile_type": profile_type,
+            "service_level": level,
+            "iccid": sim.iccid,
+            "batch_number": sim.batch_number,
+            "address_to": address,
+            "email": body.get("email"),
+            "carrier": DIGITAL_CARRIER if esim else CARRIER,
+            "tracking_code": s10_tracking_code(
                 "EM" if esim else "HP", _tracking_serial(seed, partner_id, sequence)
             ),
-            status=label["status"],
-            status_reason=label["message"],
-            status_changed_at=now,
-            checkpoints=[_checkpoint(label)],
-            route=route,
-            position=0,
-            delivery_attempts=0,
-            created_at=now,
-            estimated_delivery=now + times["deliver"],
-            sla_due=now + times["sla"],
-            faults=effective.as_json(),
-            mapping_status=PENDING,
-            mapping_calls=[],
-            correlation_id=correlation_id,
-        )
+            "status": label["status"],
+            "status_reason": label["message"],
+            "status_changed_at": now,
+            "checkpoints": [_checkpoint(label)],
+            "route": route,
+            "position": 0,
+            "delivery_attempts": 0,
+            "created_at": now,
+            "estimated_delivery": now + times["deliver"],
+            "sla_due": now + times["sla"],
+            "faults": effective.as_json(),
+            "mapping_status": PENDING,
+            "mapping_calls": [],
+            "correlation_id": correlation_id,
+        },
     )
     _audit(
         conn,
@@ -1373,7 +1390,7 @@ def carrier_scan(
             details={"shipmentId": row.id, "trackingCode": row.tracking_code},
         )
         schedules += _withdraw_or_cancel(row, values, now)
-    conn.execute(shipment_table.update().where(shipment_table.c.id == row.id).values(**values))
+    update_equal(conn, shipment_table, {"id": row.id}, **values)
     return Outcome(_shipment_row(conn, row.id), events, schedules)
 
 
@@ -1431,9 +1448,7 @@ def sla_check(conn: Connection, shipment_id: str, now: float, cid: str | None) -
         return None
     if row.delivered_at is not None and row.delivered_at <= row.sla_due:
         return None
-    conn.execute(
-        shipment_table.update().where(shipment_table.c.id == row.id).values(sla_breached_at=now)
-    )
+    update_equal(conn, shipment_table, {"id": row.id}, sla_breached_at=now)
     _audit(
         conn,
         now=now,
@@ -1520,7 +1535,7 @@ def record_mapping(
         if result == SENT:
             values["mapped_iccid"] = calls[-1]["iccid"]
             values["mapping_sent_at"] = now
-    conn.execute(shipment_table.update().where(shipment_table.c.id == row.id).values(**values))
+    update_equal(conn, shipment_table, {"id": row.id}, **values)
     cid = mapping_correlation_id(row)
     for call in calls:
         _audit(
@@ -1595,7 +1610,7 @@ def record_withdrawal(
     row = _shipment_row(conn, shipment_id)
     values: dict[str, Any] = {"mapping_calls": [*row.mapping_calls, call]}
     if result is None and code is None:  # no answer yet; the step tries again
-        conn.execute(shipment_table.update().where(shipment_table.c.id == row.id).values(**values))
+        update_equal(conn, shipment_table, {"id": row.id}, **values)
         return None
     cid = mapping_correlation_id(row)
     returned = dict(row.return_info) if row.return_info else None
@@ -1638,7 +1653,7 @@ def record_withdrawal(
                 returned["stockOutcome"] = "quarantined"
     if returned is not None:
         values["return_info"] = returned
-    conn.execute(shipment_table.update().where(shipment_table.c.id == row.id).values(**values))
+    update_equal(conn, shipment_table, {"id": row.id}, **values)
     return Outcome(_shipment_row(conn, row.id), [SHIPMENT_CHANGED])
 
 
@@ -1698,7 +1713,7 @@ def _receive(
         details={"shipmentId": row.id, "condition": condition, "reason": returned["reason"]},
     )
     values["return_info"] = returned
-    conn.execute(shipment_table.update().where(shipment_table.c.id == row.id).values(**values))
+    update_equal(conn, shipment_table, {"id": row.id}, **values)
     return Outcome(_shipment_row(conn, row.id), [SHIPMENT_CHANGED], schedules)
 
 

@@ -18,10 +18,20 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
-from sqlalchemy import BigInteger, Column, Connection, Float, Integer, Row, String, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    Integer,
+    Row,
+    String,
+    bindparam,
+    select,
+)
 
 from simulators.core import audit
-from simulators.core.store import count_and_page, role_table
+from simulators.core.store import count_and_page, role_table, select_equal, update_equal
 from simulators.core.tenancy import BILLING_MERCHANT, create_partner, partners, peer_api_key
 
 from . import errors
@@ -142,6 +152,23 @@ refunds = role_table(
     Column("reason", String(200), nullable=True),
     Column("refund_date", Float, nullable=False),
     Column("correlation_id", String(256), nullable=True),
+)
+
+# Built once and run with bound values (see simulators/core/store.py). FOR UPDATE locks the
+# row on PostgreSQL until the operation on it commits; SQLite ignores it.
+_METHOD_FOR_UPDATE = (
+    select(payment_methods)
+    .where(
+        payment_methods.c.id == bindparam("id"),
+        payment_methods.c.client_id == bindparam("client_id"),
+        payment_methods.c.deleted_at.is_(None),
+    )
+    .with_for_update()
+)
+_PAYMENT_FOR_UPDATE = (
+    select(payments)
+    .where(payments.c.id == bindparam("id"), payments.c.client_id == bindparam("client_id"))
+    .with_for_update()
 )
 
 
@@ -484,19 +511,20 @@ def create_payment_method(
     method_id = new_id("pm")
     account = body["account"]
     conn.execute(
-        payment_methods.insert().values(
-            id=method_id,
-            client_id=client_id,
-            account_id=account["id"],
-            account_name=account.get("name"),
-            name=body.get("name"),
-            brand=body["brand"],
-            last_four=body["lastFourDigits"],
-            token=body["token"],
-            expiration=body["expirationDate"],
-            created_at=now,
-            soft_declines=0,
-        )
+        payment_methods.insert(),
+        {
+            "id": method_id,
+            "client_id": client_id,
+            "account_id": account["id"],
+            "account_name": account.get("name"),
+            "name": body.get("name"),
+            "brand": body["brand"],
+            "last_four": body["lastFourDigits"],
+            "token": body["token"],
+            "expiration": body["expirationDate"],
+            "created_at": now,
+            "soft_declines": 0,
+        },
     )
     _audit(conn, client_id, "paymentMethod.create", "paymentMethod", method_id, now,
            correlation_id, brand=body["brand"], lastFourDigits=body["lastFourDigits"])  # fmt: skip
@@ -504,15 +532,7 @@ def create_payment_method(
 
 
 def _method_row(conn: Connection, client_id: str, method_id: str) -> Row[Any] | None:
-    return conn.execute(
-        select(payment_methods)
-        .where(
-            payment_methods.c.id == method_id,
-            payment_methods.c.client_id == client_id,
-            payment_methods.c.deleted_at.is_(None),
-        )
-        .with_for_update()
-    ).first()
+    return conn.execute(_METHOD_FOR_UPDATE, {"id": method_id, "client_id": client_id}).first()
 
 
 def get_payment_method(
@@ -558,9 +578,7 @@ def delete_payment_method(
 ) -> None:
     """Remove the card from use; its payments keep their own summary of it."""
     get_payment_method(conn, client_id, method_id, now)
-    conn.execute(
-        payment_methods.update().where(payment_methods.c.id == method_id).values(deleted_at=now)
-    )
+    update_equal(conn, payment_methods, {"id": method_id}, deleted_at=now)
     _audit(conn, client_id, "paymentMethod.delete", "paymentMethod", method_id, now, correlation_id)
 
 
@@ -603,9 +621,7 @@ def ask_issuer(conn: Connection, method: Row[Any], now: float) -> IssuerAnswer:
     if answer.decline_type == HARD:
         values["hard_decline"] = answer.decline_code
     if values:
-        conn.execute(
-            payment_methods.update().where(payment_methods.c.id == method.id).values(**values)
-        )
+        update_equal(conn, payment_methods, {"id": method.id}, **values)
     return answer
 
 
@@ -676,7 +692,7 @@ def create_payment(
             decline_code=answer.decline_code,
             retry_after=answer.retry_after,
         )
-    conn.execute(payments.insert().values(**values))
+    conn.execute(payments.insert(), values)
     _audit(conn, client_id, "payment.create", "payment", payment_id, now, correlation_id,
            status=values["status"], amount=amount.amount, currency=amount.currency,
            declineCode=answer.decline_code)  # fmt: skip
@@ -684,11 +700,7 @@ def create_payment(
 
 
 def _payment_row(conn: Connection, client_id: str, payment_id: str) -> Row[Any] | None:
-    return conn.execute(
-        select(payments)
-        .where(payments.c.id == payment_id, payments.c.client_id == client_id)
-        .with_for_update()
-    ).first()
+    return conn.execute(_PAYMENT_FOR_UPDATE, {"id": payment_id, "client_id": client_id}).first()
 
 
 def get_payment(conn: Connection, client_id: str, payment_id: str) -> Payment:
@@ -766,10 +778,13 @@ def capture_payment(
                 paymentStatus=payment.status,
             )
     captured = authorized if amount is None else amount.minor
-    conn.execute(
-        payments.update()
-        .where(payments.c.id == payment.id)
-        .values(status=CAPTURED, captured_minor=captured, status_date=now)
+    update_equal(
+        conn,
+        payments,
+        {"id": payment.id},
+        status=CAPTURED,
+        captured_minor=captured,
+        status_date=now,
     )
     _audit(conn, client_id, "payment.capture", "payment", payment.id, now, correlation_id,
            amount=payment.money(captured).amount)  # fmt: skip
@@ -788,9 +803,7 @@ def void_payment(
     payment = get_payment(conn, client_id, payment_id)
     if payment.status != AUTHORIZED:
         raise _not_in_status(payment, "voided")
-    conn.execute(
-        payments.update().where(payments.c.id == payment.id).values(status=VOIDED, status_date=now)
-    )
+    update_equal(conn, payments, {"id": payment.id}, status=VOIDED, status_date=now)
     _audit(conn, client_id, "payment.void", "payment", payment.id, now, correlation_id)
     return get_payment(conn, client_id, payment.id)
 
@@ -828,22 +841,21 @@ def create_refund(
         )
     refund_id = new_id("re")
     conn.execute(
-        refunds.insert().values(
-            id=refund_id,
-            client_id=client_id,
-            payment_id=payment.id,
-            account_id=payment.account_id,
-            currency=payment.currency,
-            amount_minor=refunded,
-            reason=reason,
-            refund_date=now,
-            correlation_id=correlation_id,
-        )
+        refunds.insert(),
+        {
+            "id": refund_id,
+            "client_id": client_id,
+            "payment_id": payment.id,
+            "account_id": payment.account_id,
+            "currency": payment.currency,
+            "amount_minor": refunded,
+            "reason": reason,
+            "refund_date": now,
+            "correlation_id": correlation_id,
+        },
     )
-    conn.execute(
-        payments.update()
-        .where(payments.c.id == payment.id)
-        .values(refunded_minor=payment.refunded_minor + refunded)
+    update_equal(
+        conn, payments, {"id": payment.id}, refunded_minor=payment.refunded_minor + refunded
     )
     _audit(conn, client_id, "refund.create", "refund", refund_id, now, correlation_id,
            payment=payment.id, amount=payment.money(refunded).amount)  # fmt: skip
@@ -851,9 +863,7 @@ def create_refund(
 
 
 def get_refund(conn: Connection, client_id: str, refund_id: str) -> Refund:
-    row = conn.execute(
-        select(refunds).where(refunds.c.id == refund_id, refunds.c.client_id == client_id)
-    ).first()
+    row = select_equal(conn, refunds, id=refund_id, client_id=client_id).first()
     if row is None:
         raise errors.RefundNotFound(f"No refund {refund_id}")
     return _refund_from_row(row)
