@@ -40,6 +40,10 @@ def order_json(ctx: RequestContext, order: model.ServiceOrder) -> dict[str, Any]
         body["startDate"] = isoformat(order.start_date)
     if order.completion_date is not None:
         body["completionDate"] = isoformat(order.completion_date)
+    if order.state in model.OPEN_ORDER_STATES:
+        # The network's own estimate, even for an order it will never finish (ORDER_STUCK).
+        expected = order.order_date + ctx.runtime.settings.mno_provisioning_s
+        body["expectedCompletionDate"] = isoformat(expected)
     body["serviceOrderItem"] = [_item_json(ctx, item) for item in order.items]
     failed = order.failed_items
     if failed:

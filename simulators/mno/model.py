@@ -65,6 +65,8 @@ IN_PROGRESS = "inProgress"
 COMPLETED = "completed"
 FAILED = "failed"
 PARTIAL = "partial"
+# The states in which an order still has a completion ahead of it.
+OPEN_ORDER_STATES = (ACKNOWLEDGED, IN_PROGRESS)
 
 ORDER_TRANSITIONS: dict[str, tuple[str, ...]] = {
     ACKNOWLEDGED: (IN_PROGRESS,),

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import Connection
 
 from simulators.core.admin import current_seed
+from simulators.core.clock import parse_iso
 from simulators.core.runtime import PeerCallFailed, Runtime
 from simulators.core.store import select_equal, update_equal
 from simulators.core.tasks import Reschedule, RetryLater, Task, retry_after_seconds
@@ -29,10 +30,25 @@ POLL_EVERY_S = 1.0
 POLL_AT_MOST_EVERY_S = 300.0
 
 
-def poll_delay(pending_since: float, now: float) -> float:
-    """Poll a pending network order every second at first, then back off: a quarter of
-    the time it has been pending, up to five minutes (an MNO order can take hours)."""
+def poll_delay(pending_since: float, now: float, expected: float | None = None) -> float:
+    """When to look at a pending network order again. While the network's own estimate of
+    its completion (TMF641 `expectedCompletionDate`) lies ahead, then; otherwise every
+    second at first, backing off to a quarter of the time it has been pending, up to five
+    minutes (an MNO order can take hours, and a late one has no estimate worth waiting on)."""
+    if expected is not None and expected > now:
+        return min(POLL_AT_MOST_EVERY_S, max(POLL_EVERY_S, expected - now))
     return min(POLL_AT_MOST_EVERY_S, max(POLL_EVERY_S, (now - pending_since) / 4))
+
+
+def expected_completion(network_order: Any) -> float | None:
+    """The network order's `expectedCompletionDate` as epoch seconds, when it gave one."""
+    value = network_order.get("expectedCompletionDate") if isinstance(network_order, dict) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
 
 
 NETWORK_PENDING = ("acknowledged", "inProgress", "held", "pending")
@@ -244,7 +260,8 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
         if response.status_code >= 400:
             fail_order(runtime, conn, order, NETWORK_REJECTED, cid, now)
             return
-        network_order_id = response.json()["id"]
+        network_order = response.json()
+        network_order_id = network_order["id"]
         update_equal(
             conn,
             model.order_table,
@@ -252,9 +269,8 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
             network_order_id=network_order_id,
             updated_at=now,
         )
-        schedule(
-            runtime, conn, "mvne.activation.poll", {"order_id": order.id}, now + POLL_EVERY_S, cid
-        )
+        first_look = now + poll_delay(now, now, expected_completion(network_order))
+        schedule(runtime, conn, "mvne.activation.poll", {"order_id": order.id}, first_look, cid)
 
 
 def _service_id(
@@ -278,7 +294,9 @@ def poll_activation(runtime: Runtime, task: Task) -> None:
         response = _call_mno(runtime, "GET", f"{SERVICE_ORDERS}/{order.network_order_id}", cid)
         network_order = response.json() if response.status_code == 200 else None
         if network_order is not None and network_order["state"] in NETWORK_PENDING:
-            delay = poll_delay(order.order_date, runtime.clock.now())
+            delay = poll_delay(
+                order.order_date, runtime.clock.now(), expected_completion(network_order)
+            )
             raise Reschedule(delay, f"network order {network_order['state']}")
         by_item = {item["id"]: item for item in (network_order or {}).get("serviceOrderItem", [])}
         service_ids = {

@@ -134,6 +134,25 @@ def test_an_order_is_answered_201_acknowledged_with_its_location(
         ("1", "add", "acknowledged")
     ]
     assert "completionDate" not in order
+    provisioning_s = 2.0  # the stack's default (HANDOFF_MNO_PROVISIONING_SECONDS)
+    assert order["expectedCompletionDate"] == isoformat(T0 + provisioning_s)
+
+
+def test_an_order_gives_its_expected_completion_while_open_and_drops_it_once_done(
+    client: FlaskClient, runtime: Runtime, mno_headers: dict[str, str]
+) -> None:
+    location = client.post(ORDERS, json=add_order(1), headers=mno_headers).headers["Location"]
+    expected = isoformat(T0 + runtime.settings.mno_provisioning_s)
+
+    settle(runtime, 1)
+    running = conforms(client.get(location, headers=mno_headers), "mno", "getServiceOrder")
+    settle(runtime, 2)
+    done = conforms(client.get(location, headers=mno_headers), "mno", "getServiceOrder")
+
+    assert (running["state"], running["expectedCompletionDate"]) == ("inProgress", expected)
+    assert done["state"] == "completed"
+    assert "expectedCompletionDate" not in done
+    assert done["completionDate"] == expected
 
 
 def test_the_order_completes_on_the_network_and_names_the_service(

@@ -8,6 +8,7 @@ from conftest import (
     ORDERS,
     PRODUCTS,
     SIMS,
+    T0,
     activate,
     api_key,
     conforms,
@@ -17,7 +18,9 @@ from conftest import (
 )
 from standardwebhooks import Webhook
 
+from simulators.core.clock import parse_iso
 from simulators.core.identifiers import is_fictitious_msisdn, is_valid_iccid, is_valid_imsi
+from simulators.mvne.steps import expected_completion, poll_delay
 
 CATALOG = "/mvne/tmf-api/productCatalogManagement/v4/productOffering"
 ORDER_HUB = "/mvne/tmf-api/productOrderingManagement/v4/hub"
@@ -161,6 +164,37 @@ def test_journal_shows_the_handoff_under_one_correlation_id(client, runtime, alp
     ) in seen
     assert ("mno", "inbound", "POST", "/mno/tmf-api/serviceOrdering/v4/serviceOrder") in seen
     assert all(e["correlationId"] == "corr-journal-7" for e in entries)
+
+
+def test_the_mvne_looks_at_the_network_order_once_when_the_network_says_when(
+    client, runtime, alpha
+):
+    activate(client, runtime, {**alpha, "X-Correlation-ID": "corr-poll-1"})
+    entries = client.get("/__admin/journal?correlationId=corr-poll-1&limit=1000").get_json()
+    polls = [
+        e
+        for e in entries
+        if e["role"] == "mvne"
+        and e["direction"] == "outbound"
+        and e["method"] == "GET"
+        and "/serviceOrder/" in e["url"]
+    ]
+    # The network's expectedCompletionDate is when it finishes: one look, and it is done.
+    assert len(polls) == 1
+    assert '"state":"completed"' in polls[0]["responseBody"].replace(" ", "")
+
+
+def test_a_late_network_order_is_polled_again_with_backoff():
+    now = T0 + 60
+    assert poll_delay(T0, now, expected=now + 30) == 30  # the network's estimate lies ahead
+    assert poll_delay(T0, now, expected=now + 7200) == 300  # but never waits past the cap
+    assert poll_delay(T0, now, expected=now - 10) == 15  # late: a quarter of its age
+    assert poll_delay(T0, T0 + 1, expected=None) == 1
+    assert expected_completion({"expectedCompletionDate": "2026-03-02T09:00:02.000Z"}) == (
+        parse_iso("2026-03-02T09:00:02.000Z")
+    )
+    assert expected_completion({"expectedCompletionDate": "soon"}) is None
+    assert expected_completion({}) is None
 
 
 def test_audit_trail_records_who_did_what(client, runtime, alpha):
