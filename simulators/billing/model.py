@@ -18,7 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -36,12 +35,11 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from simulators.core import audit
 from simulators.core.store import (
     count_and_page,
+    insert_ignoring_conflicts,
     partner_row,
     role_table,
     select_equal,
@@ -430,19 +428,6 @@ def _audit(
         correlation_id=correlation_id,
         details=details,
     )
-
-
-def insert_ignoring_duplicates(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert rows, skipping those a unique constraint already holds (a re-run's rows)."""
-    if not rows:
-        return
-    conn.execute(_insert_ignoring(conn.dialect.name, table), rows)
-
-
-@cache
-def _insert_ignoring(dialect_name: str, table: Any) -> Any:
-    dialect = sqlite_insert if dialect_name == "sqlite" else pg_insert
-    return dialect(table).on_conflict_do_nothing()
 
 
 # --- money and periods -----------------------------------------------------------------------
@@ -846,7 +831,7 @@ def cycle_charges(
         row["usage_type"] = record.usage_type
         row["quantity"] = record.quantity
         rows.append(row)
-    insert_ignoring_duplicates(conn, ledger_table, rows)
+    insert_ignoring_conflicts(conn, ledger_table, rows)
 
 
 def latest_billed_periods(conn: Connection, account_ids: Sequence[str]) -> dict[str, str]:
@@ -1533,7 +1518,7 @@ def take_action(
     now: float,
     dedupe: str | None = None,
 ) -> int:
-    insert_ignoring_duplicates(
+    insert_ignoring_conflicts(
         conn,
         dunning_table,
         [

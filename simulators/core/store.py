@@ -10,7 +10,7 @@ import fcntl
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -31,6 +31,8 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateColumn
 
@@ -103,6 +105,22 @@ def _delete_equal(table: Table, names: tuple[str, ...]) -> Any:
 def delete_equal(conn: Connection, table: Table, **equal: Any) -> CursorResult[Any]:
     """`DELETE FROM table WHERE column = value AND ...` (values must not be None)."""
     return conn.execute(_delete_equal(table, tuple(equal)), equal)
+
+
+def insert_ignoring_conflicts(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str] = ()
+) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING in the store's dialect: rows a unique constraint
+    already holds are skipped (a re-run's rows). `keys` names the constraint's columns;
+    none: any unique constraint."""
+    if rows:
+        conn.execute(_insert_ignoring(conn.dialect.name, table, tuple(keys)), list(rows))
+
+
+@cache
+def _insert_ignoring(dialect_name: str, table: Table, keys: tuple[str, ...]) -> Any:
+    insert = postgresql_insert if dialect_name == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(keys) or None)
 
 
 def equal_to(table: Table, **values: Any) -> list[Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -33,9 +32,14 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
-from simulators.core.store import count_and_page, equal_to, role_table, select_equal
+from simulators.core.store import (
+    count_and_page,
+    equal_to,
+    insert_ignoring_conflicts,
+    role_table,
+    select_equal,
+)
 
 from . import errors
 from .agreements import month_bounds, month_of, next_month
@@ -203,21 +207,6 @@ def bulk_insert(
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
     conn.exec_driver_sql(sql, list(rows))
-
-
-def insert_ignoring_conflicts(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
-) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING, in the store's dialect."""
-    if not rows:
-        return
-    conn.execute(_insert_ignoring_conflicts(conn.dialect.name, table, tuple(keys)), list(rows))
-
-
-@cache
-def _insert_ignoring_conflicts(dialect_name: str, table: Table, keys: tuple[str, ...]) -> Any:
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def locking(conn: Connection, query: Any, *, shared: bool) -> Any:

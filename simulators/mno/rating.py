@@ -33,7 +33,13 @@ from sqlalchemy import (
     select,
 )
 
-from simulators.core.store import count_and_page, equal_to, role_table, update_equal
+from simulators.core.store import (
+    count_and_page,
+    equal_to,
+    insert_ignoring_conflicts,
+    role_table,
+    update_equal,
+)
 
 from . import agreements, errors, ledger
 from .agreements import RATED_UNITS, AgreementVersion, VersionBook, day_of
@@ -231,7 +237,7 @@ class _Volumes:
 
     def _load(self, key: tuple[str, str, str]) -> None:
         partner_id, usage_type, window_id = key
-        ledger.insert_ignoring_conflicts(
+        insert_ignoring_conflicts(
             self.conn,
             tier_volumes,
             [
@@ -288,7 +294,7 @@ class _Days:
         late = self.now >= due
         state = self.conn.execute(query, keys).scalar()
         if state is None:
-            ledger.insert_ignoring_conflicts(
+            insert_ignoring_conflicts(
                 self.conn,
                 usage_days,
                 [

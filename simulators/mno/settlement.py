@@ -36,6 +36,7 @@ from simulators.core.clock import isoformat
 from simulators.core.store import (
     count_and_page,
     equal_to,
+    insert_ignoring_conflicts,
     partner_row,
     role_table,
     select_equal,
@@ -414,7 +415,7 @@ def record_outage(
 
 def _lock_period(conn: Connection, partner_id: str, period_id: str) -> Any:
     start, end = month_bounds(period_id)
-    ledger.insert_ignoring_conflicts(
+    insert_ignoring_conflicts(
         conn,
         ledger.periods,
         [
