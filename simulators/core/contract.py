@@ -314,7 +314,7 @@ class Contract:
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def read_yaml(source: str | IO[str]) -> Any:
+def read_yaml(source: str | bytes | IO[str]) -> Any:
     """A YAML document as plain data (safe: no Python objects are built)."""
     return yaml.load(source, Loader=YAML_LOADER)  # noqa: S506 - a safe loader
 

@@ -54,7 +54,7 @@ from .faults import (
     Sample,
 )
 from .problems import DomainError, NotFound
-from .store import CORE_ROLE, Store, delete_equal, role_table, select_equal
+from .store import CORE_ROLE, Store, delete_equal, role_table, select_equal, update_equal
 from .tasks import (
     DONE,
     FAILED,
@@ -767,9 +767,7 @@ def _track_endpoints(
     if healthy:
         conn.execute(_REACHED_AGAIN, {"hub_ids": sorted(healthy)})
     for hub_id, letters in dead.items():
-        current = conn.execute(
-            select(endpoint_table).where(endpoint_table.c.hub_id == hub_id)
-        ).first()
+        current = select_equal(conn, endpoint_table, hub_id=hub_id).first()
         count = (current.consecutive_dead if current is not None else 0) + len(letters)
         reason = None
         if any(letter.status == 410 for letter in letters):
@@ -781,12 +779,10 @@ def _track_endpoints(
             values.update(disabled_at=now, disabled_reason=reason)
         if current is None:
             conn.execute(
-                endpoint_table.insert().values(hub_id=hub_id, role=letters[0].row.role, **values)
+                endpoint_table.insert(), {"hub_id": hub_id, "role": letters[0].row.role, **values}
             )
         else:
-            conn.execute(
-                endpoint_table.update().where(endpoint_table.c.hub_id == hub_id).values(**values)
-            )
+            update_equal(conn, endpoint_table, {"hub_id": hub_id}, **values)
 
 
 def _jitter() -> float:

@@ -29,7 +29,6 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
 from sqlalchemy import (
     JSON,
     Column,
@@ -42,6 +41,7 @@ from sqlalchemy import (
     select,
 )
 
+from simulators.core.contract import read_yaml
 from simulators.core.problems import DomainError, IdempotencyKeyReused
 from simulators.core.store import count_and_page, role_table
 from simulators.core.tenancy import BILLING_PLATFORM, create_partner, partners, peer_api_key
@@ -308,7 +308,7 @@ def parse_table(document: Mapping[str, Any]) -> Table:
 def load_table(path: Path = TABLE_PATH) -> Table:
     """The bundled table, parsed once per process: the quote path never reads a file."""
     with path.open() as handle:
-        return parse_table(yaml.safe_load(handle))
+        return parse_table(read_yaml(handle))
 
 
 # --- data faults, as plain values -----------------------------------------------------------

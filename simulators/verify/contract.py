@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from ..core.config import CONTRACTS_DIR
+from ..core.contract import read_yaml
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 # Contracts of the harness itself, not of a vendor role.
@@ -179,7 +180,7 @@ def load(role: str, contract_file: Path | None = None) -> Contract:
             raise ContractError(f"unknown role {role!r}; roles: {', '.join(roles)}")
         contract_file = CONTRACTS_DIR / f"{role}.yaml"
     try:
-        document = yaml.safe_load(contract_file.read_text())
+        document = read_yaml(contract_file.read_text())
     except OSError as error:
         raise ContractError(f"cannot read {contract_file}: {error.strerror}") from None
     except yaml.YAMLError as error:

@@ -37,6 +37,8 @@ from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from ..core.contract import read_yaml
+
 if TYPE_CHECKING:
     # referencing documents its resolver under this module; the package does not re-export it.
     from referencing._core import Resolver
@@ -158,9 +160,8 @@ def load_contract(source: Path) -> Contract:
 
 
 def _parse(source: Path, text: bytes) -> dict[str, Any]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        document = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        document = read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" (line {mark.line + 1})" if mark is not None else ""
