@@ -20,10 +20,11 @@ import socket
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -149,10 +150,18 @@ _FORBIDDEN_NETWORKS = [
 ]
 
 
+@lru_cache(maxsize=4096)
 def webhook_secret(secret_key: str, hub_id: str) -> str:
-    """Derived per subscription, so no signing secret is ever stored."""
+    """Derived per subscription, so no signing secret is ever stored (kept in memory only,
+    as every callback to the subscription is signed with it)."""
     digest = hmac.new(secret_key.encode(), f"webhook:{hub_id}".encode(), hashlib.sha256).digest()
     return "whsec_" + base64.b64encode(digest[:24]).decode()
+
+
+@lru_cache(maxsize=4096)
+def signer(secret: str) -> Webhook:
+    """The Standard Webhooks signer of one secret, made once (it decodes the secret)."""
+    return Webhook(secret)
 
 
 def check_callback_url(url: str, allow_hosts: tuple[str, ...]) -> None:
@@ -374,8 +383,21 @@ class Outbox:
             for group in groups:
                 outcomes.extend(self._send_group(runtime, group))
         else:
+            # One task per sending thread, each taking the next group as it finishes one
+            # (deque.popleft is atomic): a future per group cost more than its sending.
+            waiting = deque(groups)
+
+            def drain() -> list[Outcome]:
+                sent: list[Outcome] = []
+                while True:
+                    try:
+                        group = waiting.popleft()
+                    except IndexError:
+                        return sent
+                    sent.extend(self._send_group(runtime, group))
+
             pool = self._executor(concurrency)
-            pending = [pool.submit(self._send_group, runtime, group) for group in groups]
+            pending = [pool.submit(drain) for _ in range(min(concurrency, len(groups)))]
             for future in as_completed(pending):
                 outcomes.extend(future.result())
                 if len(outcomes) >= RECORD_BATCH:
@@ -430,7 +452,7 @@ class Outbox:
             "content-type": "application/json",
             "webhook-id": row.message_id,
             "webhook-timestamp": str(int(sent_at)),
-            "webhook-signature": Webhook(webhook_secret(secret_key, row.hub_id)).sign(
+            "webhook-signature": signer(webhook_secret(secret_key, row.hub_id)).sign(
                 row.message_id, datetime.fromtimestamp(int(sent_at), UTC), body
             ),
         }

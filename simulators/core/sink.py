@@ -26,12 +26,12 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    literal_column,
     select,
 )
-from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from .outbox import hub_table, webhook_secret
+from .outbox import hub_table, signer, webhook_secret
 from .store import CORE_ROLE, count_and_page, delete_equal, role_table, update_equal
 
 PREFIX = "/__sink"
@@ -74,13 +74,25 @@ sink_behaviour_table = role_table(
 
 _INSERT = sink_delivery_table.insert()
 _BEHAVIOUR = select(sink_behaviour_table).where(sink_behaviour_table.c.sink == bindparam("sink"))
-_SEEN = (
+# Whether this webhook-id came before, and the sink's behaviour (NULLs when healthy), in
+# one statement: a delivery is a handful of statements, and each costs more in SQLAlchemy
+# than in SQLite.
+_SEEN_AND_BEHAVIOUR = select(
     select(sink_delivery_table.c.id)
     .where(
         sink_delivery_table.c.sink == bindparam("sink"),
         sink_delivery_table.c.webhook_id == bindparam("webhook_id"),
     )
-    .limit(1)
+    .exists()
+    .label("seen"),
+    sink_behaviour_table.c.status,
+    sink_behaviour_table.c.retry_after,
+    sink_behaviour_table.c.hang_s,
+    sink_behaviour_table.c.remaining,
+).select_from(
+    select(literal_column("1").label("one"))
+    .subquery()
+    .outerjoin(sink_behaviour_table, sink_behaviour_table.c.sink == bindparam("sink"))
 )
 
 
@@ -161,7 +173,7 @@ class SignatureCheck:
         for fresh in (False, True):
             for secret in self._secrets(conn, name, fresh):
                 try:
-                    Webhook(secret).verify(body, headers, json_parse=False)
+                    signer(secret).verify(body, headers, json_parse=False)
                     return VALID
                 except (WebhookVerificationError, ValueError, UnicodeDecodeError):
                     continue
@@ -181,11 +193,9 @@ def receive(
 ) -> Received:
     """Record one delivery and apply the sink's behaviour, in the caller's write transaction."""
     webhook_id = headers.get("webhook-id") or None
-    duplicate = (
-        webhook_id is not None
-        and conn.execute(_SEEN, {"sink": name, "webhook_id": webhook_id}).first() is not None
-    )
-    behaviour = _take_behaviour(conn, name)
+    found = conn.execute(_SEEN_AND_BEHAVIOUR, {"sink": name, "webhook_id": webhook_id}).one()
+    duplicate = webhook_id is not None and bool(found.seen)
+    behaviour = None if found.status is None else _take_behaviour(conn, name, found)
     conn.execute(
         _INSERT,
         {
@@ -205,11 +215,8 @@ def receive(
     return Received(webhook_id, signature, duplicate, behaviour)
 
 
-def _take_behaviour(conn: Connection, name: str) -> Behaviour | None:
+def _take_behaviour(conn: Connection, name: str, row: Any) -> Behaviour:
     """The behaviour for this delivery; a counted one is used up, then the sink is healthy."""
-    row = conn.execute(_BEHAVIOUR, {"sink": name}).first()
-    if row is None:
-        return None
     if row.remaining is not None:
         if row.remaining <= 1:
             delete_equal(conn, sink_behaviour_table, sink=name)
