@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import requests
 
+from simulators.core import inprocess
+
 from .target import Target
 
 T = TypeVar("T")
@@ -198,8 +200,8 @@ class World:
         if json_body is not None and data is None:
             body = json.dumps(json_body)
         try:
-            response = self.session.request(
-                method, url, data=body, params=params, headers=sent, timeout=30
+            response = inprocess.send(
+                self.session, method, url, data=body, params=params, headers=sent, timeout=30
             )
             exchange = Exchange(role, operation, method, url, sent, response)
         except requests.RequestException as exc:

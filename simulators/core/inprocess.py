@@ -14,13 +14,48 @@ from io import BytesIO
 from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
+import requests
 import responses
 from flask import Flask
 from requests import PreparedRequest
 from requests.exceptions import ConnectionError as RequestsConnectionError
 from requests.exceptions import ReadTimeout
+from requests.structures import CaseInsensitiveDict
 
 from .fault_effects import DROPPED_HEADER, IN_PROCESS
+from .webhook_http import requests_is_mocked
+
+
+def send(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    params: Any = None,
+    headers: dict[str, str] | None = None,
+    data: Any = None,
+    json: Any = None,
+    timeout: float | None = None,
+) -> requests.Response:
+    """`session.request`, minus what a call answered in-process never uses.
+
+    While `requests` is mocked (the stack mounted here, a suite's `responses`), the request
+    goes straight to the session's transport adapter, which the mock replaces: merging the
+    environment's proxy and TLS settings, hooks, cookies and redirect resolution cost about
+    as much as the stack's own handling of a GET. Against real servers it is `request`.
+    """
+    if not requests_is_mocked():
+        return session.request(
+            method, url, params=params, headers=headers, data=data, json=json, timeout=timeout
+        )
+    merged = CaseInsensitiveDict(session.headers)
+    merged.update(headers or {})
+    prepared = PreparedRequest()
+    prepared.prepare(
+        method=method.upper(), url=url, headers=merged, data=data, json=json, params=params
+    )
+    adapter = session.get_adapter(url)
+    return adapter.send(prepared, stream=False, timeout=timeout, verify=True, cert=None, proxies={})
 
 
 @dataclass

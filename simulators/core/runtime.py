@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from . import tenancy
+from . import inprocess, tenancy
 from .clock import Clock
 from .config import Settings
 from .faults import FaultEngine
@@ -95,7 +95,8 @@ class Runtime:
         error: str | None = None
         response_text: str | None = None
         try:
-            response = self._session.request(
+            response = inprocess.send(
+                self._session,
                 method,
                 url,
                 json=json_body,
