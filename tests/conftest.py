@@ -146,6 +146,21 @@ def settle(runtime: Runtime, seconds: float = 0.0) -> None:
         runtime.settle()
 
 
+def network_order_polls(client: FlaskClient, correlation_id: str) -> list[dict[str, Any]]:
+    """The MVNE's looks at network orders (GET serviceOrder/{id}) for one correlation ID."""
+    entries = client.get(
+        "/__admin/journal", query_string={"correlationId": correlation_id, "limit": 1000}
+    ).get_json()
+    return [
+        entry
+        for entry in entries
+        if entry["role"] == "mvne"
+        and entry["direction"] == "outbound"
+        and entry["method"] == "GET"
+        and "/serviceOrder/" in entry["url"]
+    ]
+
+
 def json_of(response: Any) -> Any:
     return response.get_json(force=True)
 

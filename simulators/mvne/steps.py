@@ -414,13 +414,20 @@ def submit_network_change(runtime: Runtime, task: Task) -> None:
     if response.status_code >= 400:
         _mark_network_unknown(runtime, product.id, cid, f"network refused ({response.status_code})")
         return
+    network_order = response.json()
     with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
         schedule(
             runtime,
             conn,
             "mvne.network.poll",
-            {"product_id": product.id, "network_order_id": response.json()["id"], "target": target},
-            runtime.clock.now(conn) + POLL_EVERY_S,
+            {
+                "product_id": product.id,
+                "network_order_id": network_order["id"],
+                "target": target,
+                "since": now,
+            },
+            now + poll_delay(now, now, expected_completion(network_order)),
             cid,
         )
 
@@ -436,9 +443,14 @@ def poll_network_change(runtime: Runtime, task: Task) -> None:
             raise
         _mark_network_unknown(runtime, task.payload["product_id"], cid, "network did not confirm")
         return
-    state = response.json().get("state") if response.status_code == 200 else "failed"
+    network_order = response.json() if response.status_code == 200 else {"state": "failed"}
+    state = network_order.get("state")
     if state in NETWORK_PENDING:
-        raise Reschedule(POLL_EVERY_S, f"network order {state}")
+        now = runtime.clock.now()
+        # A step queued before its payload kept the submission time backs off from now.
+        since = float(task.payload.get("since", now))
+        delay = poll_delay(since, now, expected_completion(network_order))
+        raise Reschedule(delay, f"network order {state}")
     if state != "completed":
         _mark_network_unknown(runtime, task.payload["product_id"], cid, f"network order {state}")
         return
@@ -530,10 +542,10 @@ def submit_sim_change(runtime: Runtime, task: Task) -> None:
         if response.status_code >= 400:
             sim_change.fail(conn, change.id, _reason(*SIM_CHANGE_REJECTED), now)
             return
-        sim_change.mark_in_progress(conn, change.id, response.json()["id"])
-        schedule(
-            runtime, conn, sim_change.POLL, {"sim_change_id": change.id}, now + POLL_EVERY_S, cid
-        )
+        network_order = response.json()
+        sim_change.mark_in_progress(conn, change.id, network_order["id"])
+        first_look = now + poll_delay(now, now, expected_completion(network_order))
+        schedule(runtime, conn, sim_change.POLL, {"sim_change_id": change.id}, first_look, cid)
 
 
 def poll_sim_change(runtime: Runtime, task: Task) -> None:
@@ -554,7 +566,8 @@ def poll_sim_change(runtime: Runtime, task: Task) -> None:
         return
     order: dict[str, Any] = response.json() if response.status_code == 200 else {"state": "failed"}
     if order.get("state") in NETWORK_PENDING:
-        raise Reschedule(POLL_EVERY_S, f"network order {order.get('state')}")
+        delay = poll_delay(change.request_date, runtime.clock.now(), expected_completion(order))
+        raise Reschedule(delay, f"network order {order.get('state')}")
     with runtime.store.write() as conn:
         now = runtime.clock.now(conn)
         if order.get("state") != "completed":

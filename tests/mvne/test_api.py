@@ -13,6 +13,7 @@ from conftest import (
     api_key,
     conforms,
     first_sims,
+    network_order_polls,
     order_body,
     settle,
 )
@@ -170,16 +171,26 @@ def test_the_mvne_looks_at_the_network_order_once_when_the_network_says_when(
     client, runtime, alpha
 ):
     activate(client, runtime, {**alpha, "X-Correlation-ID": "corr-poll-1"})
-    entries = client.get("/__admin/journal?correlationId=corr-poll-1&limit=1000").get_json()
-    polls = [
-        e
-        for e in entries
-        if e["role"] == "mvne"
-        and e["direction"] == "outbound"
-        and e["method"] == "GET"
-        and "/serviceOrder/" in e["url"]
-    ]
+    polls = network_order_polls(client, "corr-poll-1")
     # The network's expectedCompletionDate is when it finishes: one look, and it is done.
+    assert len(polls) == 1
+    assert '"state":"completed"' in polls[0]["responseBody"].replace(" ", "")
+
+
+def test_a_barring_change_is_looked_at_once_when_the_network_says_when(client, runtime, alpha):
+    product = activate(client, runtime, alpha)
+    suspended = client.patch(
+        f"{PRODUCTS}/{product['id']}",
+        json={"status": "suspended"},
+        headers={**alpha, "X-Correlation-ID": "corr-bar-1"},
+    )
+    assert suspended.status_code == 200
+    settle(runtime, 5)
+    assert (
+        client.get(f"{PRODUCTS}/{product['id']}", headers=alpha).get_json()["networkBarring"]
+        == "all"
+    )
+    polls = network_order_polls(client, "corr-bar-1")
     assert len(polls) == 1
     assert '"state":"completed"' in polls[0]["responseBody"].replace(" ", "")
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import PRODUCTS, SIMS, activate, conforms, first_sims, json_of, settle
+from conftest import (
+    PRODUCTS,
+    SIMS,
+    activate,
+    conforms,
+    first_sims,
+    json_of,
+    network_order_polls,
+    settle,
+)
 from flask.testing import FlaskClient
 from mno_support import Network, bearer
 
@@ -54,7 +63,9 @@ def test_a_sim_change_reaches_the_network_and_sim_swap_reports_it(
     new_iccid = first_sims(client, alpha)[0]
 
     accepted = client.post(
-        SIM_CHANGES, json={"productId": subscription["id"], "iccid": new_iccid}, headers=alpha
+        SIM_CHANGES,
+        json={"productId": subscription["id"], "iccid": new_iccid},
+        headers={**alpha, "X-Correlation-ID": "corr-swap-1"},
     )
     change = conforms(accepted, "mvne", "requestSimChange")
     assert (change["state"], change["fromIccid"], change["iccid"]) == (
@@ -68,6 +79,8 @@ def test_a_sim_change_reaches_the_network_and_sim_swap_reports_it(
 
     done = conforms(client.get(accepted.headers["Location"], headers=alpha), "mvne", "getSimChange")
     assert done["state"] == "completed"
+    # The network's expectedCompletionDate is when it finishes: one look, and it is done.
+    assert len(network_order_polls(client, "corr-swap-1")) == 1
     product = json_of(client.get(f"{PRODUCTS}/{subscription['id']}", headers=alpha))
     assert (product["iccid"], product["msisdn"]) == (new_iccid, subscription["msisdn"])
     assert (sim_status(client, alpha, old_iccid), sim_status(client, alpha, new_iccid)) == (
