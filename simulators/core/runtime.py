@@ -26,6 +26,8 @@ from .tasks import Tasks
 STOP_GRACE_S = 30.0
 # How long one clock move waits, in all, for steps a dispatcher process is running.
 WAIT_FOR_DISPATCHER_S = 5.0
+# After a pass that ran something, the dispatcher looks again this soon (doubling while idle).
+FIRST_LOOK_AFTER_WORK_S = 0.005
 
 
 class PeerCallFailed(Exception):
@@ -203,13 +205,20 @@ class Runtime:
             return
 
         def loop() -> None:
+            quiet_rounds = 0
             while not self._stop.is_set():
                 try:
                     busy = self.tick()
                 except Exception:  # keep serving; the step's row records the failure
                     busy = 0
-                if not busy:
-                    self._stop.wait(interval_s)
+                if busy:
+                    quiet_rounds = 0
+                    continue
+                # More work usually follows work (a stream of events, the next steps of a
+                # lifecycle): look again soon, then back off to `interval_s` once quiet. An
+                # idle look is two indexed reads.
+                self._stop.wait(min(interval_s, FIRST_LOOK_AFTER_WORK_S * 2**quiet_rounds))
+                quiet_rounds = min(quiet_rounds + 1, 16)
 
         self._worker = threading.Thread(target=loop, name="handoff-dispatcher", daemon=True)
         self._worker.start()

@@ -49,3 +49,40 @@ def test_settle_waits_for_a_step_another_dispatcher_holds_and_runs_what_it_leave
         other.join()
         runtime.close()
     assert ran == [1]
+
+
+class RecordedStop:
+    """Stands in for the dispatcher's stop event: records each wait, stops after `rounds`."""
+
+    def __init__(self, rounds: int) -> None:
+        self.waits: list[float] = []
+        self.rounds = rounds
+        self.stopped = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.stopped.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        if len(self.waits) >= self.rounds:
+            self.stopped.set()
+        return self.stopped.is_set()
+
+    def set(self) -> None:
+        self.stopped.set()
+
+
+def test_the_dispatcher_looks_again_soon_after_work_and_backs_off_while_quiet(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(db_url=f"sqlite:///{tmp_path / 'state.db'}", secret_key="k")
+    runtime = Runtime(settings)
+    ran = iter([3, 0, 0, 0, 0, 0, 0, 2, 0, 0])
+    runtime.tick = lambda: next(ran, 0)  # type: ignore[method-assign]
+    stop = runtime._stop = RecordedStop(rounds=9)  # type: ignore[assignment]
+    runtime.start_background(interval_s=0.1)
+    assert stop.stopped.wait(10)
+    runtime.close()
+    # Work found: 5 ms, doubling while nothing is due, never past the interval; work again
+    # starts over at 5 ms.
+    assert stop.waits == [0.005, 0.01, 0.02, 0.04, 0.08, 0.1, 0.005, 0.01, 0.02]
