@@ -64,7 +64,6 @@ from .tasks import (
     RUNNING,
     any_due,
     claim_due,
-    next_due_at,
     retry_after_seconds,
     running_elsewhere,
 )
@@ -356,9 +355,12 @@ class Outbox:
 
     # --- delivery -----------------------------------------------------------------
 
-    def deliver_due(self, runtime: Runtime, limit: int | None = None) -> int:
+    def deliver_due(
+        self, runtime: Runtime, limit: int | None = None, *, checked: bool = False
+    ) -> int:
         """Claim a batch of due deliveries, send them concurrently, record the outcomes in
-        batched writes; return how many were claimed."""
+        batched writes; return how many were claimed. `checked`: the caller has just seen
+        one due."""
         settings = runtime.settings
         concurrency = max(1, settings.callback_concurrency)
         if limit is None:
@@ -368,7 +370,7 @@ class Outbox:
             per_thread = max(1, int(LEASE_S / 2 / max(settings.callback_timeout_s, 0.1)))
             limit = concurrency * min(per_thread, 8)
         now = runtime.clock.now()
-        if not self.due(now):
+        if not checked and not self.due(now):
             return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, outbox_table, now, limit)
@@ -645,10 +647,6 @@ class Outbox:
                 .limit(limit)
             ).all()
         return total, [dict(row._mapping) for row in rows]
-
-    def next_due(self) -> float | None:
-        with self.store.read() as conn:
-            return next_due_at(conn, outbox_table)
 
     def running_elsewhere(self) -> bool:
         return running_elsewhere(self.store, outbox_table)

@@ -17,11 +17,11 @@ from .config import Settings
 from .faults import FaultEngine
 from .generation import Generation, generation_path
 from .journal import Journal, body_text
-from .outbox import Outbox
+from .outbox import Outbox, outbox_table
 from .ratelimit import Buckets, buckets_for
 from .sink import SignatureCheck
 from .store import Store
-from .tasks import Tasks
+from .tasks import Tasks, due_among, next_due_among, task_table
 
 STOP_GRACE_S = 30.0
 # How long one clock move waits, in all, for steps a dispatcher process is running.
@@ -132,7 +132,14 @@ class Runtime:
 
     def tick(self) -> int:
         """Run due lifecycle steps and callback deliveries once; return how many ran."""
-        ran = self.tasks.run_due(self) + self.outbox.deliver_due(self)
+        steps_due, deliveries_due = due_among(
+            self.store, (task_table, outbox_table), self.clock.now()
+        )
+        ran = self.tasks.run_due(self, checked=True) if steps_due else 0
+        if deliveries_due:
+            ran += self.outbox.deliver_due(self, checked=True)
+        elif ran:
+            ran += self.outbox.deliver_due(self)  # what the steps just queued
         self.journal.flush()
         return ran
 
@@ -161,8 +168,7 @@ class Runtime:
             return False
         if waited:
             return True
-        now = self.clock.now()
-        return self.tasks.due(now) or self.outbox.due(now)
+        return any(due_among(self.store, (task_table, outbox_table), self.clock.now()))
 
     def advance(self, seconds: float, max_events: int = 10_000) -> float:
         """Move the clock forward, stopping at each due time on the way, so every step
@@ -173,12 +179,11 @@ class Runtime:
         self.settle()
         for _ in range(max_events):
             self._await_running_elsewhere(patience)
-            upcoming = (self.tasks.next_due(), self.outbox.next_due())
-            dues = [due for due in upcoming if due is not None]
-            if not dues or min(dues) > target:
+            upcoming = next_due_among(self.store, (task_table, outbox_table))
+            if upcoming is None or upcoming > target:
                 break
-            if min(dues) > self.clock.now():
-                self.clock.set(min(dues))
+            if upcoming > self.clock.now():
+                self.clock.set(upcoming)
             self.settle()
         self.clock.set(target)
         self.settle()
