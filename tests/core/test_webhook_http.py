@@ -7,10 +7,17 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
+from sqlalchemy import select
+from standardwebhooks import Webhook
 
+from simulators.core.config import Settings
+from simulators.core.outbox import outbox_table, webhook_secret
+from simulators.core.runtime import Runtime
 from simulators.core.webhook_http import DeliveryError, WebhookClient, requests_is_mocked
 
 
@@ -157,3 +164,75 @@ def test_a_suite_mocking_requests_is_noticed_so_its_mock_sees_the_callbacks():
     with responses.RequestsMock():
         assert requests_is_mocked()
     assert not requests_is_mocked()
+
+
+def dispatcher_to(tmp_path: Path, callback: str) -> tuple[Runtime, str]:
+    """A stack with one subscription to `callback` and one order event queued for it."""
+    runtime = Runtime(
+        Settings(
+            db_url=f"sqlite:///{tmp_path / 'state.db'}", secret_key="k", state_dir=str(tmp_path)
+        )
+    )
+    with runtime.store.write() as conn:
+        now = runtime.clock.now(conn)
+        hub = runtime.outbox.subscribe(
+            conn, role="mvne", api="productOrderingManagement", partner_id="mvno-alpha",
+            callback=callback, query=None, now=now, allow_hosts=(),
+        )  # fmt: skip
+        runtime.outbox.publish(
+            conn, role="mvne", api="productOrderingManagement", partner_id="mvno-alpha",
+            event_type="ProductOrderStateChangeEvent", resource_name="productOrder",
+            resource={"id": "order-1", "state": "inProgress"}, correlation_id="corr-wire-1",
+            now=now,
+        )  # fmt: skip
+    return runtime, hub.id
+
+
+def the_delivery(runtime: Runtime) -> Any:
+    with runtime.store.read() as conn:
+        return conn.execute(select(outbox_table)).one()
+
+
+def test_the_dispatcher_delivers_over_the_wire_signed_with_the_subscriptions_secret(
+    tmp_path, receiver
+):
+    runtime, hub_id = dispatcher_to(tmp_path, receiver.url)
+    try:
+        assert not requests_is_mocked()
+        assert runtime.outbox.deliver_due(runtime) == 1
+    finally:
+        runtime.close()
+    _port, headers, body = receiver.seen[0]
+    secret = webhook_secret("k", hub_id)
+    assert Webhook(secret).verify(body, {k.lower(): v for k, v in headers.items()})
+    assert headers["x-correlation-id"] == "corr-wire-1"
+    delivery = the_delivery(runtime)
+    assert (delivery.status, delivery.last_status, delivery.attempts) == ("done", 204, 1)
+
+
+def test_a_receiver_asking_to_wait_is_tried_again_no_sooner_than_it_asked(tmp_path, receiver):
+    receiver.status = 429
+    receiver.extra_headers = {"Retry-After": "120"}
+    runtime, _hub_id = dispatcher_to(tmp_path, receiver.url)
+    try:
+        sent_at = runtime.clock.now()
+        runtime.outbox.deliver_due(runtime)
+    finally:
+        runtime.close()
+    delivery = the_delivery(runtime)
+    assert (delivery.status, delivery.last_status) == ("pending", 429)
+    assert delivery.due_at >= sent_at + 120
+
+
+def test_a_receiver_nobody_answers_for_is_recorded_as_a_connection_error(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    runtime, _hub_id = dispatcher_to(tmp_path, f"http://127.0.0.1:{port}/hooks")
+    try:
+        runtime.outbox.deliver_due(runtime)
+    finally:
+        runtime.close()
+    delivery = the_delivery(runtime)
+    assert (delivery.status, delivery.last_status) == ("pending", None)
+    assert delivery.last_error.startswith("ConnectionError: cannot connect to 127.0.0.1")
