@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -77,6 +79,11 @@ DEAD = FAILED
 # A delivery for a disabled endpoint: kept, never sent until an operator redrives it.
 SKIPPED = "skipped"
 RESPONSE_LIMIT = 64 * 1024
+# Senders of webhooks name themselves (receivers' firewalls and logs go by it).
+try:
+    USER_AGENT = f"Handoff-Webhooks/{package_version('handoff')}"
+except PackageNotFoundError:  # run from a source tree that was never installed
+    USER_AGENT = "Handoff-Webhooks"
 # Standard Webhooks retry guide: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 RETRY_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 # Outcomes written per transaction while a batch is still being sent.
@@ -452,6 +459,7 @@ class Outbox:
         secret_key = settings.secret_key + ("/wrong" if "badSignature" in kinds else "")
         headers = {
             "content-type": "application/json",
+            "user-agent": USER_AGENT,
             "webhook-id": row.message_id,
             "webhook-timestamp": str(int(sent_at)),
             "webhook-signature": signer(webhook_secret(secret_key, row.hub_id)).sign(

@@ -206,6 +206,7 @@ def test_the_dispatcher_delivers_over_the_wire_signed_with_the_subscriptions_sec
     secret = webhook_secret("k", hub_id)
     assert Webhook(secret).verify(body, {k.lower(): v for k, v in headers.items()})
     assert headers["x-correlation-id"] == "corr-wire-1"
+    assert headers["user-agent"].startswith("Handoff-Webhooks/")
     delivery = the_delivery(runtime)
     assert (delivery.status, delivery.last_status, delivery.attempts) == ("done", 204, 1)
 
