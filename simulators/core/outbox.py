@@ -25,8 +25,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -46,6 +44,7 @@ from sqlalchemy import (
 )
 from standardwebhooks import Webhook
 
+from .. import __version__
 from .clock import isoformat
 from .faults import (
     CALLBACKS_ROLE,
@@ -80,10 +79,7 @@ DEAD = FAILED
 SKIPPED = "skipped"
 RESPONSE_LIMIT = 64 * 1024
 # Senders of webhooks name themselves (receivers' firewalls and logs go by it).
-try:
-    USER_AGENT = f"Handoff-Webhooks/{package_version('handoff')}"
-except PackageNotFoundError:  # run from a source tree that was never installed
-    USER_AGENT = "Handoff-Webhooks"
+USER_AGENT = f"Handoff-Webhooks/{__version__}"
 # Standard Webhooks retry guide: now, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 RETRY_SCHEDULE_S = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 # Outcomes written per transaction while a batch is still being sent.
