@@ -63,8 +63,8 @@ from .tasks import (
     LEASE_S,
     PENDING,
     RUNNING,
-    any_due,
     claim_due,
+    due_among,
     retry_after_seconds,
     running_elsewhere,
 )
@@ -657,7 +657,7 @@ class Outbox:
 
     def due(self, now: float) -> bool:
         """Whether a delivery is due at `now` and free to be taken."""
-        return any_due(self.store, outbox_table, now)
+        return due_among(self.store, (outbox_table,), now)[0]
 
     def redeliver(self, conn: Connection, delivery_id: int, now: float) -> None:
         updated = conn.execute(

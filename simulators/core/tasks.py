@@ -146,22 +146,16 @@ def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: i
     return rows
 
 
-def any_due(store: Store, table: Table, now: float) -> bool:
-    """Whether a claim would find a row; a read, so an idle dispatcher pass takes no write
-    lock (the claim itself still decides, under the lock, which rows are taken)."""
-    _claim, _lease, due, _next_due = _statements(table, not store.is_sqlite)
-    with store.read() as conn:
-        return conn.execute(due, {"now": now, "wall": time.time()}).first() is not None
-
-
 @cache
 def _due_among(tables: tuple[Table, ...]) -> Any:
     return select(*(_statements(table, False)[2].exists() for table in tables))
 
 
 def due_among(store: Store, tables: tuple[Table, ...], now: float) -> tuple[bool, ...]:
-    """`any_due` of several tables in one read: the dispatcher asks after every pass, and a
-    statement costs more in SQLAlchemy than in SQLite."""
+    """For each table, whether a claim would find a row, in one read: an idle dispatcher
+    pass takes no write lock (the claim itself still decides, under the lock, which rows
+    are taken), and the dispatcher asks after every pass, where a statement costs more in
+    SQLAlchemy than in SQLite."""
     with store.read() as conn:
         found = conn.execute(_due_among(tables), {"now": now, "wall": time.time()}).one()
     return tuple(bool(value) for value in found)
@@ -284,7 +278,7 @@ class Tasks:
 
     def due(self, now: float) -> bool:
         """Whether a step is due at `now` and free to be taken."""
-        return any_due(self.store, task_table, now)
+        return due_among(self.store, (task_table,), now)[0]
 
     def pending_count(self) -> int:
         with self.store.read() as conn:
