@@ -40,6 +40,11 @@ def poll_delay(pending_since: float, now: float, expected: float | None = None) 
     return min(POLL_AT_MOST_EVERY_S, max(POLL_EVERY_S, (now - pending_since) / 4))
 
 
+def first_look_at(now: float, network_order: Any) -> float:
+    """When to look first at a network order just submitted (`poll_delay` from now)."""
+    return now + poll_delay(now, now, expected_completion(network_order))
+
+
 def expected_completion(network_order: Any) -> float | None:
     """The network order's `expectedCompletionDate` as epoch seconds, when it gave one."""
     value = network_order.get("expectedCompletionDate") if isinstance(network_order, dict) else None
@@ -269,7 +274,7 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
             network_order_id=network_order_id,
             updated_at=now,
         )
-        first_look = now + poll_delay(now, now, expected_completion(network_order))
+        first_look = first_look_at(now, network_order)
         schedule(runtime, conn, "mvne.activation.poll", {"order_id": order.id}, first_look, cid)
 
 
@@ -427,7 +432,7 @@ def submit_network_change(runtime: Runtime, task: Task) -> None:
                 "target": target,
                 "since": now,
             },
-            now + poll_delay(now, now, expected_completion(network_order)),
+            first_look_at(now, network_order),
             cid,
         )
 
@@ -544,7 +549,7 @@ def submit_sim_change(runtime: Runtime, task: Task) -> None:
             return
         network_order = response.json()
         sim_change.mark_in_progress(conn, change.id, network_order["id"])
-        first_look = now + poll_delay(now, now, expected_completion(network_order))
+        first_look = first_look_at(now, network_order)
         schedule(runtime, conn, sim_change.POLL, {"sim_change_id": change.id}, first_look, cid)
 
 
