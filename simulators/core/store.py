@@ -36,6 +36,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateColumn
 
+from .sqlite_direct import DirectConnection
+
 metadata = MetaData()
 
 CORE_ROLE = "core"
@@ -215,6 +217,8 @@ class Store:
             assert dbapi is not None
             dbapi.execute("BEGIN IMMEDIATE" if options.get("handoff_write") else "BEGIN")
 
+        # Repeated statements skip SQLAlchemy's per-execution work (see sqlite_direct).
+        engine._connection_cls = DirectConnection
         return engine
 
     def _kept(self, kind: str) -> Connection:
