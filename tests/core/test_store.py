@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 from typing import Any
 
 import pytest
@@ -17,7 +18,13 @@ from simulators.core.audit import audit_table
 from simulators.core.config import Settings
 from simulators.core.outbox import outbox_table
 from simulators.core.runtime import Runtime
-from simulators.core.store import Store, delete_equal, select_equal, update_equal
+from simulators.core.store import (
+    INLINE_CHECKPOINT_PAGES,
+    Store,
+    delete_equal,
+    select_equal,
+    update_equal,
+)
 from simulators.core.tenancy import partners
 from simulators.mvne import events
 from simulators.mvne.model import order_table, sim_table
@@ -53,6 +60,33 @@ def test_sqlite_store_file_is_in_wal_mode(runtime: Runtime) -> None:
         assert outsider.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with runtime.store.read() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_the_wal_is_copied_back_by_a_thread_not_by_the_writes(tmp_path: Any) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.create_all()
+    try:
+        with store.read() as conn:
+            # SQLite's own checkpoint inside a commit is only the fallback, far behind.
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == (
+                INLINE_CHECKPOINT_PAGES
+            )
+        others = set(threading.enumerate())  # other stores' threads, in this test process
+        with store.write() as conn:
+            conn.execute(stack_state.insert(), {"key": "written", "value": "1"})
+        checkpointers = [
+            thread
+            for thread in set(threading.enumerate()) - others
+            if thread.name == "handoff-wal-checkpoint"
+        ]
+        assert len(checkpointers) == 1
+        busy, frames, copied = store.checkpoint()
+        assert (busy, copied) == (0, frames) and frames > 0
+    finally:
+        store.dispose()
+    for thread in checkpointers:
+        thread.join(timeout=10)
+    assert not any(t.is_alive() for t in checkpointers)
 
 
 # --- transactions ---------------------------------------------------------------------
