@@ -272,6 +272,19 @@ _ASSIGNED_IN_MARKET = select(msisdn_counter_table.c.assigned).where(
 _LIVE_MSISDNS_OF_MARKET = select(product_table.c.msisdn).where(
     product_table.c.market == bindparam("market"), product_table.c.status != "terminated"
 )
+_MSISDN_IN_USE = (
+    select(product_table.c.id)
+    .where(
+        product_table.c.msisdn == bindparam("msisdn"),
+        product_table.c.market == bindparam("market"),
+        product_table.c.status != "terminated",
+    )
+    .limit(1)
+)
+# Numbers the walk asks about one by one before it reads every live number of the market
+# at once: the next number is almost always free, and reading them all on every activation
+# made each one cost as much as the subscriptions already made.
+MSISDN_PROBES = 32
 _RELEASE_SIMS = sim_table.update().where(
     sim_table.c.iccid.in_(bindparam("match_iccids", expanding=True))
 )
@@ -551,12 +564,19 @@ def allocate_msisdn(conn: Connection, market: str, seed: int) -> str:
     if assigned is None:
         assigned = 0
         conn.execute(msisdn_counter_table.insert(), {"market": market, "assigned": 0})
-    in_use = set(conn.execute(_LIVE_MSISDNS_OF_MARKET, {"market": market}).scalars())
+    in_use: set[str] | None = None
     for k in range(assigned, assigned + capacity):
-        candidate = number_at((start + k * step) % capacity)
-        if candidate not in in_use:
+        candidate = str(number_at((start + k * step) % capacity))
+        if in_use is None and k - assigned >= MSISDN_PROBES:
+            in_use = set(conn.execute(_LIVE_MSISDNS_OF_MARKET, {"market": market}).scalars())
+        if in_use is not None:
+            taken = candidate in in_use
+        else:
+            probe = {"msisdn": candidate, "market": market}
+            taken = conn.execute(_MSISDN_IN_USE, probe).first() is not None
+        if not taken:
             update_equal(conn, msisdn_counter_table, {"market": market}, assigned=k + 1)
-            return str(candidate)
+            return candidate
     raise errors.MsisdnRangeExhausted(f"All {capacity} fictitious numbers of {market} are in use")
 
 

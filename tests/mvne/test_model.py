@@ -53,6 +53,38 @@ def test_msisdn_allocation_is_fictitious_unique_and_reproducible(conn):
     assert [model.allocate_msisdn(conn, "GB", seed=7) for _ in range(20)] == first
 
 
+@pytest.mark.parametrize("probes", [model.MSISDN_PROBES, 2])
+def test_msisdn_allocation_skips_numbers_held_by_live_subscriptions(conn, monkeypatch, probes):
+    walk = [model.allocate_msisdn(conn, "GB", seed=7) for _ in range(5)]
+    conn.execute(model.msisdn_counter_table.delete())
+    for n, status in enumerate(["active", "terminated", "suspended", "active"]):
+        conn.execute(
+            model.product_table.insert(),
+            {
+                "id": f"held-{n}",
+                "partner_id": "mvno-alpha",
+                "order_id": f"order-{n}",
+                "iccid": f"8944010000000000{n:03d}",
+                "imsi": f"00101000000{n:04d}",
+                "msisdn": walk[n],
+                "offering_id": "po-gb-payg",
+                "market": "GB",
+                "currency": "GBP",
+                "status": status,
+                "balance_minor": 0,
+                "balance_barred": False,
+                "network_barring": "none",
+                "start_date": T0,
+                "updated_at": T0,
+            },
+        )
+    # Past `probes` numbers asked one by one, the walk reads every live number at once.
+    monkeypatch.setattr(model, "MSISDN_PROBES", probes)
+    # A terminated subscription's number is free again; the walk goes on past the rest.
+    assert model.allocate_msisdn(conn, "GB", seed=7) == walk[1]
+    assert model.allocate_msisdn(conn, "GB", seed=7) == walk[4]
+
+
 def test_order_acceptance_is_all_or_nothing(conn):
     partner = alpha_partner(conn)
     good = available(conn, partner.id, 1)[0]
