@@ -232,20 +232,30 @@ class Tasks:
             return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, task_table, now, limit)
-        for row in rows:
-            task = Task(
-                row.id,
-                row.role,
-                row.kind,
-                dict(row.payload),
-                row.correlation_id,
-                row.attempts,
-                row.max_attempts,
-            )
-            self._run_one(runtime, task, row.max_attempts)
+        outcomes: list[tuple[int, dict[str, Any]]] = []
+        try:
+            for row in rows:
+                task = Task(
+                    row.id,
+                    row.role,
+                    row.kind,
+                    dict(row.payload),
+                    row.correlation_id,
+                    row.attempts,
+                    row.max_attempts,
+                )
+                outcomes.append((task.id, self._run_one(runtime, task, row.max_attempts)))
+        finally:
+            # One transaction for the batch's outcomes: a step whose outcome a crash loses
+            # here runs again when its lease ends, as one cut off mid-step always has.
+            if outcomes:
+                with self.store.write() as conn:
+                    for task_id, values in outcomes:
+                        update_equal(conn, task_table, {"id": task_id}, **values)
         return len(rows)
 
-    def _run_one(self, runtime: Runtime, task: Task, max_attempts: int) -> None:
+    def _run_one(self, runtime: Runtime, task: Task, max_attempts: int) -> dict[str, Any]:
+        """Run one step; the values its task row takes (done, again later, or failed)."""
         handler = self.handlers.get(task.kind)
         values: dict[str, Any]
         try:
@@ -270,8 +280,7 @@ class Tasks:
                 "status": FAILED if attempts >= max_attempts else PENDING,
                 "due_at": runtime.clock.now() + max(backoff_s(attempts), _asked_delay(exc)),
             }
-        with self.store.write() as conn:
-            update_equal(conn, task_table, {"id": task.id}, **values)
+        return values
 
     def running_elsewhere(self) -> bool:
         return running_elsewhere(self.store, task_table)
