@@ -68,21 +68,22 @@ class Prepared:
             dialect=conn.dialect, column_keys=list(keys) if keys is not None else None
         )
         assert isinstance(compiled, SQLCompiler)
-        self.compiled = compiled
         self.sql = compiled.string
-        self.order: list[str] = list(compiled.positiontup or [])
         self.is_select = isinstance(statement, Select)
         dialect = conn.dialect
-        self.binds: dict[str, Processor] = {}
         self.row_type: type[DirectRow] | None = None
         self.processors: list[Processor] | None = None
         self.direct = self._covered(compiled)
-        for name in self.order:
+        # Per position: the parameter it takes, the value written into the statement for
+        # when the parameters lack it (or whether one is required), the bind processor.
+        self.slots: list[tuple[str, Any, bool, Processor]] = []
+        for name in compiled.positiontup or []:
             bind = compiled.binds.get(name)
-            if bind is None:  # an escaped name: leave it to SQLAlchemy
+            if bind is None or bind.callable is not None:  # escaped name, computed value
                 self.direct = False
                 break
-            self.binds[name] = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.slots.append((bind.key, bind.value, bind.required, processor))
         if self.direct and self.is_select:
             columns = list(statement.selected_columns)
             self.row_type = _row_type([str(key) for key in statement.selected_columns.keys()])
@@ -104,12 +105,19 @@ class Prepared:
             return False
         return not any(bind.expanding or bind.literal_execute for bind in compiled.binds.values())
 
-    def arguments(self, parameters: dict[str, Any] | None) -> list[Any]:
-        values = self.compiled.construct_params(parameters or None)
+    def arguments(self, parameters: dict[str, Any] | None) -> list[Any] | None:
+        """The driver's positional arguments, as SQLAlchemy's `construct_params` and bind
+        processors make them (without its per-call bookkeeping: a tenth of a statement);
+        None when a required one is missing, for SQLAlchemy to refuse in its own words."""
+        given = parameters or {}
         arguments = []
-        for name in self.order:
-            value = values[name]
-            processor = self.binds[name]
+        for key, written, required, processor in self.slots:
+            if key in given:
+                value = given[key]
+            elif required:
+                return None
+            else:
+                value = written
             if processor is not None and value is not None:
                 value = processor(value)
             arguments.append(value)
@@ -264,9 +272,10 @@ class DirectConnection(Connection):
             return super().execute(statement, parameters, execution_options=execution_options)
         keys = tuple(sorted(parameters or ())) if isinstance(statement, (Insert, Update)) else None
         prepared = _prepared_for(self, statement, keys)
-        if prepared is None or not prepared.direct:
+        arguments = prepared.arguments(parameters) if prepared and prepared.direct else None
+        if prepared is None or arguments is None:
             return super().execute(statement, parameters)
-        return self._run(prepared, prepared.arguments(parameters))
+        return self._run(prepared, arguments)
 
     def _run(self, prepared: Prepared, arguments: list[Any]) -> DirectResult:
         if not self.in_transaction():

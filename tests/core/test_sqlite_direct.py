@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
+from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound, StatementError
 
 from simulators.core.sqlite_direct import DirectConnection, DirectResult
 from simulators.core.store import Store
@@ -123,6 +123,13 @@ def test_a_repeated_insert_and_update_write_as_sqlalchemy_does(conn: Connection)
     assert isinstance(changed, DirectResult) and changed.rowcount == 4
     prices = select(item.c.price).where(item.c.kind == "sim")
     assert set(conn.execute(prices).scalars()) == {7.0}
+
+
+def test_a_missing_parameter_is_sqlalchemys_error(conn: Connection) -> None:
+    statement = by_id()
+    for _attempt in range(2):  # the first sight and the second alike
+        with pytest.raises(StatementError, match="bind parameter 'id'"):
+            conn.execute(statement, {"kind": "sim"})
 
 
 def test_a_duplicate_key_is_sqlalchemys_integrity_error(conn: Connection) -> None:
