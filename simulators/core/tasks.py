@@ -148,7 +148,8 @@ def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: i
 
 @cache
 def _due_among(tables: tuple[Table, ...]) -> Any:
-    return select(*(_statements(table, False)[2].exists() for table in tables))
+    # Labelled: unnamed columns would keep the statement off the direct SQLite path.
+    return select(*(_statements(table, False)[2].exists().label(table.name) for table in tables))
 
 
 def due_among(store: Store, tables: tuple[Table, ...], now: float) -> tuple[bool, ...]:
@@ -163,7 +164,9 @@ def due_among(store: Store, tables: tuple[Table, ...], now: float) -> tuple[bool
 
 @cache
 def _next_due_among(tables: tuple[Table, ...]) -> Any:
-    return select(*(_statements(table, False)[3].scalar_subquery() for table in tables))
+    return select(
+        *(_statements(table, False)[3].scalar_subquery().label(table.name) for table in tables)
+    )
 
 
 def next_due_among(store: Store, tables: tuple[Table, ...]) -> float | None:
