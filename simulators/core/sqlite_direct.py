@@ -281,8 +281,10 @@ class DirectConnection(Connection):
         if not self.in_transaction():
             self.begin()  # SQLAlchemy's autobegin, with its "begin" event
         dispatch = self.dispatch
-        for listener in dispatch.before_cursor_execute:
-            listener(self, None, prepared.sql, arguments, None, False)
+        # Asked first: iterating an empty listener collection costs more than the check.
+        if dispatch.before_cursor_execute:
+            for listener in dispatch.before_cursor_execute:
+                listener(self, None, prepared.sql, arguments, None, False)
         dbapi_connection = self.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
@@ -293,6 +295,7 @@ class DirectConnection(Connection):
             raise exc.DBAPIError.instance(
                 prepared.sql, arguments, error, sqlite3.Error, dialect=self.dialect
             ) from error
-        for listener in dispatch.after_cursor_execute:
-            listener(self, cursor, prepared.sql, arguments, None, False)
+        if dispatch.after_cursor_execute:
+            for listener in dispatch.after_cursor_execute:
+                listener(self, cursor, prepared.sql, arguments, None, False)
         return DirectResult(cursor, prepared if prepared.is_select else None)
