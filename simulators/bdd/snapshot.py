@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Table, event, select
 
+from simulators.core.store import delete_equal
 from simulators.core.tenancy import forget_partners
 
 # The table a data-changing statement writes. Every write of the stack is one of these
@@ -38,7 +39,6 @@ class Snapshot:
         this runtime's engine wrote; otherwise every table is cleared and refilled."""
         self.runtime = runtime
         self.rows: list[tuple[Table, list[dict[str, Any]]]] = []
-        self._clear: dict[Table, Any] = {}
         self._watch = only_this_process_writes
         self._watching = False
         self._written: set[str] = set()
@@ -56,8 +56,6 @@ class Snapshot:
                 (table, [dict(row._mapping) for row in conn.execute(select(table))])
                 for table in store.tables()
             ]
-        # Built once: a statement the store has run before skips SQLAlchemy's per-call work.
-        self._clear = {table: table.delete() for table, _rows in self.rows}
         self._take_written()
 
     def restore(self) -> None:
@@ -73,7 +71,7 @@ class Snapshot:
             try:
                 for table, _rows in reversed(self.rows):
                     if table in stale:
-                        conn.execute(self._clear[table])
+                        delete_equal(conn, table)
                 for table, rows in self.rows:
                     if rows and table in stale:
                         conn.execute(table.insert(), rows)

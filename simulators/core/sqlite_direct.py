@@ -228,7 +228,7 @@ class ScalarRows(list[Any]):
 
 
 _DML = (Insert, Update, Delete)
-_seen: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+# Per statement seen, its compilations by parameter names (none yet after a first sight).
 _prepared: weakref.WeakKeyDictionary[Any, dict[tuple[str, ...] | None, Prepared]] = (
     weakref.WeakKeyDictionary()
 )
@@ -240,17 +240,14 @@ def _prepared_for(
     """The statement compiled for these parameter names, once it has come back."""
     try:
         by_keys = _prepared.get(statement)
+        if by_keys is None:
+            _prepared[statement] = {}
+            return None  # first sight: maybe built for this one call
     except TypeError:  # not weakly referable: nothing to remember it by
         return None
-    if by_keys is not None:
-        found = by_keys.get(keys)
-        if found is not None:
-            return found
-    elif _seen.setdefault(statement, 0) == 0:
-        _seen[statement] = 1
-        return None  # first sight: maybe built for this one call
-    prepared = Prepared(conn, statement, keys)
-    _prepared.setdefault(statement, {})[keys] = prepared
+    prepared = by_keys.get(keys)
+    if prepared is None:
+        prepared = by_keys[keys] = Prepared(conn, statement, keys)
     return prepared
 
 

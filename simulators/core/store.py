@@ -114,7 +114,8 @@ def _delete_equal(table: Table, names: tuple[str, ...]) -> Any:
 
 
 def delete_equal(conn: Connection, table: Table, **equal: Any) -> CursorResult[Any]:
-    """`DELETE FROM table WHERE column = value AND ...` (values must not be None)."""
+    """`DELETE FROM table WHERE column = value AND ...` (values must not be None); with no
+    values, every row. The statement is built once per shape."""
     return conn.execute(_delete_equal(table, tuple(equal)), equal)
 
 
@@ -408,7 +409,7 @@ class Store:
     def clear(self, conn: Connection, role: str | None = None) -> None:
         """Delete every row of one role's tables (or all), children first, in `conn`."""
         for table in reversed(self.tables(role)):
-            conn.execute(table.delete())
+            delete_equal(conn, table)
 
     def reset(self, role: str | None = None) -> None:
         """`clear` in a transaction of its own."""
