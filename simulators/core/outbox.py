@@ -64,6 +64,7 @@ from .tasks import (
     PENDING,
     RUNNING,
     claim_due,
+    claim_indexes,
     due_among,
     retry_after_seconds,
     running_elsewhere,
@@ -111,7 +112,7 @@ outbox_table = role_table(
     Column("url", Text, nullable=False),
     Column("payload", JSON, nullable=False),
     Column("correlation_id", String(256), nullable=True),
-    Column("status", String(10), nullable=False, index=True),
+    Column("status", String(10), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("due_at", Float, nullable=False),
     Column("lease_until", Float, nullable=True),
@@ -119,6 +120,7 @@ outbox_table = role_table(
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("delivered_at", Float, nullable=True),
+    *claim_indexes("outbox"),
 )
 
 # The health of a subscription's endpoint; a row exists once something went wrong.

@@ -373,12 +373,12 @@ class Store:
 
     def create_all(self) -> None:
         metadata.create_all(self.engine)
-        self._add_missing_columns()
+        self._upgrade_kept_tables()
 
-    def _add_missing_columns(self) -> None:
+    def _upgrade_kept_tables(self) -> None:
         """Bring a store written by an earlier version up to date: a column added since is
         added to its table (such columns are nullable, so the rows already kept stay
-        valid), with the indexes that go with it. `create_all` only creates whole tables."""
+        valid), and an index added since is built. `create_all` only creates whole tables."""
         inspector = inspect(self.engine)
         existing = set(inspector.get_table_names())
         with self.engine.begin() as conn:
@@ -387,8 +387,6 @@ class Store:
                     continue
                 present = {column["name"] for column in inspector.get_columns(table.name)}
                 missing = [column for column in table.columns if column.name not in present]
-                if not missing:
-                    continue
                 for column in missing:
                     if not column.nullable and column.server_default is None:
                         raise RuntimeError(
@@ -400,8 +398,10 @@ class Store:
                         f"ALTER TABLE {self.engine.dialect.identifier_preparer.format_table(table)}"
                         f" ADD COLUMN {CreateColumn(column).compile(dialect=self.engine.dialect)}"
                     )
+                indexed = {index["name"] for index in inspector.get_indexes(table.name)}
                 for index in table.indexes:
-                    index.create(conn, checkfirst=True)
+                    if index.name not in indexed:
+                        index.create(conn)
 
     def tables(self, role: str | None = None) -> list[Table]:
         return [t for t in metadata.sorted_tables if role is None or t.info.get("role") == role]

@@ -21,12 +21,14 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Index,
     Integer,
     String,
     Table,
     Text,
     bindparam,
     func,
+    or_,
     select,
 )
 
@@ -44,6 +46,17 @@ RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
 
+
+def claim_indexes(table_name: str) -> tuple[Index, Index]:
+    """The indexes the dispatcher's statements seek on: one status's rows in due (or lease)
+    order. With an index on status alone, every claim read and sorted all pending rows:
+    a burst of 20,000 callbacks made each claim of a few dozen cost 20 ms."""
+    return (
+        Index(f"ix_{table_name}_status_due", "status", "due_at"),
+        Index(f"ix_{table_name}_status_lease", "status", "lease_until"),
+    )
+
+
 task_table = role_table(
     CORE_ROLE,
     "task",
@@ -52,13 +65,14 @@ task_table = role_table(
     Column("kind", String(60), nullable=False),
     Column("payload", JSON, nullable=False),
     Column("correlation_id", String(256), nullable=True),
-    Column("due_at", Float, nullable=False, index=True),
-    Column("status", String(10), nullable=False, index=True),
+    Column("due_at", Float, nullable=False),
+    Column("status", String(10), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("max_attempts", Integer, nullable=False, default=6),
     Column("lease_until", Float, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
+    *claim_indexes("task"),
 )
 
 
@@ -111,45 +125,78 @@ def retry_after_seconds(value: str | None) -> float | None:
 Handler = Callable[["Runtime", Task], None]
 
 
-def _due(table: Table) -> Any:
-    """Rows due on the simulated clock, and rows whose worker's lease ran out."""
-    return ((table.c.status == PENDING) & (table.c.due_at <= bindparam("now"))) | (
-        (table.c.status == RUNNING) & (table.c.lease_until < bindparam("wall"))
-    )
+def _pending_due(table: Table) -> Any:
+    """Rows due on the simulated clock."""
+    return (table.c.status == PENDING) & (table.c.due_at <= bindparam("now"))
+
+
+def _lease_ended(table: Table) -> Any:
+    """Rows whose worker's lease ran out (on the wall clock): a crashed worker's."""
+    return (table.c.status == RUNNING) & (table.c.lease_until < bindparam("wall"))
+
+
+@dataclass(frozen=True)
+class _DispatchStatements:
+    pending: Any  # due rows in due order, up to :limit
+    lease_ended: Any  # rows of an ended lease in due order, up to :limit
+    lease: Any
+    any_due: Any  # a boolean column: is anything due?
+    next_due: Any
 
 
 @cache
-def _statements(table: Table, lock_rows: bool) -> tuple[Any, Any, Any, Any]:
+def _statements(table: Table, lock_rows: bool) -> _DispatchStatements:
     """The dispatcher's statements on one table, built once: building a statement cost
-    several times what SQLite takes to run it, and they run several times a tick."""
-    due = _due(table)
-    claim = select(table).where(due).order_by(table.c.due_at, table.c.id).limit(bindparam("limit"))
-    if lock_rows:
-        claim = claim.with_for_update(skip_locked=True)
+    several times what SQLite takes to run it, and they run several times a tick.
+
+    Pending and lease-ended rows are read by two statements, each an index range in due
+    order: one statement with OR between them cannot walk an index in order, so it read
+    every pending row and sorted them to keep a few."""
+
+    def claim(condition: Any) -> Any:
+        query = (
+            select(table)
+            .where(condition)
+            .order_by(table.c.due_at, table.c.id)
+            .limit(bindparam("limit"))
+        )
+        return query.with_for_update(skip_locked=True) if lock_rows else query
+
     lease = (
         table.update()
         .where(table.c.id.in_(bindparam("ids", expanding=True)))
         .values(status=RUNNING, lease_until=bindparam("lease_until"))
     )
-    any_due = select(table.c.id).where(due).limit(1)
+    any_due = or_(
+        select(table.c.id).where(_pending_due(table)).exists(),
+        select(table.c.id).where(_lease_ended(table)).exists(),
+    )
     next_due = select(func.min(table.c.due_at)).where(table.c.status == PENDING)
-    return claim, lease, any_due, next_due
+    return _DispatchStatements(
+        claim(_pending_due(table)), claim(_lease_ended(table)), lease, any_due, next_due
+    )
 
 
 def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: int) -> list[Any]:
-    """Take up to `limit` due rows, leasing them so no other worker runs them."""
+    """Take up to `limit` due rows, oldest due first, leasing them so no other worker
+    runs them."""
     wall = time.time()
-    claim, lease, _any_due, _next_due = _statements(table, not store.is_sqlite)
-    rows = list(conn.execute(claim, {"now": now, "wall": wall, "limit": limit}).all())
+    statements = _statements(table, not store.is_sqlite)
+    rows = list(conn.execute(statements.pending, {"now": now, "limit": limit}).all())
+    rows += conn.execute(statements.lease_ended, {"wall": wall, "limit": limit}).all()
+    if len(rows) > limit:
+        rows = sorted(rows, key=lambda row: (row.due_at, row.id))[:limit]
     if rows:
-        conn.execute(lease, {"ids": [row.id for row in rows], "lease_until": wall + LEASE_S})
+        conn.execute(
+            statements.lease, {"ids": [row.id for row in rows], "lease_until": wall + LEASE_S}
+        )
     return rows
 
 
 @cache
 def _due_among(tables: tuple[Table, ...]) -> Any:
     # Labelled: unnamed columns would keep the statement off the direct SQLite path.
-    return select(*(_statements(table, False)[2].exists().label(table.name) for table in tables))
+    return select(*(_statements(table, False).any_due.label(table.name) for table in tables))
 
 
 def due_among(store: Store, tables: tuple[Table, ...], now: float) -> tuple[bool, ...]:
@@ -165,7 +212,10 @@ def due_among(store: Store, tables: tuple[Table, ...], now: float) -> tuple[bool
 @cache
 def _next_due_among(tables: tuple[Table, ...]) -> Any:
     return select(
-        *(_statements(table, False)[3].scalar_subquery().label(table.name) for table in tables)
+        *(
+            _statements(table, False).next_due.scalar_subquery().label(table.name)
+            for table in tables
+        )
     )
 
 

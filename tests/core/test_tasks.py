@@ -1,0 +1,106 @@
+"""Claiming due work: which rows a dispatcher takes, in what order, and at what cost."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import select, text, update
+from sqlalchemy.dialects import sqlite
+
+from simulators.core.outbox import outbox_table
+from simulators.core.runtime import Runtime
+from simulators.core.store import Store
+from simulators.core.tasks import (
+    PENDING,
+    RUNNING,
+    _statements,
+    claim_due,
+    next_due_among,
+    task_table,
+)
+
+
+def _schedule(runtime: Runtime, n: int, due_at: float) -> None:
+    with runtime.store.write() as conn:
+        runtime.tasks.schedule(
+            conn, role="mvne", kind="test.step", payload={"n": n}, due_at=due_at,
+            correlation_id=None,
+        )  # fmt: skip
+
+
+def _ns(rows: list) -> list[int]:
+    return [row.payload["n"] for row in rows]
+
+
+def test_a_claim_takes_due_and_abandoned_rows_oldest_due_first_up_to_its_limit(
+    runtime: Runtime,
+) -> None:
+    now = runtime.clock.now()
+    for n, due_at in enumerate([now - 5, now - 50, now - 1, now + 60, now - 20, now - 30]):
+        _schedule(runtime, n, due_at)
+    with runtime.store.write() as conn:
+        ids = {row.payload["n"]: row.id for row in conn.execute(select(task_table)).all()}
+        # n=5 was taken by a worker that died (lease over); n=4 by one still at work.
+        conn.execute(
+            update(task_table).where(task_table.c.id == ids[5])
+            .values(status=RUNNING, lease_until=time.time() - 1)
+        )  # fmt: skip
+        conn.execute(
+            update(task_table).where(task_table.c.id == ids[4])
+            .values(status=RUNNING, lease_until=time.time() + 60)
+        )  # fmt: skip
+
+    with runtime.store.write() as conn:
+        first = claim_due(conn, runtime.store, task_table, now, 3)
+    assert _ns(first) == [1, 5, 0]  # due 50 s ago, 30 s ago (abandoned), 5 s ago
+    with runtime.store.write() as conn:
+        second = claim_due(conn, runtime.store, task_table, now, 3)
+    # The rest that is due; n=3 is not due yet and n=4's worker still holds its lease.
+    assert _ns(second) == [2]
+    with runtime.store.read() as conn:
+        statuses = dict(conn.execute(select(task_table.c.id, task_table.c.status)).all())
+    assert [statuses[ids[n]] for n in range(6)] == [RUNNING] * 3 + [PENDING] + [RUNNING] * 2
+    assert next_due_among(runtime.store, (task_table,)) == now + 60
+
+
+def test_claims_and_next_due_seek_an_index_however_much_is_queued(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.create_all()
+    try:
+        with store.read() as conn:
+            for table in (task_table, outbox_table):
+                statements = _statements(table, False)
+                for statement in (statements.pending, statements.next_due):
+                    compiled = statement.compile(dialect=sqlite.dialect())
+                    values = {"now": 0.0, "limit": 10, "param_1": 0, "status_1": PENDING}
+                    plan = " / ".join(
+                        row[3]
+                        for row in conn.exec_driver_sql(
+                            f"EXPLAIN QUERY PLAN {compiled}",
+                            tuple(values[name] for name in compiled.positiontup or ()),
+                        ).all()
+                    )
+                    # A range of the (status, due_at) index, already in due order: no scan
+                    # of every pending row, no sort of them.
+                    assert f"INDEX ix_{table.name}_status_due" in plan, plan
+                    assert "TEMP B-TREE" not in plan, plan
+    finally:
+        store.dispose()
+
+
+def test_a_store_kept_from_an_earlier_version_gains_the_claim_indexes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    old = Store(url)
+    old.create_all()
+    with old.engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_outbox_status_due"))
+        conn.execute(text("DROP INDEX ix_task_status_lease"))
+    old.dispose()
+
+    store = Store(url)
+    store.create_all()
+    with store.read() as conn:
+        names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master").all()}
+    store.dispose()
+    assert {"ix_outbox_status_due", "ix_task_status_lease"} <= names
