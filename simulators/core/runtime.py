@@ -140,7 +140,6 @@ class Runtime:
             ran += self.outbox.deliver_due(self, checked=True)
         elif ran:
             ran += self.outbox.deliver_due(self)  # what the steps just queued
-        self.journal.flush()
         return ran
 
     def settle(self, max_rounds: int = 200) -> int:
@@ -156,6 +155,10 @@ class Runtime:
             total += ran
             if ran == 0 and not self._more_elsewhere(patience):
                 break
+        # What the work journaled is visible to every process once settled; while busy,
+        # the journal's own flushes (a full buffer, or every FLUSH_EVERY_S) keep it in
+        # batches rather than a write per pass.
+        self.journal.flush()
         return total
 
     def _more_elsewhere(self, deadline: float) -> bool:
@@ -214,6 +217,8 @@ class Runtime:
             while not self._stop.is_set():
                 try:
                     busy = self.tick()
+                    if not busy and quiet_rounds == 0:
+                        self.journal.flush()  # what the work journaled, before the pause
                 except Exception:  # keep serving; the step's row records the failure
                     busy = 0
                 if busy:
