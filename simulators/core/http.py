@@ -415,6 +415,38 @@ def _body_stream(operation: Operation) -> BodyStream | None:
     return stream
 
 
+@dataclass
+class RequestInputs:
+    """A request's body and parameters as the contract reads them, or why it refuses them."""
+
+    body: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    refusal: DomainError | None = None
+
+
+def _request_inputs(operation: Operation, path_args: dict[str, str]) -> RequestInputs:
+    """Read the body (the first block of a streamed one) and check body and parameters
+    against the contract. A refusal is kept, not raised: the caller is refused first."""
+    try:
+        body: Any = None
+        if operation.streams_body:
+            body = _body_stream(operation)  # the first block; the handler reads the rest
+        elif operation.body_validator is not None:
+            body = _read_body(operation)
+        query = request.args.to_dict(flat=False)
+        params, errors = operation.coerce_and_validate_params(path_args, query, request.headers)
+        if g.get("raw_body"):
+            # A JSON `null` is a body too, and must match the schema like any other.
+            errors += operation.validate_body(body)
+        if errors:
+            raise ContractViolation(errors)
+        if g.get("body_has_nul"):
+            raise UnsupportedCharacter("Strings may not contain U+0000 (NUL)", field="(body)")
+    except DomainError as refusal:
+        return RequestInputs(refusal=refusal)
+    return RequestInputs(body, params)
+
+
 class ConcurrentChange(Conflict):
     code = "CONCURRENT_CHANGE"
     title = "Another request changed the same data at the same moment"
@@ -546,6 +578,9 @@ class RoleApi:
             if role in runtime.role_operations and runtime.faults.rule_set().candidates(role):
                 faults = self._decide_faults(runtime, operation, auth, path_args)
             ratelimit.admit(runtime, role, operation)
+            # Read and check the request before the transaction: a write holds the store's
+            # write turn, which every other writer waits for, only for its own work.
+            inputs = _request_inputs(operation, path_args)
             open_tx = runtime.store.write if write else runtime.store.read
             try:
                 with open_tx() as conn:
@@ -557,7 +592,7 @@ class RoleApi:
                         operation,
                         handler,
                         partner,
-                        path_args,
+                        inputs,
                         idempotent_on,
                         url_prefix,
                         faults,
@@ -578,7 +613,7 @@ class RoleApi:
                         operation,
                         handler,
                         partner,
-                        path_args,
+                        inputs,
                         idempotent_on,
                         url_prefix,
                         faults,
@@ -636,7 +671,7 @@ class RoleApi:
         operation: Operation,
         handler: Handler,
         partner: Partner | None,
-        path_args: dict[str, str],
+        inputs: RequestInputs,
         idempotent_on: str | None,
         url_prefix: str,
         faults: Decision = NO_FAULTS,
@@ -644,20 +679,10 @@ class RoleApi:
         withheld: Withheld | None = g.get("withheld")
         if withheld is not None:
             raise withheld.refusal
-        body: Any = None
-        if operation.streams_body:
-            body = _body_stream(operation)
-        elif operation.body_validator is not None:
-            body = _read_body(operation)
-        query = request.args.to_dict(flat=False)
-        params, errors = operation.coerce_and_validate_params(path_args, query, request.headers)
-        if g.get("raw_body"):
-            # A JSON `null` is a body too, and must match the schema like any other.
-            errors += operation.validate_body(body)
-        if errors:
-            raise ContractViolation(errors)
-        if g.get("body_has_nul"):
-            raise UnsupportedCharacter("Strings may not contain U+0000 (NUL)", field="(body)")
+        # Refusals of the request itself come after those of the caller (401, 403).
+        if inputs.refusal is not None:
+            raise inputs.refusal
+        body, params = inputs.body, inputs.params
         ctx = RequestContext(
             runtime=runtime,
             operation=operation,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import ORDERS, SIMS, api_key, conforms, first_sims, order_body
-from flask import Flask, Response
+from flask import Flask, Response, g, has_request_context
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -320,6 +320,40 @@ def test_an_unauthenticated_write_stores_nothing(
     response = client.post(ORDERS, json=order_body(iccid), headers={"X-API-Key": "nope"})
     assert_problem(response, 401, "UNAUTHENTICATED")
     assert order_count(runtime) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"{not json", "application/json"), (b"<order/>", "application/xml"), (b"{}", None)],
+    ids=["malformed", "wrong-media-type", "invalid"],
+)
+def test_the_caller_is_refused_before_the_body_is(
+    client: FlaskClient, body: bytes, content_type: str | None
+) -> None:
+    headers = {"X-API-Key": "nope", "Content-Type": content_type or "application/json"}
+    response = client.post(ORDERS, data=body, headers=headers)
+    assert_problem(response, 401, "UNAUTHENTICATED")
+
+
+def test_a_write_takes_the_write_turn_only_once_its_request_is_read_and_checked(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str], monkeypatch: Any
+) -> None:
+    # Every other writer waits while one holds the turn: parsing and checking the body is
+    # no work of the store's.
+    seen_at_write: list[Any] = []
+    write = runtime.store.write
+
+    def watched_write() -> Any:
+        if has_request_context():
+            seen_at_write.append(g.get("raw_body"))
+        return write()
+
+    monkeypatch.setattr(runtime.store, "write", watched_write)
+    iccid = first_sims(client, alpha)[0]
+    response = client.post(ORDERS, json=order_body(iccid), headers=alpha)
+    assert response.status_code == 201
+    assert seen_at_write and b"externalId" in seen_at_write[0], seen_at_write
+    assert order_count(runtime) == 1
 
 
 # --- validation -------------------------------------------------------------------------------
