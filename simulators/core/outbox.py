@@ -121,6 +121,7 @@ outbox_table = role_table(
     Column("created_at", Float, nullable=False),
     Column("delivered_at", Float, nullable=True),
     *claim_indexes("outbox"),
+    info={"retired_indexes": ("ix_outbox_status",)},
 )
 
 # The health of a subscription's endpoint; a row exists once something went wrong.

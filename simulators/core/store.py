@@ -378,7 +378,8 @@ class Store:
     def _upgrade_kept_tables(self) -> None:
         """Bring a store written by an earlier version up to date: a column added since is
         added to its table (such columns are nullable, so the rows already kept stay
-        valid), and an index added since is built. `create_all` only creates whole tables."""
+        valid), an index added since is built and one retired since is dropped (a table
+        names those in `info["retired_indexes"]`). `create_all` only creates whole tables."""
         inspector = inspect(self.engine)
         existing = set(inspector.get_table_names())
         with self.engine.begin() as conn:
@@ -402,6 +403,11 @@ class Store:
                 for index in table.indexes:
                     if index.name not in indexed:
                         index.create(conn)
+                # An index a newer one replaced costs every write and serves no statement.
+                for name in set(table.info.get("retired_indexes", ())) & indexed:
+                    conn.exec_driver_sql(
+                        f"DROP INDEX {self.engine.dialect.identifier_preparer.quote(name)}"
+                    )
 
     def tables(self, role: str | None = None) -> list[Table]:
         return [t for t in metadata.sorted_tables if role is None or t.info.get("role") == role]

@@ -73,6 +73,7 @@ task_table = role_table(
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     *claim_indexes("task"),
+    info={"retired_indexes": ("ix_task_status", "ix_task_due_at")},
 )
 
 

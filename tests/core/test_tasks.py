@@ -89,13 +89,17 @@ def test_claims_and_next_due_seek_an_index_however_much_is_queued(tmp_path: Path
         store.dispose()
 
 
-def test_a_store_kept_from_an_earlier_version_gains_the_claim_indexes(tmp_path: Path) -> None:
+def test_an_earlier_store_trades_its_status_indexes_for_the_claim_ones(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
     old = Store(url)
     old.create_all()
     with old.engine.begin() as conn:
         conn.execute(text("DROP INDEX ix_outbox_status_due"))
         conn.execute(text("DROP INDEX ix_task_status_lease"))
+        # What the earlier version had instead.
+        conn.execute(text("CREATE INDEX ix_outbox_status ON outbox (status)"))
+        conn.execute(text("CREATE INDEX ix_task_status ON task (status)"))
+        conn.execute(text("CREATE INDEX ix_task_due_at ON task (due_at)"))
     old.dispose()
 
     store = Store(url)
@@ -104,3 +108,4 @@ def test_a_store_kept_from_an_earlier_version_gains_the_claim_indexes(tmp_path: 
         names = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master").all()}
     store.dispose()
     assert {"ix_outbox_status_due", "ix_task_status_lease"} <= names
+    assert not {"ix_outbox_status", "ix_task_status", "ix_task_due_at"} & names
