@@ -184,9 +184,9 @@ def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: i
     wall = time.time()
     statements = _statements(table, not store.is_sqlite)
     rows = list(conn.execute(statements.pending, {"now": now, "limit": limit}).all())
-    rows += conn.execute(statements.lease_ended, {"wall": wall, "limit": limit}).all()
-    if len(rows) > limit:
-        rows = sorted(rows, key=lambda row: (row.due_at, row.id))[:limit]
+    abandoned = conn.execute(statements.lease_ended, {"wall": wall, "limit": limit}).all()
+    if abandoned:
+        rows = sorted([*rows, *abandoned], key=lambda row: (row.due_at, row.id))[:limit]
     if rows:
         conn.execute(
             statements.lease, {"ids": [row.id for row in rows], "lease_until": wall + LEASE_S}

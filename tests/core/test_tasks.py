@@ -64,6 +64,22 @@ def test_a_claim_takes_due_and_abandoned_rows_oldest_due_first_up_to_its_limit(
     assert next_due_among(runtime.store, (task_table,)) == now + 60
 
 
+def test_an_abandoned_row_due_earlier_comes_first_in_a_claim_below_its_limit(
+    runtime: Runtime,
+) -> None:
+    now = runtime.clock.now()
+    _schedule(runtime, 0, now - 5)
+    _schedule(runtime, 1, now - 30)
+    with runtime.store.write() as conn:
+        conn.execute(
+            update(task_table).where(task_table.c.payload["n"].as_integer() == 1)
+            .values(status=RUNNING, lease_until=time.time() - 1)
+        )  # fmt: skip
+    with runtime.store.write() as conn:
+        claimed = claim_due(conn, runtime.store, task_table, now, 10)
+    assert _ns(claimed) == [1, 0]
+
+
 def test_claims_and_next_due_seek_an_index_however_much_is_queued(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     store.create_all()
