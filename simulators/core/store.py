@@ -381,12 +381,15 @@ class Store:
         valid), an index added since is built and one retired since is dropped (a table
         names those in `info["retired_indexes"]`). `create_all` only creates whole tables."""
         inspector = inspect(self.engine)
-        existing = set(inspector.get_table_names())
+        # Read for all tables at once: table by table, PostgreSQL's catalog took ~0.9 s of
+        # every start (two queries for each of some seventy tables).
+        kept_columns = {name: found for (_, name), found in inspector.get_multi_columns().items()}
+        kept_indexes = {name: found for (_, name), found in inspector.get_multi_indexes().items()}
         with self.engine.begin() as conn:
             for table in metadata.sorted_tables:
-                if table.name not in existing:
+                if table.name not in kept_columns:
                     continue
-                present = {column["name"] for column in inspector.get_columns(table.name)}
+                present = {column["name"] for column in kept_columns[table.name]}
                 missing = [column for column in table.columns if column.name not in present]
                 for column in missing:
                     if not column.nullable and column.server_default is None:
@@ -399,7 +402,7 @@ class Store:
                         f"ALTER TABLE {self.engine.dialect.identifier_preparer.format_table(table)}"
                         f" ADD COLUMN {CreateColumn(column).compile(dialect=self.engine.dialect)}"
                     )
-                indexed = {index["name"] for index in inspector.get_indexes(table.name)}
+                indexed = {index["name"] for index in kept_indexes.get(table.name, ())}
                 for index in table.indexes:
                     if index.name not in indexed:
                         index.create(conn)
