@@ -86,7 +86,6 @@ def fresh_state(runtime: Runtime, seeded: Snapshot) -> Iterator[None]:
     seeded.restore()
     runtime.clock.set(T0, frozen=True)
     yield
-    runtime.journal.flush()
 
 
 @pytest.fixture

@@ -172,7 +172,5 @@ def handoff(handoff_target: Target) -> Iterator[World]:
         yield world
     finally:
         session.close()
-        if handoff_target.runtime is not None:
-            handoff_target.runtime.journal.flush()
         if mock is not None:
             mock.stop(allow_assert=False)

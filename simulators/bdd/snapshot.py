@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, event, select
@@ -32,6 +33,32 @@ _READS = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAG
 _RESTORING = "handoff_snapshot_restoring"
 
 
+@dataclass(frozen=True)
+class _DriverRows:
+    """One SQLite table's rows as the driver reads and writes them."""
+
+    delete: str
+    insert: str
+    rows: list[tuple[Any, ...]]
+
+    @classmethod
+    def read(cls, conn: Any, table: Table) -> _DriverRows:
+        quote = conn.dialect.identifier_preparer.quote
+        name = quote(table.name)
+        columns = ", ".join(quote(column.name) for column in table.columns)
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            rows = cursor.execute(f"SELECT {columns} FROM {name}").fetchall()
+        finally:
+            cursor.close()
+        slots = ", ".join("?" for _column in table.columns)
+        return cls(
+            delete=f"DELETE FROM {name}",
+            insert=f"INSERT INTO {name} ({columns}) VALUES ({slots})",
+            rows=rows,
+        )
+
+
 class Snapshot:
     def __init__(self, runtime: Any, *, only_this_process_writes: bool = False) -> None:
         """`only_this_process_writes`: no other process or engine writes the store (the
@@ -39,6 +66,11 @@ class Snapshot:
         this runtime's engine wrote; otherwise every table is cleared and refilled."""
         self.runtime = runtime
         self.rows: list[tuple[Table, list[dict[str, Any]]]] = []
+        # On SQLite, each table's rows as the driver stores them with the statements that
+        # clear and refill it: through SQLAlchemy, binding every value of every row again
+        # was most of a restore.
+        self._driver_rows: dict[Table, _DriverRows] = {}
+        self._stale_by_written: dict[frozenset[str], set[Table]] = {}
         self._watch = only_this_process_writes
         self._watching = False
         self._written: set[str] = set()
@@ -56,12 +88,17 @@ class Snapshot:
                 (table, [dict(row._mapping) for row in conn.execute(select(table))])
                 for table in store.tables()
             ]
+            if store.is_sqlite:
+                self._driver_rows = {
+                    table: _DriverRows.read(conn, table) for table, _rows in self.rows
+                }
         self._take_written()
 
     def restore(self) -> None:
         runtime = self.runtime
-        # What the previous scenario left buffered must not land in this one's journal.
-        runtime.journal.flush()
+        # What the previous scenario left buffered must not land in this one's journal; it
+        # would only be written to be deleted with the rest of that scenario's rows.
+        runtime.journal.discard()
         forget_partners()
         runtime.rate_limits.clear(None)
         with runtime.store.write() as conn:
@@ -69,15 +106,31 @@ class Snapshot:
             stale = self._stale_tables(self._take_written())
             conn.info[_RESTORING] = True
             try:
-                for table, _rows in reversed(self.rows):
-                    if table in stale:
-                        delete_equal(conn, table)
-                for table, rows in self.rows:
-                    if rows and table in stale:
-                        conn.execute(table.insert(), rows)
+                if self._driver_rows:
+                    self._refill_by_driver(conn, stale)
+                else:
+                    for table, _rows in reversed(self.rows):
+                        if table in stale:
+                            delete_equal(conn, table)
+                    for table, rows in self.rows:
+                        if rows and table in stale:
+                            conn.execute(table.insert(), rows)
             finally:
                 conn.info.pop(_RESTORING, None)
         runtime.faults.changed()
+
+    def _refill_by_driver(self, conn: Any, stale: set[Table]) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            for table, _rows in reversed(self.rows):
+                if table in stale:
+                    cursor.execute(self._driver_rows[table].delete)
+            for table, _rows in self.rows:
+                kept = self._driver_rows[table]
+                if kept.rows and table in stale:
+                    cursor.executemany(kept.insert, kept.rows)
+        finally:
+            cursor.close()
 
     def _take_written(self) -> set[str] | None:
         """The tables written since the last call (None: all of them), forgetting them."""
@@ -92,6 +145,14 @@ class Snapshot:
         tables = [table for table, _rows in self.rows]
         if written is None:
             return set(tables)
+        # Scenarios write the same few sets of tables over and over.
+        key = frozenset(written)
+        if key not in self._stale_by_written:
+            self._stale_by_written[key] = self._with_children(tables, written)
+        return self._stale_by_written[key]
+
+    @staticmethod
+    def _with_children(tables: list[Table], written: set[str]) -> set[Table]:
         stale = {table for table in tables if table.name in written}
         grew = True
         while grew:

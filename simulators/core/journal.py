@@ -146,6 +146,12 @@ class Journal:
         with self._flush_lock:
             self._flush()
 
+    def discard(self) -> None:
+        """Drop what is buffered, once any flush under way has landed (a scenario's store
+        is about to be put back to its snapshot: writing these entries first is wasted)."""
+        with self._flush_lock, self._lock:
+            self._buffer = []
+
     def _flush(self) -> None:
         with self._lock:
             batch, self._buffer = self._buffer, []

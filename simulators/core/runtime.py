@@ -148,6 +148,11 @@ class Runtime:
         On a live stack the dispatcher process may hold some of it under lease, so a pass
         that found nothing free waits for that work (up to WAIT_FOR_DISPATCHER_S) and looks
         again: a delivery it failed may be due again at once (retries without backoff)."""
+        total = self._run_until_idle(max_rounds)
+        self._publish_journal()
+        return total
+
+    def _run_until_idle(self, max_rounds: int = 200) -> int:
         total = 0
         patience = time.monotonic() + WAIT_FOR_DISPATCHER_S
         for _ in range(max_rounds):
@@ -155,11 +160,16 @@ class Runtime:
             total += ran
             if ran == 0 and not self._more_elsewhere(patience):
                 break
-        # What the work journaled is visible to every process once settled; while busy,
-        # the journal's own flushes (a full buffer, or every FLUSH_EVERY_S) keep it in
-        # batches rather than a write per pass.
-        self.journal.flush()
         return total
+
+    def _publish_journal(self) -> None:
+        """What the work journaled becomes visible to the stack's other processes once it
+        has settled; while busy, the journal's own flushes (a full buffer, or every
+        FLUSH_EVERY_S) keep it in batches rather than a write per pass. A stack alone with
+        its store (tests, in-process) needs no write here: its journal queries read its
+        own buffer first."""
+        if self.settings.background:
+            self.journal.flush()
 
     def _more_elsewhere(self, deadline: float) -> bool:
         """After a pass that ran nothing: whether another dispatcher had work in hand, or
@@ -179,7 +189,7 @@ class Runtime:
         target = self.clock.now() + seconds
         patience = time.monotonic() + WAIT_FOR_DISPATCHER_S
         self._await_running_elsewhere(patience)
-        self.settle()
+        self._run_until_idle()
         for _ in range(max_events):
             self._await_running_elsewhere(patience)
             upcoming = next_due_among(self.store, (task_table, outbox_table))
@@ -187,7 +197,7 @@ class Runtime:
                 break
             if upcoming > self.clock.now():
                 self.clock.set(upcoming)
-            self.settle()
+            self._run_until_idle()
         self.clock.set(target)
         self.settle()
         return target

@@ -6,10 +6,13 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
 from simulators.core.config import Settings
+from simulators.core.journal import journal_table
 from simulators.core.runtime import Runtime
+from simulators.core.store import Store
 from simulators.core.tasks import PENDING, RUNNING, Task, task_table
 
 
@@ -86,3 +89,55 @@ def test_the_dispatcher_looks_again_soon_after_work_and_backs_off_while_quiet(
     # Work found: 5 ms, doubling while nothing is due, never past the interval; work again
     # starts over at 5 ms.
     assert stop.waits == [0.005, 0.01, 0.02, 0.04, 0.08, 0.1, 0.005, 0.01, 0.02]
+
+
+def _journaled_request(runtime: Runtime, url: str) -> None:
+    runtime.journal.record(
+        role="mvne", direction="inbound", method="GET", url=url, status=200, correlation_id="c"
+    )
+
+
+def _stored_journal_urls(db_url: str) -> list[str]:
+    """The journal as another process of the stack reads it: from the store alone."""
+    other = Store(db_url)
+    try:
+        with other.read() as conn:
+            return list(conn.execute(select(journal_table.c.url)).scalars())
+    finally:
+        other.dispose()
+
+
+@pytest.mark.parametrize("move_the_clock", [False, True], ids=["settle", "advance"])
+def test_on_a_live_stack_what_settled_work_journaled_is_visible_to_the_other_processes(
+    tmp_path: Path, move_the_clock: bool
+) -> None:
+    db_url = f"sqlite:///{tmp_path / 'state.db'}"
+    settings = Settings(db_url=db_url, secret_key="k", background=True, state_dir=str(tmp_path))
+    runtime = Runtime(settings)
+    try:
+        _journaled_request(runtime, "/seen-by-others")
+        if move_the_clock:
+            runtime.advance(60)
+        else:
+            runtime.settle()
+        # Read at once: the journal's own periodic flush is a quarter of a second away.
+        assert _stored_journal_urls(db_url) == ["/seen-by-others"]
+    finally:
+        runtime.close()
+
+
+def test_a_stack_alone_with_its_store_reads_its_own_journal_after_settling(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        db_url=f"sqlite:///{tmp_path / 'state.db'}", secret_key="k", background=False,
+        state_dir=str(tmp_path),
+    )  # fmt: skip
+    runtime = Runtime(settings)
+    try:
+        _journaled_request(runtime, "/mine")
+        runtime.advance(60)
+        total, entries = runtime.journal.query()
+        assert (total, [entry["url"] for entry in entries]) == (1, ["/mine"])
+    finally:
+        runtime.close()
