@@ -19,7 +19,7 @@ from .generation import Generation, generation_path
 from .journal import Journal, body_text
 from .outbox import Outbox, outbox_table
 from .ratelimit import Buckets, buckets_for
-from .sink import SignatureCheck
+from .sink import SignatureCheck, recorder
 from .store import Store
 from .tasks import Tasks, due_among, next_due_among, task_table
 
@@ -51,6 +51,7 @@ class Runtime:
         self.role_operations: dict[str, set[str]] = {}
         self.rate_limits: Buckets = buckets_for(settings.redis_url, self.store, self.clock)
         self.sink_signatures = SignatureCheck(settings.secret_key)
+        self.sink_deliveries = recorder(self.store, self.clock)
         # Each role's reference data, run in this order on start, reset and seed.
         self.seeders: dict[str, Callable[[Runtime, Any, int], None]] = {}
         self._session = _peer_session()

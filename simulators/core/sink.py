@@ -31,8 +31,17 @@ from sqlalchemy import (
 )
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from .clock import Clock
+from .group_commit import GroupCommit
 from .outbox import hub_table, signer, webhook_secret
-from .store import CORE_ROLE, count_and_page, delete_equal, role_table, update_equal
+from .store import (
+    CORE_ROLE,
+    Store,
+    count_and_page,
+    delete_equal,
+    role_table,
+    update_equal,
+)
 
 PREFIX = "/__sink"
 BODY_LIMIT = 64 * 1024
@@ -213,6 +222,17 @@ def receive(
         },
     )
     return Received(webhook_id, signature, duplicate, behaviour)
+
+
+def recorder(store: Store, clock: Clock) -> GroupCommit[dict[str, Any], Received]:
+    """`receive` for deliveries arriving together in one process, several to a write
+    transaction (a storm's deliveries each queued for the store's write turn otherwise);
+    each on the clock as its transaction reads it."""
+
+    def record(conn: Connection, delivery: dict[str, Any]) -> Received:
+        return receive(conn, now=clock.now(conn), **delivery)
+
+    return GroupCommit(store, record)
 
 
 def _take_behaviour(conn: Connection, name: str, row: Any) -> Behaviour:

@@ -30,17 +30,16 @@ def _receive(ctx: RequestContext, name: str, path: str) -> Reply:
         head, _, last = path.rpartition("/")
         event_type = last if head.endswith("listener") and last else None
     verdict = runtime.sink_signatures.verdict(ctx.conn, name, raw, headers)
-    with runtime.store.write() as conn:
-        received = sink.receive(
-            conn,
-            name=name,
-            path=path,
-            headers=headers,
-            body=raw,
-            event_type=event_type,
-            signature=verdict,
-            now=runtime.clock.now(conn),
-        )
+    received = runtime.sink_deliveries.submit(
+        {
+            "name": name,
+            "path": path,
+            "headers": headers,
+            "body": raw,
+            "event_type": event_type,
+            "signature": verdict,
+        }
+    )
     behaviour = received.behaviour
     # Outside the transaction: a slow endpoint holds its own worker, never the store.
     if behaviour is not None and behaviour.hang_s > 0:
