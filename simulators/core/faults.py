@@ -419,12 +419,14 @@ def _order(rule: FaultRule) -> tuple[int, float, str]:
 
 # Run on every request a rule matches: built once (see simulators/core/store.py).
 _ALL_RULES = select(fault_table)
+# Counted, then read back in the same transaction: with RETURNING the statement could not
+# take the store's direct SQLite path, and cost more than the two.
 _COUNT_MATCH = (
     update(fault_table)
     .where(fault_table.c.id == bindparam("rule_id"))
     .values(matched=fault_table.c.matched + 1)
-    .returning(fault_table.c.matched)
 )
+_MATCHED = select(fault_table.c.matched).where(fault_table.c.id == bindparam("rule_id"))
 _COUNT_FIRING = (
     update(fault_table)
     .where(fault_table.c.id == bindparam("rule_id"))
@@ -557,7 +559,9 @@ class FaultEngine:
         if conn is None:
             with self.store.write() as own:
                 return self._count(rule, own)
-        count = conn.execute(_COUNT_MATCH, {"rule_id": rule.id}).scalar()
+        if conn.execute(_COUNT_MATCH, {"rule_id": rule.id}).rowcount == 0:
+            return None  # the rule is gone
+        count = conn.execute(_MATCHED, {"rule_id": rule.id}).scalar()
         if count is not None and rule.fires_on(int(count)):
             conn.execute(_COUNT_FIRING, {"rule_id": rule.id})
         return None if count is None else int(count)

@@ -7,6 +7,7 @@ pack leaves the stack as it was. Applying a pack again replaces its rules.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +80,25 @@ def _line_of(node: yaml.Node, path: list[Any]) -> int:
     return int(node.start_mark.line) + 1
 
 
+# Packs as last read, by file and the operations they were checked against: reading the
+# YAML twice (once for the data, once for the line numbers of errors) took milliseconds
+# every time a pack was applied. A file changed on disk is read again.
+_READ: dict[tuple[str, int, int, frozenset[tuple[str, frozenset[str]]]], Pack] = {}
+
+
 def parse_pack(path: Path, operations: dict[str, set[str]]) -> Pack:
     """Read and check one pack file; every error names the file, the line and the field."""
+    stat = path.stat()
+    checked_against = frozenset((role, frozenset(ids)) for role, ids in operations.items())
+    key = (str(path), stat.st_mtime_ns, stat.st_size, checked_against)
+    if key not in _READ:
+        _READ[key] = _read_pack(path, operations)
+    kept = _READ[key]
+    # A copy: whoever applies the pack may change what it was given.
+    return Pack(kept.name, kept.path, copy.deepcopy(kept.document))
+
+
+def _read_pack(path: Path, operations: dict[str, set[str]]) -> Pack:
     shown = path.name
     try:
         text = path.read_text()

@@ -98,10 +98,12 @@ class Prepared:
         if compiled.positiontup is None or compiled.effective_returning:
             return False
         # Set on DML compilers only: defaults SQLAlchemy computes or fetches around the row.
-        if any(
-            getattr(compiled, name, None)
-            for name in ("insert_prefetch", "update_prefetch", "postfetch")
-        ):
+        # An UPDATE's postfetch columns are those it sets to SQL expressions: only named
+        # in its result's metadata, never fetched unless asked for (the stack never asks).
+        fetched: tuple[str, ...] = ("insert_prefetch", "update_prefetch")
+        if not isinstance(compiled.statement, Update):
+            fetched += ("postfetch",)
+        if any(getattr(compiled, name, None) for name in fetched):
             return False
         return not any(bind.expanding or bind.literal_execute for bind in compiled.binds.values())
 
@@ -261,6 +263,13 @@ class DirectConnection(Connection):
         *,
         execution_options: Any = None,
     ) -> Any:
+        if (
+            isinstance(parameters, list)
+            and len(parameters) == 1
+            and isinstance(parameters[0], dict)
+        ):
+            # One row in a list is one execution to SQLAlchemy too, not an executemany.
+            parameters = parameters[0]
         if (
             execution_options
             or not isinstance(statement, (Select, *_DML))

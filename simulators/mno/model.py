@@ -209,6 +209,10 @@ services = role_table(
         postgresql_where=_LIVE,
     ),
 )
+# Built once: a statement built per call never reaches the store's direct SQLite path.
+_INSERT_SERVICE_ORDER = service_orders.insert()
+_INSERT_SERVICE_ORDER_ITEMS = service_order_items.insert()
+_INSERT_SERVICE = services.insert()
 
 usages = role_table(
     ROLE,
@@ -656,7 +660,7 @@ def create_service_order(
 
     order_id = new_id("so")
     conn.execute(
-        service_orders.insert(),
+        _INSERT_SERVICE_ORDER,
         {
             "id": order_id,
             "client_id": client_id,
@@ -670,7 +674,7 @@ def create_service_order(
         },
     )
     conn.execute(
-        service_order_items.insert(),
+        _INSERT_SERVICE_ORDER_ITEMS,
         [
             {
                 "order_id": order_id,
@@ -891,7 +895,7 @@ def _apply_item(
         partner_id = wholesale.partner_of_line(conn, order.mvno_id, values["IMSI"])
         mvno_id = order.mvno_id or wholesale.mvno_of(conn, partner_id)
         conn.execute(
-            services.insert(),
+            _INSERT_SERVICE,
             {
                 "id": service_id,
                 "client_id": order.client_id,

@@ -269,6 +269,7 @@ _POOL_SUMMARY = select(
 _ASSIGNED_IN_MARKET = select(msisdn_counter_table.c.assigned).where(
     msisdn_counter_table.c.market == bindparam("market")
 )
+_INSERT_MSISDN_COUNTER = msisdn_counter_table.insert()
 _LIVE_MSISDNS_OF_MARKET = select(product_table.c.msisdn).where(
     product_table.c.market == bindparam("market"), product_table.c.status != "terminated"
 )
@@ -520,7 +521,8 @@ def _sim_listing(by_status: bool, by_batch: bool) -> tuple[Any, Any]:
         conditions.append(sim_table.c.status == bindparam("status"))
     if by_batch:
         conditions.append(sim_table.c.batch_number == bindparam("batch_number"))
-    count = select(func.count()).select_from(sim_table).where(*conditions)
+    # Labelled: a column named `count` (a tuple's method) keeps a read off the direct path.
+    count = select(func.count().label("total")).select_from(sim_table).where(*conditions)
     page = (
         select(sim_table)
         .where(*conditions)
@@ -563,7 +565,7 @@ def allocate_msisdn(conn: Connection, market: str, seed: int) -> str:
     assigned = conn.execute(_ASSIGNED_IN_MARKET, {"market": market}).scalar()
     if assigned is None:
         assigned = 0
-        conn.execute(msisdn_counter_table.insert(), {"market": market, "assigned": 0})
+        conn.execute(_INSERT_MSISDN_COUNTER, {"market": market, "assigned": 0})
     in_use: set[str] | None = None
     for k in range(assigned, assigned + capacity):
         candidate = str(number_at((start + k * step) % capacity))

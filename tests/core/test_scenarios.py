@@ -123,6 +123,19 @@ def test_a_rule_the_schema_allows_but_the_stack_cannot_apply_names_its_line(runt
     assert refused.value.detail.startswith("typo.yaml:9: faults[0].match.operation")
 
 
+def test_a_pack_changed_on_disk_is_read_again_and_each_read_is_its_own(runtime, tmp_path):
+    rule = "faults:\n  - match: {role: mvne}\n    effect: {type: latency, ms: %d}\n"
+    path = write(tmp_path, "edited", GOOD_HEAD.format(name="edited") + rule % 10)
+    first = parse_pack(path, runtime.role_operations)
+    first.document["faults"][0]["effect"]["ms"] = 99  # whoever applies it may change it
+    assert parse_pack(path, runtime.role_operations).document["faults"][0]["effect"]["ms"] == 10
+    write(tmp_path, "edited", GOOD_HEAD.format(name="edited") + rule % 2500)
+    assert parse_pack(path, runtime.role_operations).document["faults"][0]["effect"]["ms"] == 2500
+    write(tmp_path, "edited", GOOD_HEAD.format(name="edited") + rule % 9 + "  - nonsense\n")
+    with pytest.raises(ScenarioInvalid, match=r"edited.yaml:"):
+        parse_pack(path, runtime.role_operations)
+
+
 def test_broken_yaml_and_a_wrong_name_are_refused(runtime, tmp_path):
     broken = write(tmp_path, "broken", "name: broken\nfaults: [\n")
     with pytest.raises(ScenarioInvalid, match=r"broken.yaml:3: not valid YAML"):

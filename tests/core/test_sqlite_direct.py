@@ -15,9 +15,11 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    case,
     create_engine,
     event,
     func,
+    literal,
     select,
 )
 from sqlalchemy.engine import Connection
@@ -123,6 +125,32 @@ def test_a_repeated_insert_and_update_write_as_sqlalchemy_does(conn: Connection)
     assert isinstance(changed, DirectResult) and changed.rowcount == 4
     prices = select(item.c.price).where(item.c.kind == "sim")
     assert set(conn.execute(prices).scalars()) == {7.0}
+
+
+def test_one_row_in_a_list_is_written_directly_as_one_execution(conn: Connection) -> None:
+    insert = item.insert()
+    row = {"id": "x", "kind": "sim", "price": 2.0, "active": True, "details": None, "note": "n"}
+    conn.execute(insert, [row])
+    written = conn.execute(insert, [{**row, "id": "y"}])
+    assert isinstance(written, DirectResult) and written.rowcount == 1
+    several = conn.execute(insert, [{**row, "id": "z1"}, {**row, "id": "z2"}])
+    assert not isinstance(several, DirectResult)  # an executemany stays with SQLAlchemy
+    ids = select(item.c.id).where(item.c.note == "n").order_by(item.c.id)
+    assert conn.execute(ids).scalars().all() == ["x", "y", "z1", "z2"]
+
+
+def test_an_update_to_an_sql_expression_writes_as_sqlalchemy_does(conn: Connection) -> None:
+    flagged = case((item.c.active, literal("on")), else_=item.c.note)
+    update = item.update().where(item.c.kind == bindparam("want")).values(note=flagged)
+    conn.execute(update, {"want": "esim"})
+    changed = conn.execute(update, {"want": "sim"})
+    assert isinstance(changed, DirectResult) and changed.rowcount == 2
+    notes = select(item.c.id, item.c.note).order_by(item.c.id)
+    assert [tuple(row) for row in conn.execute(notes)] == [
+        ("i0", "on"),
+        ("i1", "seeded"),
+        ("i2", "on"),
+    ]
 
 
 def test_a_missing_parameter_is_sqlalchemys_error(conn: Connection) -> None:
