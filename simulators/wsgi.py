@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 
 from .core.config import settings_from_env
-from .stack import create_app, runtime_of
+from .stack import create_app, freeze_startup_objects, runtime_of
 
 app = create_app(settings_from_env())
+freeze_startup_objects()
 
 if os.environ.get("HANDOFF_DISPATCHER", "on") != "off":
     runtime_of(app).start_background()

@@ -121,7 +121,7 @@ def _in_process(
 
     from simulators.core.config import Settings
     from simulators.core.inprocess import mount
-    from simulators.stack import create_app, runtime_of
+    from simulators.stack import create_app, freeze_startup_objects, runtime_of
 
     directory = tmp_path_factory.mktemp("handoff-bdd")
     settings = Settings(
@@ -136,6 +136,7 @@ def _in_process(
         billing_base_url=replaced.get("billing", ""),
     )
     app = create_app(settings)
+    freeze_startup_objects()
     mock = responses.RequestsMock(assert_all_requests_are_fired=False)
     mount(mock, app, IN_PROCESS_URL)
     for url in replaced.values():
