@@ -57,6 +57,24 @@ def stored(runtime: Runtime, name: str = "storm") -> list[str]:
         return list(conn.execute(query).scalars())
 
 
+def holding_the_first(runtime: Runtime, failing: str | None = None) -> Any:
+    """The sink's write, holding `msg_1`'s transaction open until released; the delivery
+    `failing` fails its transaction after being written."""
+    record = sink.recorder(runtime.store, runtime.clock)._write
+
+    def write(conn: Connection, item: dict[str, Any]) -> Any:
+        webhook_id = item["headers"]["webhook-id"]
+        if webhook_id == "msg_1":
+            first_write_started.set()
+            assert release_first_write.wait(5)
+        answer = record(conn, item)
+        if webhook_id == failing:
+            raise RuntimeError("the store failed mid-batch")
+        return answer
+
+    return write
+
+
 def submit_while_the_first_write_waits(
     commit: GroupCommit[dict[str, Any], Any], first: Any, others: list[Any]
 ) -> tuple[list[Any], list[BaseException]]:
@@ -93,15 +111,7 @@ def test_deliveries_that_arrive_together_are_recorded_in_one_transaction_each_wi
     own_runtime: Runtime,
 ) -> None:
     runtime = own_runtime
-    record = sink.recorder(runtime.store, runtime.clock)._write
-
-    def slow_first(conn: Connection, item: dict[str, Any]) -> Any:
-        if item["headers"]["webhook-id"] == "msg_1":
-            first_write_started.set()
-            assert release_first_write.wait(5)
-        return record(conn, item)
-
-    commit = GroupCommit(runtime.store, slow_first)
+    commit = GroupCommit(runtime.store, holding_the_first(runtime))
     others = [delivery(f"msg_{n}") for n in range(2, 8)] + [delivery("msg_2")]
 
     answers, errors = submit_while_the_first_write_waits(commit, delivery("msg_1"), others)
@@ -120,19 +130,7 @@ def test_a_failed_transaction_fails_every_delivery_in_it_and_stores_none_of_them
     own_runtime: Runtime,
 ) -> None:
     runtime = own_runtime
-    record = sink.recorder(runtime.store, runtime.clock)._write
-
-    def failing_batch(conn: Connection, item: dict[str, Any]) -> Any:
-        webhook_id = item["headers"]["webhook-id"]
-        if webhook_id == "msg_1":
-            first_write_started.set()
-            assert release_first_write.wait(5)
-        answer = record(conn, item)
-        if webhook_id == "msg_bad":
-            raise RuntimeError("the store failed mid-batch")
-        return answer
-
-    commit = GroupCommit(runtime.store, failing_batch)
+    commit = GroupCommit(runtime.store, holding_the_first(runtime, failing="msg_bad"))
     answers, errors = submit_while_the_first_write_waits(
         commit, delivery("msg_1"), [delivery("msg_2"), delivery("msg_bad"), delivery("msg_3")]
     )

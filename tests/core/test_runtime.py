@@ -16,16 +16,21 @@ from simulators.core.store import Store
 from simulators.core.tasks import PENDING, RUNNING, Task, task_table
 
 
+def stack_runtime(tmp_path: Path, *, background: bool) -> Runtime:
+    """A stack's runtime on its own store; `background`: one served by several processes."""
+    settings = Settings(
+        db_url=f"sqlite:///{tmp_path / 'state.db'}", secret_key="k", background=background,
+        state_dir=str(tmp_path),
+    )  # fmt: skip
+    return Runtime(settings)
+
+
 def test_settle_waits_for_a_step_another_dispatcher_holds_and_runs_what_it_leaves_due(
     tmp_path: Path,
 ) -> None:
     # background=True: the stack has a dispatcher process of its own (here: none runs, the
     # test plays it), so work leased elsewhere is worth waiting for.
-    settings = Settings(
-        db_url=f"sqlite:///{tmp_path / 'state.db'}", secret_key="k", background=True,
-        state_dir=str(tmp_path),
-    )  # fmt: skip
-    runtime = Runtime(settings)
+    runtime = stack_runtime(tmp_path, background=True)
     ran: list[int] = []
 
     def step(_runtime: Runtime, task: Task) -> None:
@@ -111,9 +116,7 @@ def _stored_journal_urls(db_url: str) -> list[str]:
 def test_on_a_live_stack_what_settled_work_journaled_is_visible_to_the_other_processes(
     tmp_path: Path, move_the_clock: bool
 ) -> None:
-    db_url = f"sqlite:///{tmp_path / 'state.db'}"
-    settings = Settings(db_url=db_url, secret_key="k", background=True, state_dir=str(tmp_path))
-    runtime = Runtime(settings)
+    runtime = stack_runtime(tmp_path, background=True)
     try:
         _journaled_request(runtime, "/seen-by-others")
         if move_the_clock:
@@ -121,7 +124,7 @@ def test_on_a_live_stack_what_settled_work_journaled_is_visible_to_the_other_pro
         else:
             runtime.settle()
         # Read at once: the journal's own periodic flush is a quarter of a second away.
-        assert _stored_journal_urls(db_url) == ["/seen-by-others"]
+        assert _stored_journal_urls(runtime.settings.db_url) == ["/seen-by-others"]
     finally:
         runtime.close()
 
@@ -129,11 +132,7 @@ def test_on_a_live_stack_what_settled_work_journaled_is_visible_to_the_other_pro
 def test_a_stack_alone_with_its_store_reads_its_own_journal_after_settling(
     tmp_path: Path,
 ) -> None:
-    settings = Settings(
-        db_url=f"sqlite:///{tmp_path / 'state.db'}", secret_key="k", background=False,
-        state_dir=str(tmp_path),
-    )  # fmt: skip
-    runtime = Runtime(settings)
+    runtime = stack_runtime(tmp_path, background=False)
     try:
         _journaled_request(runtime, "/mine")
         runtime.advance(60)
