@@ -3,11 +3,10 @@
 Every write to the store waits for the store's single write turn (SQLite has one writer
 at a time; the turn is a lock file shared by every worker). Under a storm of callbacks
 the sink took one turn per delivery, and its threads spent most of their time queued for
-it while a turn's holder waited for the interpreter lock. Here the first writer to
-arrive leads: it takes every write queued so far, runs them in one transaction and
-wakes their threads, each with its own result, once that transaction has committed;
-writes that arrived meanwhile get the next leader. Nothing answers before its write is
-durable, as with a transaction of its own.
+it. Here the first writer to arrive leads: it takes every write queued so far, runs them
+in one transaction and wakes their threads, each with its own result, once that
+transaction has committed; writes that arrived meanwhile get the next leader. Nothing
+answers before its write has committed, as with a transaction of its own.
 
 No maintained library batches writers onto one SQLAlchemy transaction; this is the
 leader/follower form of group commit that databases use for their own logs.
@@ -28,6 +27,8 @@ Result = TypeVar("Result")
 
 
 class _Waiting(Generic[Item, Result]):
+    """One submitted write: whether its thread leads the next transaction, and its outcome."""
+
     __slots__ = ("item", "woken", "leads", "done", "result", "error")
 
     def __init__(self, item: Item) -> None:
