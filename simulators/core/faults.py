@@ -561,10 +561,10 @@ class FaultEngine:
                 return self._count(rule, own)
         if conn.execute(_COUNT_MATCH, {"rule_id": rule.id}).rowcount == 0:
             return None  # the rule is gone
-        count = conn.execute(_MATCHED, {"rule_id": rule.id}).scalar()
-        if count is not None and rule.fires_on(int(count)):
+        count = int(conn.execute(_MATCHED, {"rule_id": rule.id}).scalar_one())
+        if rule.fires_on(count):
             conn.execute(_COUNT_FIRING, {"rule_id": rule.id})
-        return None if count is None else int(count)
+        return count
 
     def explain(self, sample: Sample, now: float) -> list[dict[str, Any]]:
         """For a sample request: per rule, would it match, and if not, why not. Counts nothing."""

@@ -80,20 +80,22 @@ def _line_of(node: yaml.Node, path: list[Any]) -> int:
     return int(node.start_mark.line) + 1
 
 
-# Packs as last read, by file and the operations they were checked against: reading the
-# YAML twice (once for the data, once for the line numbers of errors) took milliseconds
-# every time a pack was applied. A file changed on disk is read again.
-_READ: dict[tuple[str, int, int, frozenset[tuple[str, frozenset[str]]]], Pack] = {}
+# Each pack file as last read, with what it was read as (the file's version and the
+# operations it was checked against): reading the YAML twice (once for the data, once for
+# the line numbers of errors) took milliseconds every time a pack was applied. A file
+# changed on disk is read again and replaces its entry.
+_READ: dict[str, tuple[tuple[int, int, frozenset[tuple[str, frozenset[str]]]], Pack]] = {}
 
 
 def parse_pack(path: Path, operations: dict[str, set[str]]) -> Pack:
     """Read and check one pack file; every error names the file, the line and the field."""
     stat = path.stat()
     checked_against = frozenset((role, frozenset(ids)) for role, ids in operations.items())
-    key = (str(path), stat.st_mtime_ns, stat.st_size, checked_against)
-    if key not in _READ:
-        _READ[key] = _read_pack(path, operations)
-    kept = _READ[key]
+    version = (stat.st_mtime_ns, stat.st_size, checked_against)
+    found = _READ.get(str(path))
+    if found is None or found[0] != version:
+        found = _READ[str(path)] = (version, _read_pack(path, operations))
+    kept = found[1]
     # A copy: whoever applies the pack may change what it was given.
     return Pack(kept.name, kept.path, copy.deepcopy(kept.document))
 
