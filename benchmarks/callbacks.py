@@ -20,10 +20,10 @@ It:
    every signature valid;
 6. prints a table and one JSON line per phase.
 
-Events are queued through the store rather than produced by order traffic: order
-intake runs at tens per second on this machine (benchmarks/run.py), which would
-measure the order path, not the dispatcher. Targets (issue): >= 2,000 callbacks/s
-with 2 gunicorn workers, p99 lag <= 1 s.
+Events are queued through the store rather than produced by order traffic: orders
+would bring their own work (intake, the network's lifecycle steps, benchmarks/run.py)
+onto the same two CPUs and measure the order path, not the dispatcher. Targets
+(issue): >= 2,000 callbacks/s with 2 gunicorn workers, p99 lag <= 1 s.
 """
 
 from __future__ import annotations

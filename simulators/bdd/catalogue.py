@@ -247,6 +247,9 @@ def _parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
 def define_steps() -> None:
     """Give pytest-bdd one step definition per keyword, in the calling module (a pytest
     plugin) whose fixtures they become."""
+    # pytest-bdd reads the step function's signature twice for every step it runs; kept
+    # on the function, it is read, not rebuilt from the code object each time.
+    run_phrase.__signature__ = inspect.signature(run_phrase)  # type: ignore[attr-defined]
     for keyword, parser in PHRASES.items():
         # stacklevel 2: the fixture belongs to the module that called this function.
         KEYWORDS[keyword](parser, stacklevel=2)(run_phrase)
