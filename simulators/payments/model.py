@@ -176,6 +176,10 @@ _PAYMENT_FOR_UPDATE = (
 
 # A run of digits, single spaces or dashes between them (how people and forms write a PAN).
 _DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9])*")
+# A run with a letter on either side is part of a word, such as a hexadecimal identifier
+# ("9f4111111111111111ab..."), not a number written on its own. Card scanners bound a PAN
+# the same way; without it, an identifier whose digits happen to pass Luhn is refused.
+_LETTER = re.compile(r"[A-Za-z]")
 _SEPARATOR = re.compile(r"[ -]")
 _CVV_NAMES = frozenset(
     {
@@ -207,8 +211,12 @@ def luhn_valid(digits: str) -> bool:
 
 def holds_card_number(text: str) -> bool:
     """Whether `text` holds a PAN: 13 to 19 digits passing Luhn, alone in its run of digits
-    or as whole separated groups of a longer run ("4111 1111 1111 1111 99")."""
+    or as whole separated groups of a longer run ("4111 1111 1111 1111 99"); a run that
+    a letter touches belongs to a word and is not one."""
     for match in _DIGIT_RUN.finditer(text):
+        start, end = match.span()
+        if (start and _LETTER.match(text, start - 1)) or _LETTER.match(text, end):
+            continue
         run = match.group()
         groups = _SEPARATOR.split(run)
         for first in range(len(groups)):

@@ -127,8 +127,10 @@ def test_nothing_of_the_card_reaches_the_log(client, runtime, billing, caplog):
 
 
 def test_ordinary_digits_pass(client, billing):
-    # 16 digits that fail Luhn, a 20-digit run and a short one are no card number.
-    for account in ("4111111111111112", "89001012012341234566", "123456789012"):
+    # 16 digits that fail Luhn, a 20-digit run, a short one, and a hexadecimal id whose digits
+    # pass Luhn (as a billing account id can) are no card number.
+    hex_id = f"9f{PAN}ab{'0' * 12}"
+    for account in ("4111111111111112", "89001012012341234566", "123456789012", hex_id):
         card = client.post(METHODS, json=card_body(account={"id": account}), headers=billing)
         assert card.status_code == 201, card.get_data(as_text=True)
 

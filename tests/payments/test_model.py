@@ -31,7 +31,7 @@ pans = (
 )
 
 
-SURROUNDINGS = st.text(alphabet='ab :"{},', max_size=5)
+SURROUNDINGS = st.text(alphabet=' :"{},_/=', max_size=5)
 
 
 @given(
@@ -60,6 +60,14 @@ def test_known_numbers():
     assert not model.holds_card_number("89001012012341234566")  # a 20-digit run: an ICCID
     assert not model.holds_card_number("2026-03-02T09:00:00.000Z")
     assert model.find_card_data(b"", "/p?cvv=1") == "query.cvv"
+
+
+@given(pan=pans, before=st.sampled_from(["", "9f", "ba-c"]), after=st.sampled_from(["", "e7d0"]))
+def test_a_run_inside_a_word_is_not_a_pan(pan, before, after):
+    # Hexadecimal identifiers carry long digit runs; only a run standing on its own is a PAN.
+    if before or after:
+        assert not model.holds_card_number(before + pan + after)
+    assert model.holds_card_number(f"{before} {pan} {after}")
     assert model.find_card_data(b'{"a": [{"Card_Verification_Value": 1}]}', "/p") == (
         "a[0].Card_Verification_Value"
     )
