@@ -180,6 +180,9 @@ _DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9])*")
 # ("9f4111111111111111ab..."), not a number written on its own. Card scanners bound a PAN
 # the same way; without it, an identifier whose digits happen to pass Luhn is refused.
 _LETTER = re.compile(r"[A-Za-z]")
+# A UUID is an identifier however many of its leading groups happen to be digits
+# ("41111111-1111-1111-..." reads as 16 digits in groups): correlation IDs are UUIDs.
+_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _SEPARATOR = re.compile(r"[ -]")
 _CVV_NAMES = frozenset(
     {
@@ -212,7 +215,9 @@ def luhn_valid(digits: str) -> bool:
 def holds_card_number(text: str) -> bool:
     """Whether `text` holds a PAN: 13 to 19 digits passing Luhn, alone in its run of digits
     or as whole separated groups of a longer run ("4111 1111 1111 1111 99"); a run that
-    a letter touches belongs to a word and is not one."""
+    a letter touches belongs to a word and is not one, and neither is a UUID."""
+    if "-" in text:
+        text = _UUID.sub("/", text)
     for match in _DIGIT_RUN.finditer(text):
         start, end = match.span()
         if (start and _LETTER.match(text, start - 1)) or _LETTER.match(text, end):

@@ -135,6 +135,16 @@ def test_ordinary_digits_pass(client, billing):
         assert card.status_code == 201, card.get_data(as_text=True)
 
 
+def test_a_correlation_id_is_not_taken_for_a_card_number(client, billing):
+    # A UUID whose first three groups are digits reads as 16 digits passing Luhn.
+    correlation_id = f"{PAN[:8]}-{PAN[8:12]}-{PAN[12:]}-a0b1-c2d3e4f5a6b7"
+    card = client.post(
+        METHODS, json=card_body(), headers={**billing, "X-Correlation-ID": correlation_id}
+    )
+    assert card.status_code == 201, card.get_data(as_text=True)
+    assert card.headers["X-Correlation-ID"] == correlation_id
+
+
 @pytest.mark.parametrize("header", ["X-Correlation-ID", "Idempotency-Key"])
 def test_a_pan_in_a_header_the_stack_keeps_is_refused_and_not_kept(
     client, runtime, billing, header

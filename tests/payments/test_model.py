@@ -68,6 +68,14 @@ def test_a_run_inside_a_word_is_not_a_pan(pan, before, after):
     if before or after:
         assert not model.holds_card_number(before + pan + after)
     assert model.holds_card_number(f"{before} {pan} {after}")
+
+
+def test_a_uuid_is_not_a_pan_even_when_its_leading_groups_are_digits():
+    pan = "4111111111111111"
+    uuid_shaped = f"{pan[:8]}-{pan[8:12]}-{pan[12:]}-a0b1-c2d3e4f5a6b7"
+    assert model.holds_card_number(f"{pan[:8]}-{pan[8:12]}-{pan[12:]}")
+    assert not model.holds_card_number(uuid_shaped)
+    assert model.holds_card_number(f"{uuid_shaped} {pan}")
     assert model.find_card_data(b'{"a": [{"Card_Verification_Value": 1}]}', "/p") == (
         "a[0].Card_Verification_Value"
     )
