@@ -7,8 +7,9 @@ activation order (nine statements) spent about a third of its in-process time th
 SQLAlchemy offers no lighter way to run a compiled statement, so this module does it:
 a statement object seen a second time is compiled once (by SQLAlchemy, for this
 dialect, through its public compiler API) and from then on runs on the driver's cursor
-with SQLAlchemy's own bind and result processors. Anything it does not fully cover
-(executemany, RETURNING, Python-side defaults, expanding IN lists, execution options,
+with SQLAlchemy's own bind and result processors; an IN list is rendered by SQLAlchemy
+once per length and that SQL kept. Anything it does not fully cover
+(executemany, RETURNING, Python-side defaults, tuple IN lists, execution options,
 text()) goes through SQLAlchemy unchanged, and so does every statement on PostgreSQL.
 
 Statements are remembered by identity, weakly: a module-level statement reused with new
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Delete, Insert, Update
 from sqlalchemy.sql.selectable import Select
+from sqlalchemy.types import TupleType
 
 Processor = Callable[[Any], Any] | None
 
@@ -60,6 +62,12 @@ def _row_type(names: Sequence[str]) -> type[DirectRow] | None:
     return type("Row", (DirectRow, base), {"__slots__": ()})
 
 
+Slot = tuple[str, int | None, Any, bool, Processor]
+# IN lists of a statement come in a few lengths; one read in chunks of hundreds of keys
+# would otherwise keep a rendering of every length it met.
+_MOST_LENGTHS_KEPT = 64
+
+
 class Prepared:
     """One statement compiled for SQLite, or why it must go through SQLAlchemy."""
 
@@ -68,22 +76,31 @@ class Prepared:
             dialect=conn.dialect, column_keys=list(keys) if keys is not None else None
         )
         assert isinstance(compiled, SQLCompiler)
-        self.sql = compiled.string
+        self._compiled = compiled
         self.is_select = isinstance(statement, Select)
         dialect = conn.dialect
         self.row_type: type[DirectRow] | None = None
         self.processors: list[Processor] | None = None
         self.direct = self._covered(compiled)
-        # Per position: the parameter it takes, the value written into the statement for
-        # when the parameters lack it (or whether one is required), the bind processor.
-        self.slots: list[tuple[str, Any, bool, Processor]] = []
-        for name in compiled.positiontup or []:
-            bind = compiled.binds.get(name)
-            if bind is None or bind.callable is not None:  # escaped name, computed value
-                self.direct = False
-                break
-            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self.slots.append((bind.key, bind.value, bind.required, processor))
+        # The parameters that are IN lists: SQLAlchemy renders one placeholder per value, so
+        # the SQL is kept per combination of list lengths, each rendered by SQLAlchemy once.
+        self.expanding = tuple(
+            sorted(bind.key for bind in compiled.binds.values() if bind.expanding)
+        )
+        self._by_lengths: dict[tuple[int, ...], tuple[str, list[Slot]]] = {}
+        self.sql = compiled.string
+        # Per position: the parameter it takes (and which of a list's values), the value
+        # written into the statement for when the parameters lack it (or whether one is
+        # required), the bind processor.
+        self.slots: list[Slot] = []
+        if not self.expanding:
+            for name in compiled.positiontup or []:
+                bind = compiled.binds.get(name)
+                if bind is None or bind.callable is not None:  # escaped name, computed value
+                    self.direct = False
+                    break
+                processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+                self.slots.append((bind.key, None, bind.value, bind.required, processor))
         if self.direct and self.is_select:
             columns = list(statement.selected_columns)
             self.row_type = _row_type([str(key) for key in statement.selected_columns.keys()])
@@ -95,7 +112,11 @@ class Prepared:
             self.direct = self.row_type is not None
 
     def _covered(self, compiled: SQLCompiler) -> bool:
-        if compiled.positiontup is None or compiled.effective_returning:
+        if (
+            compiled.positiontup is None
+            or compiled.effective_returning
+            or compiled.escaped_bind_names
+        ):
             return False
         # Set on DML compilers only: defaults SQLAlchemy computes or fetches around the row.
         # An UPDATE's postfetch columns are those it sets to SQL expressions: only named
@@ -105,17 +126,55 @@ class Prepared:
             fetched += ("postfetch",)
         if any(getattr(compiled, name, None) for name in fetched):
             return False
-        return not any(bind.expanding or bind.literal_execute for bind in compiled.binds.values())
+        return not any(
+            bind.literal_execute
+            or bind.callable is not None
+            or (bind.expanding and isinstance(bind.type, TupleType))
+            for bind in compiled.binds.values()
+        )
 
-    def arguments(self, parameters: dict[str, Any] | None) -> list[Any] | None:
-        """The driver's positional arguments, as SQLAlchemy's `construct_params` and bind
-        processors make them (without its per-call bookkeeping: a tenth of a statement);
-        None when a required one is missing, for SQLAlchemy to refuse in its own words."""
+    def _expanded(self, given: dict[str, Any], lengths: tuple[int, ...]) -> tuple[str, list[Slot]]:
+        """The SQL and slots for IN lists of these lengths, as SQLAlchemy expands them."""
+        state = self._compiled.construct_expanded_state(dict(given))
+        value_of = {
+            expanded: (key, position)
+            for key, names in state.parameter_expansion.items()
+            for position, expanded in enumerate(names)
+        }
+        binds = self._compiled.binds
+        slots: list[Slot] = []
+        for name in state.positiontup or []:
+            processor = state.processors.get(name)
+            if name in value_of:
+                key, position = value_of[name]
+                slots.append((key, position, None, True, processor))
+            else:
+                bind = binds[name]
+                slots.append((bind.key, None, bind.value, bind.required, processor))
+        if len(self._by_lengths) < _MOST_LENGTHS_KEPT:
+            self._by_lengths[lengths] = (state.statement, slots)
+        return state.statement, slots
+
+    def arguments(self, parameters: dict[str, Any] | None) -> tuple[str, list[Any]] | None:
+        """The SQL to run and the driver's positional arguments, as SQLAlchemy's
+        `construct_params` and bind processors make them (without its per-call bookkeeping:
+        a tenth of a statement); None when a required one is missing, for SQLAlchemy to
+        refuse in its own words."""
         given = parameters or {}
+        sql, slots = self.sql, self.slots
+        if self.expanding:
+            lengths = []
+            for key in self.expanding:
+                values = given.get(key)
+                if not isinstance(values, (list, tuple)):
+                    return None
+                lengths.append(len(values))
+            shape = tuple(lengths)
+            sql, slots = self._by_lengths.get(shape) or self._expanded(given, shape)
         arguments = []
-        for key, written, required, processor in self.slots:
+        for key, position, written, required, processor in slots:
             if key in given:
-                value = given[key]
+                value = given[key] if position is None else given[key][position]
             elif required:
                 return None
             else:
@@ -123,7 +182,7 @@ class Prepared:
             if processor is not None and value is not None:
                 value = processor(value)
             arguments.append(value)
-        return arguments
+        return sql, arguments
 
 
 class DirectResult:
@@ -278,30 +337,30 @@ class DirectConnection(Connection):
             return super().execute(statement, parameters, execution_options=execution_options)
         keys = tuple(sorted(parameters or ())) if isinstance(statement, (Insert, Update)) else None
         prepared = _prepared_for(self, statement, keys)
-        arguments = prepared.arguments(parameters) if prepared and prepared.direct else None
-        if prepared is None or arguments is None:
+        to_run = prepared.arguments(parameters) if prepared and prepared.direct else None
+        if prepared is None or to_run is None:
             return super().execute(statement, parameters)
-        return self._run(prepared, arguments)
+        return self._run(prepared, *to_run)
 
-    def _run(self, prepared: Prepared, arguments: list[Any]) -> DirectResult:
+    def _run(self, prepared: Prepared, sql: str, arguments: list[Any]) -> DirectResult:
         if not self.in_transaction():
             self.begin()  # SQLAlchemy's autobegin, with its "begin" event
         dispatch = self.dispatch
         # Asked first: iterating an empty listener collection costs more than the check.
         if dispatch.before_cursor_execute:
             for listener in dispatch.before_cursor_execute:
-                listener(self, None, prepared.sql, arguments, None, False)
+                listener(self, None, sql, arguments, None, False)
         dbapi_connection = self.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(prepared.sql, arguments)
+            cursor.execute(sql, arguments)
         except sqlite3.Error as error:
             cursor.close()
             raise exc.DBAPIError.instance(
-                prepared.sql, arguments, error, sqlite3.Error, dialect=self.dialect
+                sql, arguments, error, sqlite3.Error, dialect=self.dialect
             ) from error
         if dispatch.after_cursor_execute:
             for listener in dispatch.after_cursor_execute:
-                listener(self, cursor, prepared.sql, arguments, None, False)
+                listener(self, cursor, sql, arguments, None, False)
         return DirectResult(cursor, prepared if prepared.is_select else None)

@@ -69,11 +69,6 @@ _ALL_VERSIONS = select(agreement_versions)
 _VERSIONS_OF_PARTNERS = select(agreement_versions).where(
     agreement_versions.c.partner_id.in_(bindparam("partner_ids", expanding=True))
 )
-# One partner's (each activation's fee): an expanding IN list is rendered again on every
-# execution, which cost more than the read.
-_VERSIONS_OF_PARTNER = select(agreement_versions).where(
-    agreement_versions.c.partner_id == bindparam("partner_id")
-)
 
 
 # --- money ------------------------------------------------------------------------------------
@@ -370,8 +365,6 @@ def load_book(conn: Connection, partner_ids: Iterable[str] | None = None) -> Ver
     wanted = None if partner_ids is None else sorted(set(partner_ids))
     if wanted is None:
         rows = conn.execute(_ALL_VERSIONS).all()
-    elif len(wanted) == 1:
-        rows = conn.execute(_VERSIONS_OF_PARTNER, {"partner_id": wanted[0]}).all()
     else:
         rows = conn.execute(_VERSIONS_OF_PARTNERS, {"partner_ids": wanted}).all()
     return VersionBook(_from_row(row) for row in rows)

@@ -151,9 +151,6 @@ periods = role_table(
 _KEYS_PRESENT = select(ledger.c.idempotency_key).where(
     ledger.c.idempotency_key.in_(bindparam("keys", expanding=True))
 )
-# One key (a single posting, such as an activation fee): an expanding IN list is rendered
-# again on every execution.
-_KEY_PRESENT = select(ledger.c.idempotency_key).where(ledger.c.idempotency_key == bindparam("key"))
 _PERIOD_STATUS = select(periods.c.status).where(
     periods.c.partner_id == bindparam("partner_id"), periods.c.period_id == bindparam("period_id")
 )
@@ -310,8 +307,6 @@ def row_values(entry: Entry, period_id: str, service_period: str, now: float) ->
 
 def existing_keys(conn: Connection, keys: Iterable[str]) -> set[str]:
     wanted = list(dict.fromkeys(keys))
-    if len(wanted) == 1:
-        return set(conn.execute(_KEY_PRESENT, {"key": wanted[0]}).scalars())
     found: set[str] = set()
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]

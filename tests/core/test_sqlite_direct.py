@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    tuple_,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound, StatementError
@@ -174,11 +175,53 @@ def test_what_it_does_not_cover_still_goes_through_sqlalchemy(conn: Connection) 
     for suffix in ("1", "2"):  # Python-side default: SQLAlchemy fills it in
         result = conn.execute(INSERT, {**without_note, "id": "d" + suffix})
         assert not isinstance(result, DirectResult)
-    notes = select(item.c.note).where(item.c.id.in_(bindparam("ids", expanding=True)))
-    for _ in range(2):
-        result = conn.execute(notes, {"ids": ["d1", "d2"]})
+    pairs = select(item.c.note).where(
+        tuple_(item.c.id, item.c.kind).in_(bindparam("pairs", expanding=True))
+    )
+    for _ in range(2):  # a tuple IN list
+        result = conn.execute(pairs, {"pairs": [("d1", "sim"), ("d2", "sim")]})
         assert not isinstance(result, DirectResult)
         assert result.scalars().all() == ["none", "none"]
+
+
+def test_in_lists_of_every_length_answer_as_sqlalchemy_does(conn: Connection) -> None:
+    statement = (
+        select(item.c.id)
+        .where(
+            item.c.id.in_(bindparam("ids", expanding=True)),
+            item.c.active.in_(bindparam("flags", expanding=True)),  # a bind processor
+            item.c.kind != bindparam("not_kind"),
+        )
+        .order_by(item.c.id)
+    )
+    asked = [
+        (["i0", "i1", "i2"], [True, False], "none", ["i0", "i1", "i2"]),
+        (["i0", "i1", "i2"], [True], "esim", ["i0"]),
+        (["i1"], [False], "none", ["i1"]),
+        ([], [True], "none", []),
+        (["i0", "i2"], [True], "none", ["i0", "i2"]),
+    ]
+    first = conn.execute(statement, {"ids": ["i0"], "flags": [True], "not_kind": "none"})
+    assert not isinstance(first, DirectResult)
+    for ids, flags, not_kind, expected in asked:
+        for _ in range(2):  # a new length, then a length seen before
+            result = conn.execute(statement, {"ids": ids, "flags": flags, "not_kind": not_kind})
+            assert isinstance(result, DirectResult)
+            assert result.scalars().all() == expected, (ids, flags, not_kind)
+    not_a_list = conn.execute(statement, {"ids": "i0", "flags": [True], "not_kind": "none"})
+    assert not isinstance(not_a_list, DirectResult)  # SQLAlchemy's to refuse or accept
+    update = item.update().where(item.c.id.in_(bindparam("ids", expanding=True)))
+    conn.execute(update.values(note="first"), {"ids": ["i0"]})
+    noted = update.values(note=bindparam("note"))
+    conn.execute(noted, {"ids": ["i0"], "note": "x"})
+    written = conn.execute(noted, {"ids": ["i1", "i2"], "note": "listed"})
+    assert isinstance(written, DirectResult) and written.rowcount == 2
+    notes = select(item.c.id, item.c.note).order_by(item.c.id)
+    assert [tuple(row) for row in conn.execute(notes)] == [
+        ("i0", "x"),
+        ("i1", "listed"),
+        ("i2", "listed"),
+    ]
 
 
 def test_statement_listeners_see_direct_statements(conn: Connection) -> None:
