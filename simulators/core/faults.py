@@ -157,6 +157,20 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class _Identity:
+    """The part of a rule's match that a request's identity decides, as sets looked up in
+    one step: with many rules on a role every request of that role tries them all."""
+
+    role: str | None
+    operations: frozenset[str] | None
+    partners: frozenset[str] | None
+    events: frozenset[str] | None
+    methods: frozenset[str] | None
+    # Path, headers or fields to look at as well, once the identity fits.
+    content: bool
+
+
+@dataclass(frozen=True)
 class FaultRule:
     id: str
     priority: int
@@ -179,27 +193,41 @@ class FaultRule:
     def dosage(self) -> dict[str, Any]:
         return dict(self.spec.get("dosage") or {})
 
-    @property
+    @cached_property
     def effect_type(self) -> str:
         return str(self.spec["effect"]["type"])
 
+    @cached_property
+    def identity(self) -> _Identity:
+        match = self.match
+
+        def allowed(key: str) -> frozenset[str] | None:
+            return frozenset(_as_tuple(match[key])) if key in match else None
+
+        methods = allowed("method")
+        return _Identity(
+            role=match.get("role"),
+            operations=allowed("operation"),
+            partners=allowed("partner"),
+            events=allowed("event"),
+            methods=None if methods is None else frozenset(m.upper() for m in methods),
+            content=bool("path" in match or match.get("headers") or match.get("fields")),
+        )
+
     def matches(self, sample: Sample) -> bool:
         """`not mismatches(sample)`, without composing the reasons: the request path."""
-        match = self.match
-        if match.get("role") not in (None, sample.role):
+        identity = self.identity
+        if identity.role is not None and identity.role != sample.role:
             return False
-        for key, actual in (
-            ("operation", sample.operation),
-            ("partner", sample.partner),
-            ("event", sample.event),
-        ):
-            if key in match and actual not in _as_tuple(match[key]):
-                return False
-        if "method" in match and (sample.method or "") not in (
-            m.upper() for m in _as_tuple(match["method"])
-        ):
+        if identity.operations is not None and sample.operation not in identity.operations:
             return False
-        return not self.mismatches(sample)
+        if identity.partners is not None and sample.partner not in identity.partners:
+            return False
+        if identity.events is not None and sample.event not in identity.events:
+            return False
+        if identity.methods is not None and (sample.method or "") not in identity.methods:
+            return False
+        return not identity.content or not self.mismatches(sample)
 
     def mismatches(self, sample: Sample) -> list[str]:
         """Why this rule does not concern the sample; empty when it does."""
@@ -390,27 +418,41 @@ NO_FAULTS = Decision()
 
 
 class RuleSet:
-    """The rules of one generation, indexed by role so a request only looks at its own."""
+    """The rules of one generation, indexed by role and operation so a request only looks
+    at the rules that can concern it."""
 
     def __init__(self, rules: list[FaultRule]) -> None:
         self.rules = sorted(rules, key=_order)
         by_role: dict[str | None, list[FaultRule]] = {}
         for rule in self.rules:
-            by_role.setdefault(rule.match.get("role"), []).append(rule)
+            by_role.setdefault(rule.identity.role, []).append(rule)
         anywhere = by_role.pop(None, [])
         self._anywhere = anywhere
         self._by_role = {
             role: sorted(own + anywhere, key=_order) if role != CALLBACKS_ROLE else own
             for role, own in by_role.items()
         }
+        self._by_operation: dict[tuple[str, str | None], list[FaultRule]] = {}
 
-    def candidates(self, role: str) -> list[FaultRule]:
-        """The rules that may concern a request of `role`, in the order they are tried.
-        Callback rules always name the `callbacks` role (see `check_rule`)."""
+    def candidates(self, role: str, operation: str | None = None) -> list[FaultRule]:
+        """The rules that may concern a request of `role` (and of `operation`, if given),
+        in the order they are tried. Callback rules always name the `callbacks` role (see
+        `check_rule`)."""
         found = self._by_role.get(role)
-        if found is not None:
+        if found is None:
+            found = [] if role == CALLBACKS_ROLE else self._anywhere
+        if operation is None or not found:
             return found
-        return [] if role == CALLBACKS_ROLE else self._anywhere
+        key = (role, operation)
+        narrowed = self._by_operation.get(key)
+        if narrowed is None:
+            # Worked out on a role's first request of each operation: a contract has tens.
+            narrowed = self._by_operation[key] = [
+                rule
+                for rule in found
+                if rule.identity.operations is None or operation in rule.identity.operations
+            ]
+        return narrowed
 
 
 def _order(rule: FaultRule) -> tuple[int, float, str]:
@@ -518,7 +560,7 @@ class FaultEngine:
         """Which rules fire on this request (only rules of `kinds`, if given), counting
         matches in the store: in `conn` when the caller is inside a write transaction
         (a second writer on this thread would wait for the first), else in its own."""
-        candidates = self.rule_set().candidates(sample.role)
+        candidates = self.rule_set().candidates(sample.role, sample.operation)
         if not candidates:
             return NO_FAULTS
         decision = Decision()

@@ -575,7 +575,9 @@ class RoleApi:
                 if withheld is not None and not withheld.keep_correlation_id:
                     g.correlation_id = new_correlation_id()
             faults = NO_FAULTS
-            if role in runtime.role_operations and runtime.faults.rule_set().candidates(role):
+            if role in runtime.role_operations and runtime.faults.rule_set().candidates(
+                role, operation.operation_id
+            ):
                 faults = self._decide_faults(runtime, operation, auth, path_args)
             ratelimit.admit(runtime, role, operation)
             # Read and check the request before the transaction: a write holds the store's

@@ -10,7 +10,7 @@ import requests
 from conftest import BASE_URL, ORDERS, activate, conforms, first_sims, order_body, settle
 
 from simulators.core.clock import parse_iso
-from simulators.core.faults import FaultRule, Sample, latency_ms
+from simulators.core.faults import FaultRule, RuleSet, Sample, latency_ms
 
 FAULTS = "/__admin/faults"
 ORDER_URL = BASE_URL + ORDERS
@@ -273,6 +273,40 @@ def test_rules_for_other_roles_cost_a_request_nothing(runtime):
     runtime.faults.rule_set()  # cached
     sample = Sample(role="mvne", operation="getProduct")
     assert runtime.faults.decide(sample, runtime.clock.now).fired == []
+
+
+def test_a_request_tries_only_the_rules_of_its_role_and_operation():
+    def rule(rule_id: str, match: dict, priority: int = 100) -> FaultRule:
+        spec = {"match": match, "effect": {"type": "status", "status": 503}}
+        return FaultRule(rule_id, priority, spec, "api", 0.0)
+
+    rules = RuleSet(
+        [
+            rule("read", {"role": "mvne", "operation": ["getProduct", "listProducts"]}),
+            rule("order", {"role": "mvne", "operation": "createProductOrder"}),
+            rule("any-mvne", {"role": "mvne", "path": "/mvne/*"}, priority=1),
+            rule("anywhere", {"partner": "alpha"}),
+            rule("network", {"role": "mno", "operation": "getService"}),
+        ]
+    )
+    tried = [found.id for found in rules.candidates("mvne", "getProduct")]
+    assert tried == ["any-mvne", "anywhere", "read"]  # in priority order
+    assert [found.id for found in rules.candidates("mvne", "createProductOrder")] == [
+        "any-mvne",
+        "anywhere",
+        "order",
+    ]
+    assert [found.id for found in rules.candidates("care", "getTicket")] == ["anywhere"]
+    assert len(rules.candidates("mvne")) == 4  # no operation named: every rule of the role
+
+    by_id = {found.id: found for found in rules.rules}
+    product = Sample(role="mvne", operation="getProduct", method="GET", path="/mvne/p/1")
+    assert by_id["read"].matches(product) and by_id["any-mvne"].matches(product)
+    assert not by_id["any-mvne"].matches(
+        Sample(role="mvne", operation="getProduct", path="/mno/p/1")
+    )
+    assert not by_id["anywhere"].matches(product)  # no partner: not alpha
+    assert by_id["anywhere"].matches(Sample(role="care", partner="alpha"))
 
 
 # --- data faults: the fakes apply them inside their rules ----------------------------------
