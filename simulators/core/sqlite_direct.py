@@ -63,9 +63,10 @@ def _row_type(names: Sequence[str]) -> type[DirectRow] | None:
 
 
 Slot = tuple[str, int | None, Any, bool, Processor]
-# IN lists of a statement come in a few lengths; one read in chunks of hundreds of keys
-# would otherwise keep a rendering of every length it met.
-_MOST_LENGTHS_KEPT = 64
+# The renderings kept per statement: enough for every length of the dispatcher's claims
+# (up to callback concurrency x 8 rows leased at once); a read in chunks of hundreds of
+# keys would otherwise keep a rendering of every length it met.
+_MOST_LENGTHS_KEPT = 256
 
 
 class Prepared:
@@ -93,12 +94,9 @@ class Prepared:
         # written into the statement for when the parameters lack it (or whether one is
         # required), the bind processor.
         self.slots: list[Slot] = []
-        if not self.expanding:
+        if self.direct and not self.expanding:
             for name in compiled.positiontup or []:
-                bind = compiled.binds.get(name)
-                if bind is None or bind.callable is not None:  # escaped name, computed value
-                    self.direct = False
-                    break
+                bind = compiled.binds[name]  # no escaped names, no computed values (_covered)
                 processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
                 self.slots.append((bind.key, None, bind.value, bind.required, processor))
         if self.direct and self.is_select:

@@ -140,6 +140,7 @@ def _lease_ended(table: Table) -> Any:
 class _DispatchStatements:
     pending: Any  # due rows in due order, up to :limit
     lease_ended: Any  # rows of an ended lease in due order, up to :limit
+    lease: Any
     any_due: Any  # a boolean column: is anything due?
     next_due: Any
 
@@ -162,26 +163,18 @@ def _statements(table: Table, lock_rows: bool) -> _DispatchStatements:
         )
         return query.with_for_update(skip_locked=True) if lock_rows else query
 
+    lease = (
+        table.update()
+        .where(table.c.id.in_(bindparam("ids", expanding=True)))
+        .values(status=RUNNING, lease_until=bindparam("lease_until"))
+    )
     any_due = or_(
         select(table.c.id).where(_pending_due(table)).exists(),
         select(table.c.id).where(_lease_ended(table)).exists(),
     )
     next_due = select(func.min(table.c.due_at)).where(table.c.status == PENDING)
     return _DispatchStatements(
-        claim(_pending_due(table)), claim(_lease_ended(table)), any_due, next_due
-    )
-
-
-@cache
-def _lease(table: Table, count: int) -> Any:
-    """The lease of `count` rows, by id: one statement per count, built once. With an
-    expanding IN list SQLAlchemy rendered the statement again on every claim, which cost
-    more than the claim's reads."""
-    ids: list[Any] = [bindparam(f"id_{position}") for position in range(count)]
-    return (
-        table.update()
-        .where(table.c.id.in_(ids))
-        .values(status=RUNNING, lease_until=bindparam("lease_until"))
+        claim(_pending_due(table)), claim(_lease_ended(table)), lease, any_due, next_due
     )
 
 
@@ -195,8 +188,9 @@ def claim_due(conn: Connection, store: Store, table: Table, now: float, limit: i
     if abandoned:
         rows = sorted([*rows, *abandoned], key=lambda row: (row.due_at, row.id))[:limit]
     if rows:
-        ids = {f"id_{position}": row.id for position, row in enumerate(rows)}
-        conn.execute(_lease(table, len(rows)), {**ids, "lease_until": wall + LEASE_S})
+        conn.execute(
+            statements.lease, {"ids": [row.id for row in rows], "lease_until": wall + LEASE_S}
+        )
     return rows
 
 

@@ -362,11 +362,10 @@ class VersionBook:
 
 
 def load_book(conn: Connection, partner_ids: Iterable[str] | None = None) -> VersionBook:
-    wanted = None if partner_ids is None else sorted(set(partner_ids))
-    if wanted is None:
+    if partner_ids is None:
         rows = conn.execute(_ALL_VERSIONS).all()
     else:
-        rows = conn.execute(_VERSIONS_OF_PARTNERS, {"partner_ids": wanted}).all()
+        rows = conn.execute(_VERSIONS_OF_PARTNERS, {"partner_ids": sorted(set(partner_ids))}).all()
     return VersionBook(_from_row(row) for row in rows)
 
 
