@@ -227,28 +227,29 @@ class FaultRule:
             return False
         if identity.methods is not None and (sample.method or "") not in identity.methods:
             return False
-        return not identity.content or not self.mismatches(sample)
+        return not identity.content or not self._content_mismatches(sample)
 
     def mismatches(self, sample: Sample) -> list[str]:
         """Why this rule does not concern the sample; empty when it does."""
         match = self.match
         reasons: list[str] = []
-
-        def differs(name: str, wanted: Any, actual: str | None) -> None:
-            allowed = _as_tuple(wanted)
-            if actual is None or actual not in allowed:
-                reasons.append(f"{name} is {actual or '(none)'}, the rule wants {_says(allowed)}")
-
         if match.get("role") not in (None, sample.role):
             reasons.append(f"role is {sample.role}, the rule wants {match.get('role')}")
         if "operation" in match:
-            differs("operation", match["operation"], sample.operation)
+            _differs(reasons, "operation", match["operation"], sample.operation)
         if "method" in match:
-            differs("method", [m.upper() for m in _as_tuple(match["method"])], sample.method)
+            methods = [m.upper() for m in _as_tuple(match["method"])]
+            _differs(reasons, "method", methods, sample.method)
         if "event" in match:
-            differs("event", match["event"], sample.event)
+            _differs(reasons, "event", match["event"], sample.event)
         if "partner" in match:
-            differs("partner", match["partner"], sample.partner)
+            _differs(reasons, "partner", match["partner"], sample.partner)
+        return reasons + self._content_mismatches(sample)
+
+    def _content_mismatches(self, sample: Sample) -> list[str]:
+        """Why the sample's path, headers or fields do not fit the rule."""
+        match = self.match
+        reasons: list[str] = []
         if "path" in match and not (
             sample.path
             and any(fnmatch.fnmatchcase(sample.path, p) for p in _as_tuple(match["path"]))
@@ -256,9 +257,10 @@ class FaultRule:
             reasons.append(
                 f"path {sample.path or '(none)'} is not {_says(_as_tuple(match['path']))}"
             )
-        lowered = {name.lower(): value for name, value in sample.headers.items()}
-        for name, wanted in (match.get("headers") or {}).items():
-            differs(f"header {name}", wanted, lowered.get(name.lower()))
+        if match.get("headers"):
+            lowered = {name.lower(): value for name, value in sample.headers.items()}
+            for name, wanted in match["headers"].items():
+                _differs(reasons, f"header {name}", wanted, lowered.get(name.lower()))
         if match.get("fields"):
             found = sample.field_values()
             for name, wanted in match["fields"].items():
@@ -318,6 +320,12 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(str(item) for item in value)
     return (str(value),)
+
+
+def _differs(reasons: list[str], name: str, wanted: Any, actual: str | None) -> None:
+    allowed = _as_tuple(wanted)
+    if actual is None or actual not in allowed:
+        reasons.append(f"{name} is {actual or '(none)'}, the rule wants {_says(allowed)}")
 
 
 def _says(values: tuple[str, ...]) -> str:
