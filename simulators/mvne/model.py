@@ -33,6 +33,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union_all,
 )
 
 from simulators.core import audit
@@ -208,6 +209,18 @@ msisdn_counter_table = role_table(
     Column("assigned", Integer, nullable=False),
 )
 
+# A number given to an order still in flight: no subscription carries it yet, so without
+# this row a second order could be given it while the first is being provisioned (the
+# network then refuses one of the two). Deleted when the order leaves flight; by then a
+# subscription holds the number, or nobody does.
+msisdn_hold_table = role_table(
+    ROLE,
+    "mvne_msisdn_hold",
+    Column("market", String(2), primary_key=True),
+    Column("msisdn", String(16), primary_key=True),
+    Column("order_id", String(40), nullable=False, index=True),
+)
+
 LIVE = ("active", "suspended")
 IN_FLIGHT_ORDER_STATES = ("acknowledged", "inProgress", "held", "pending")
 
@@ -270,17 +283,32 @@ _ASSIGNED_IN_MARKET = select(msisdn_counter_table.c.assigned).where(
     msisdn_counter_table.c.market == bindparam("market")
 )
 _INSERT_MSISDN_COUNTER = msisdn_counter_table.insert()
-_LIVE_MSISDNS_OF_MARKET = select(product_table.c.msisdn).where(
-    product_table.c.market == bindparam("market"), product_table.c.status != "terminated"
+_LIVE_MSISDNS_OF_MARKET = union_all(
+    select(product_table.c.msisdn).where(
+        product_table.c.market == bindparam("market"), product_table.c.status != "terminated"
+    ),
+    select(msisdn_hold_table.c.msisdn).where(msisdn_hold_table.c.market == bindparam("market")),
 )
-_MSISDN_IN_USE = (
-    select(product_table.c.id)
-    .where(
-        product_table.c.msisdn == bindparam("msisdn"),
-        product_table.c.market == bindparam("market"),
-        product_table.c.status != "terminated",
+_MSISDN_IN_USE = select(
+    or_(
+        select(product_table.c.id)
+        .where(
+            product_table.c.msisdn == bindparam("msisdn"),
+            product_table.c.market == bindparam("market"),
+            product_table.c.status != "terminated",
+        )
+        .exists(),
+        select(msisdn_hold_table.c.order_id)
+        .where(
+            msisdn_hold_table.c.market == bindparam("market"),
+            msisdn_hold_table.c.msisdn == bindparam("msisdn"),
+        )
+        .exists(),
     )
-    .limit(1)
+)
+_HOLD_MSISDN = msisdn_hold_table.insert()
+_RELEASE_ORDER_MSISDNS = msisdn_hold_table.delete().where(
+    msisdn_hold_table.c.order_id == bindparam("order_id")
 )
 # Numbers the walk asks about one by one before it reads every live number of the market
 # at once: the next number is almost always free, and reading them all on every activation
@@ -557,8 +585,12 @@ def _range_start(seed: int, capacity: int) -> int:
     return int(faker.random_int(0, capacity - 1))
 
 
-def allocate_msisdn(conn: Connection, market: str, seed: int) -> str:
-    """Next free fictitious number; the seed fixes the (permuted) order of assignment."""
+def allocate_msisdn(conn: Connection, market: str, seed: int, *, order_id: str) -> str:
+    """Next free fictitious number, held for `order_id` until that order leaves flight.
+
+    Free: no live subscription and no order in flight has it. The seed fixes the
+    (permuted) order of assignment.
+    """
     capacity, number_at = _range(market)
     start = _range_start(seed, capacity)
     step = next(s for s in (7, 11, 13, 17, 19, 23, 29, 31) if capacity % s != 0)
@@ -575,9 +607,12 @@ def allocate_msisdn(conn: Connection, market: str, seed: int) -> str:
             taken = candidate in in_use
         else:
             probe = {"msisdn": candidate, "market": market}
-            taken = conn.execute(_MSISDN_IN_USE, probe).first() is not None
+            taken = bool(conn.execute(_MSISDN_IN_USE, probe).scalar())
         if not taken:
             update_equal(conn, msisdn_counter_table, {"market": market}, assigned=k + 1)
+            conn.execute(
+                _HOLD_MSISDN, {"market": market, "msisdn": candidate, "order_id": order_id}
+            )
             return candidate
     raise errors.MsisdnRangeExhausted(f"All {capacity} fictitious numbers of {market} are in use")
 
@@ -790,6 +825,8 @@ def set_order_state(
 ) -> Any:
     if state in ("completed", "failed", "partial", "cancelled"):
         values["completion_date"] = now
+    if state not in IN_FLIGHT_ORDER_STATES:
+        conn.execute(_RELEASE_ORDER_MSISDNS, {"order_id": order_id})
     update_equal(
         conn,
         order_table,

@@ -209,7 +209,7 @@ def submit_activation(runtime: Runtime, task: Task) -> None:
             try:
                 for item in order.items:
                     sim = select_equal(conn, model.sim_table, iccid=item["iccid"]).one()
-                    msisdn = model.allocate_msisdn(conn, item["market"], seed)
+                    msisdn = model.allocate_msisdn(conn, item["market"], seed, order_id=order.id)
                     items.append(dict(item, imsi=sim.imsi, msisdn=msisdn, state="inProgress"))
             except errors.MsisdnRangeExhausted:
                 fail_order(

@@ -20,7 +20,13 @@ from conftest import (
 from standardwebhooks import Webhook
 
 from simulators.core.clock import parse_iso
-from simulators.core.identifiers import is_fictitious_msisdn, is_valid_iccid, is_valid_imsi
+from simulators.core.identifiers import (
+    is_fictitious_msisdn,
+    is_valid_iccid,
+    is_valid_imsi,
+    uk_fictitious_msisdn,
+)
+from simulators.mvne import model
 from simulators.mvne.steps import expected_completion, poll_delay
 
 CATALOG = "/mvne/tmf-api/productCatalogManagement/v4/productOffering"
@@ -259,6 +265,50 @@ def test_failed_network_provisioning_is_partner_safe(client, runtime, alpha, bra
     assert "HLR" not in json.dumps(failed) and "IMSI" not in failed["stateReason"]["reason"]
     # The SIM goes back to the pool for another try.
     assert client.get(f"{SIMS}/{iccid}", headers=alpha).get_json()["resourceStatus"] == "available"
+
+
+def test_a_number_given_to_an_order_in_flight_is_not_given_again(
+    client, runtime, alpha, monkeypatch
+):
+    # A market of three numbers and four orders accepted together: all four are given
+    # their numbers before the network has completed any of them.
+    monkeypatch.setattr(model, "_range", lambda market: (3, uk_fictitious_msisdn))
+    iccids = first_sims(client, alpha, 5)
+    created = [
+        client.post(ORDERS, json=order_body(iccid, f"tight-{n}"), headers=alpha).get_json()
+        for n, iccid in enumerate(iccids[:4])
+    ]
+    settle(runtime)
+    settle(runtime, 5)
+    orders = [
+        conforms(client.get(f"{ORDERS}/{order['id']}", headers=alpha), "mvne", "getProductOrder")
+        for order in created
+    ]
+    completed = [order for order in orders if order["state"] == "completed"]
+    failed = [order for order in orders if order["state"] == "failed"]
+    assert (len(completed), len(failed)) == (3, 1)
+    # The MVNE says its numbers ran out; the network was not asked to provision a clash.
+    assert failed[0]["stateReason"]["code"] == "NUMBER_RANGE_EXHAUSTED"
+    assert failed[0]["stateReason"]["retryable"] is False
+    products = [
+        client.get(
+            f"{PRODUCTS}/{order['productOrderItem'][0]['product']['id']}", headers=alpha
+        ).get_json()
+        for order in completed
+    ]
+    assert len({product["msisdn"] for product in products}) == 3
+    # A terminated line's number is free for the next order.
+    url = f"{PRODUCTS}/{products[0]['id']}"
+    assert client.patch(url, json={"status": "terminated"}, headers=alpha).status_code == 200
+    settle(runtime, 5)
+    again = client.post(ORDERS, json=order_body(iccids[4], "tight-again"), headers=alpha)
+    settle(runtime)
+    settle(runtime, 5)
+    order = client.get(f"{ORDERS}/{again.get_json()['id']}", headers=alpha).get_json()
+    assert order["state"] == "completed", order
+    product_id = order["productOrderItem"][0]["product"]["id"]
+    reused = client.get(f"{PRODUCTS}/{product_id}", headers=alpha).get_json()["msisdn"]
+    assert reused == products[0]["msisdn"]
 
 
 def test_network_down_fails_order_with_pending_verification(client, runtime, alpha, outages):

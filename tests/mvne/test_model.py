@@ -45,18 +45,20 @@ def test_pools_are_valid_disjoint_and_depend_on_the_seed(conn):
 
 
 def test_msisdn_allocation_is_fictitious_unique_and_reproducible(conn):
-    first = [model.allocate_msisdn(conn, "GB", seed=7) for _ in range(20)]
+    first = [model.allocate_msisdn(conn, "GB", seed=7, order_id="o") for _ in range(20)]
     assert len(set(first)) == 20 and all(is_fictitious_msisdn(n) for n in first)
-    us = model.allocate_msisdn(conn, "US", seed=7)
+    us = model.allocate_msisdn(conn, "US", seed=7, order_id="o")
     assert is_fictitious_msisdn(us) and us.startswith("+1") and us[5:9] == "5550"
     conn.execute(model.msisdn_counter_table.delete())
-    assert [model.allocate_msisdn(conn, "GB", seed=7) for _ in range(20)] == first
+    conn.execute(model.msisdn_hold_table.delete())
+    assert [model.allocate_msisdn(conn, "GB", seed=7, order_id="o") for _ in range(20)] == first
 
 
 @pytest.mark.parametrize("probes", [model.MSISDN_PROBES, 2])
 def test_msisdn_allocation_skips_numbers_held_by_live_subscriptions(conn, monkeypatch, probes):
-    walk = [model.allocate_msisdn(conn, "GB", seed=7) for _ in range(5)]
+    walk = [model.allocate_msisdn(conn, "GB", seed=7, order_id="o") for _ in range(5)]
     conn.execute(model.msisdn_counter_table.delete())
+    conn.execute(model.msisdn_hold_table.delete())
     for n, status in enumerate(["active", "terminated", "suspended", "active"]):
         conn.execute(
             model.product_table.insert(),
@@ -81,8 +83,46 @@ def test_msisdn_allocation_skips_numbers_held_by_live_subscriptions(conn, monkey
     # Past `probes` numbers asked one by one, the walk reads every live number at once.
     monkeypatch.setattr(model, "MSISDN_PROBES", probes)
     # A terminated subscription's number is free again; the walk goes on past the rest.
-    assert model.allocate_msisdn(conn, "GB", seed=7) == walk[1]
-    assert model.allocate_msisdn(conn, "GB", seed=7) == walk[4]
+    assert model.allocate_msisdn(conn, "GB", seed=7, order_id="o") == walk[1]
+    assert model.allocate_msisdn(conn, "GB", seed=7, order_id="o") == walk[4]
+
+
+@pytest.mark.parametrize("probes", [model.MSISDN_PROBES, 0])
+def test_a_number_held_by_an_order_in_flight_is_free_again_once_it_leaves_flight(
+    conn, monkeypatch, probes
+):
+    monkeypatch.setattr(model, "MSISDN_PROBES", probes)
+    monkeypatch.setattr(model, "_range", lambda market: (2, model.uk_fictitious_msisdn))
+    partner = alpha_partner(conn)
+    first, second = (
+        model.create_order(
+            conn,
+            partner=partner,
+            body=order_body(iccid, f"hold-{n}"),
+            fingerprint=f"f{n}",
+            correlation_id="c",
+            now=T0,
+        )[0]
+        for n, iccid in enumerate(available(conn, partner.id, 2))
+    )
+    held = [
+        model.allocate_msisdn(conn, "GB", seed=7, order_id=order.id) for order in (first, second)
+    ]
+    assert len(set(held)) == 2
+    # Both numbers are held by orders the network has not completed: none is left.
+    with pytest.raises(errors.MsisdnRangeExhausted):
+        model.allocate_msisdn(conn, "GB", seed=7, order_id="third")
+    model.set_order_state(
+        conn, second.id, state="inProgress", items=second.items, now=T0, actor="system",
+        correlation_id=None,
+    )  # fmt: skip
+    with pytest.raises(errors.MsisdnRangeExhausted):
+        model.allocate_msisdn(conn, "GB", seed=7, order_id="third")
+    model.set_order_state(
+        conn, second.id, state="failed", items=second.items, now=T0, actor="system",
+        correlation_id=None,
+    )  # fmt: skip
+    assert model.allocate_msisdn(conn, "GB", seed=7, order_id="third") == held[1]
 
 
 def test_order_acceptance_is_all_or_nothing(conn):
