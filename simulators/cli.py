@@ -53,10 +53,15 @@ def _env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-# Four requests at a time per worker: enough for a peer chain (care -> MVNE -> MNO) beside
-# other traffic; more threads only contend for the interpreter lock (eight cost a GET 30 %
-# more CPU on two cores, `benchmarks/run.py`).
-SERVER_THREADS = 4
+# Threads per gunicorn worker. A fake calls its peers on this same server (traffic: MNO ->
+# MVNE charging; care -> MVNE -> MNO), and a request waiting on a peer, a fault's delay or a
+# sink told to hang holds its thread while it waits: with four threads a worker, eight such
+# requests at once left no thread to answer the peer calls they waited on, and each failed
+# at the peer timeout (502) while the peer went on to do the work. Waiting threads do not
+# compete for the interpreter lock: on two cores, runs of `benchmarks/run.py` and
+# `benchmarks/callbacks.py` taking turns between 4 and 32 threads differed by less than the
+# machine's own swings between runs.
+SERVER_THREADS = 32
 
 
 def _server_command(server: str, settings: Settings, workers: int) -> list[str]:

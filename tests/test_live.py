@@ -186,6 +186,62 @@ def test_two_workers_one_order_signed_callbacks_and_state_kept_across_restart(st
     assert balance.json()["remainingValue"] == {"amount": 5.0, "units": "GBP"}
 
 
+CHAINED = 48  # concurrent requests that each wait on a peer of the same server
+
+
+def test_many_requests_waiting_on_peers_of_the_same_server_all_get_their_answer(stack):
+    """Network traffic is charged by the MNO calling the MVNE over HTTP, on the same
+    server: 48 of them at once, more than the two workers have CPUs or requests in
+    compute at a time, are each rated once, and the balance moves by exactly their
+    charges (none answered 502 while the MVNE charged it anyway)."""
+    alpha = {"X-API-Key": api_key("mvno-alpha")}
+    stack.start()
+    iccid = requests.get(
+        f"{stack.url}{MVNE}/resourceInventoryManagement/v4/resource?limit=1",
+        headers=alpha,
+        timeout=5,
+    ).json()[0]["iccid"]
+    created = requests.post(
+        f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder",
+        json=order_body(iccid, "chained-1"),
+        headers=alpha,
+        timeout=30,
+    )
+    order_url = f"{stack.url}{MVNE}/productOrderingManagement/v4/productOrder/"
+    order_url += created.json()["id"]
+
+    def completed():
+        order = requests.get(order_url, headers=alpha, timeout=5).json()
+        return order if order["state"] == "completed" else None
+
+    product_id = wait_for(completed)["productOrderItem"][0]["product"]["id"]
+    product = requests.get(
+        f"{stack.url}{MVNE}/productInventoryManagement/v4/product/{product_id}",
+        headers=alpha,
+        timeout=5,
+    ).json()
+
+    def sms(_: int) -> requests.Response:
+        return requests.post(
+            f"{stack.url}/__admin/traffic",
+            json={"msisdn": product["msisdn"], "usageType": "sms", "quantity": 1},
+            timeout=60,
+        )
+
+    with ThreadPoolExecutor(max_workers=CHAINED) as pool:
+        answers = list(pool.map(sms, range(CHAINED)))
+    assert [answer.status_code for answer in answers] == [201] * CHAINED
+    assert {answer.json()["status"] for answer in answers} == {"rated"}
+    charged = sum(round(answer.json()["charge"]["amount"] * 100) for answer in answers)
+    bucket = requests.get(
+        f"{stack.url}{MVNE}/prepayBalanceManagement/v4/bucket/{product_id}",
+        headers=alpha,
+        timeout=5,
+    ).json()
+    assert charged == CHAINED * 6  # 6p an SMS on po-gb-payg
+    assert round(bucket["remainingValue"]["amount"] * 100) == 500 - charged
+
+
 def test_up_applies_a_scenario_pack_before_serving(stack):
     stack.start("--scenario", "unmapped-iccid")
     rules = requests.get(f"{stack.url}/__admin/faults", timeout=5).json()
