@@ -367,6 +367,52 @@ def test_twenty_concurrent_retries_create_one_order(app, client, alpha, network)
     assert client.get(f"{ORDERS}?limit=100", headers=alpha).headers["X-Total-Count"] == "1"
 
 
+def test_concurrent_top_ups_and_charges_all_reach_the_balance(app, client, runtime, alpha):
+    # Each one reads the balance, adds or takes and writes it back: run side by side they
+    # must not overwrite one another (on PostgreSQL they did, under READ COMMITTED).
+    from concurrent.futures import ThreadPoolExecutor
+
+    product = activate(client, runtime, alpha)
+
+    def top_up(n: int) -> int:
+        body = {"product": {"id": product["id"]}, "amount": {"amount": 0.25, "units": "GBP"}}
+        return app.test_client().post(TOPUPS, json=body, headers=alpha).status_code
+
+    def sms(n: int) -> int:
+        usage = {"msisdn": product["msisdn"], "usageType": "sms", "quantity": 1}
+        return app.test_client().post("/__admin/traffic", json=usage).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(lambda n: (top_up if n % 2 else sms)(n), range(32)))
+    assert answers == [201] * 32
+    bucket = client.get(f"{BUCKETS}/{product['id']}", headers=alpha).get_json()
+    # 5.00 + 16 x 0.25 - 16 x 0.06
+    assert bucket["remainingValue"] == {"amount": 8.04, "units": "GBP"}
+
+
+def test_of_concurrent_sim_changes_of_one_line_one_is_accepted(app, client, runtime, alpha):
+    from concurrent.futures import ThreadPoolExecutor
+
+    product = activate(client, runtime, alpha)
+    spares = first_sims(client, alpha, 8)
+
+    def change(iccid: str) -> tuple[int, str | None]:
+        response = app.test_client().post(
+            "/mvne/v1/simChanges", json={"productId": product["id"], "iccid": iccid}, headers=alpha
+        )
+        return response.status_code, response.get_json().get("code")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(change, spares))
+    assert sorted(answers, key=str) == [(201, None)] + [(409, "SIM_CHANGE_IN_PROGRESS")] * 7
+    reserved = [
+        iccid
+        for iccid in spares
+        if client.get(f"{SIMS}/{iccid}", headers=alpha).get_json()["resourceStatus"] != "available"
+    ]
+    assert len(reserved) == 1
+
+
 # --- bad input and security ----------------------------------------------------------------
 
 
