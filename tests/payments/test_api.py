@@ -182,6 +182,27 @@ def test_refunds_in_parts_never_beyond_what_was_captured(client, billing):
     assert conforms(one, "payments", "getRefund") == refunds[0]
 
 
+def test_concurrent_refunds_never_go_beyond_what_was_captured(app, client, billing):
+    from concurrent.futures import ThreadPoolExecutor
+
+    payment = authorized(client, billing, "30.00")
+    capture(client, billing, payment["id"], "20.00")
+
+    def refund_eight(_: int) -> tuple[int, str | None]:
+        response = app.test_client().post(
+            REFUNDS,
+            json={"payment": {"id": payment["id"]}, "amount": {"amount": "8.00", "units": "EUR"}},
+            headers=billing,
+        )
+        return response.status_code, json_of(response).get("code")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = sorted(pool.map(refund_eight, range(10)), key=str)
+    assert answers == [(201, None)] * 2 + [(409, "REFUND_EXCEEDS_CAPTURED")] * 8
+    after = client.get(f"{PAYMENTS}/{payment['id']}", headers=billing).get_json()
+    assert after["refundedAmount"] == {"amount": "16.00", "units": "EUR"}
+
+
 # --- money -------------------------------------------------------------------------------
 
 
