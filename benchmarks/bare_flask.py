@@ -9,7 +9,7 @@ validation, auth, store, journal) from what Flask and the server cost anyway.
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 app = Flask("bare")
 
@@ -17,3 +17,10 @@ app = Flask("bare")
 @app.get("/ping")
 def ping():  # type: ignore[no-untyped-def]
     return jsonify(status="ok", service="bare-flask")
+
+
+@app.post("/hook")
+def hook():  # type: ignore[no-untyped-def]
+    """A webhook receiver that keeps nothing: the floor for benchmarks/callbacks.py --split."""
+    request.get_data()
+    return jsonify(received=True)

@@ -20,6 +20,15 @@ It:
    every signature valid;
 6. prints a table and one JSON line per phase.
 
+With --split it also sends the same number of signed callbacks as the burst without
+the dispatcher, from the dispatcher's HTTP client on as many threads as it sends from:
+7. **sink only**: straight to the stack's `/__sink/bench` (the receiving side's cost:
+   Handoff's pipeline, signature check, duplicate check, committed record);
+8. **floor**: to benchmarks/bare_flask.py's `POST /hook`, which keeps nothing, under the
+   exact server command `handoff up` uses: what the server, Flask and the loopback
+   network cost before Handoff does anything. The CPU per callback of server and
+   sender, printed for each, says where a callback's cost goes.
+
 Events are queued through the store rather than produced by order traffic: orders
 would bring their own work (intake, the network's lifecycle steps, benchmarks/run.py)
 onto the same two CPUs and measure the order path, not the dispatcher. Targets
@@ -32,21 +41,25 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 from rich.table import Table
-from run import console, handoff_stack, onboard, tree_cpu
+from run import bare_server, console, handoff_stack, onboard, tree_cpu
 from sqlalchemy import func, select
 
 from simulators.core.config import Settings
-from simulators.core.outbox import outbox_table
+from simulators.core.outbox import RESPONSE_LIMIT, USER_AGENT, outbox_table, signer, webhook_secret
 from simulators.core.runtime import Runtime
+from simulators.core.webhook_http import WebhookClient
 
 RATE_TARGET = 2000.0
 P99_TARGET_S = 1.0
@@ -66,6 +79,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=10.0, help="steady seconds")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also measure the sink alone and a bare Flask receiver (the floor)",
+    )
     return parser.parse_args(argv)
 
 
@@ -119,6 +137,65 @@ def percentile(values: list[float], share: float) -> float:
 def max_id(runtime: Runtime) -> int:
     with runtime.store.read() as conn:
         return int(conn.execute(select(func.max(outbox_table.c.id))).scalar() or 0)
+
+
+def send_signed(
+    kind: str, url: str, secret: str, count: int, threads: int, server_pid: int
+) -> dict[str, Any]:
+    """`count` callbacks signed and sent as the dispatcher sends them, `threads` at a time,
+    each answered 2xx; the rate, and the CPU per callback of the server and of this sender."""
+    client = WebhookClient(RESPONSE_LIMIT)
+    webhook = signer(secret)
+    body = json.dumps(
+        {
+            "eventType": "ProductOrderStateChangeEvent",
+            "event": {"productOrder": {"id": "bench", "state": "inProgress"}},
+        },
+        separators=(",", ":"),
+    )
+    failures: list[str] = []
+
+    def send(first: int, number: int) -> None:
+        for message in range(first, first + number):
+            sent_at = int(time.time())
+            message_id = f"msg_{kind}_{message}"
+            headers = {
+                "content-type": "application/json",
+                "user-agent": USER_AGENT,
+                "webhook-id": message_id,
+                "webhook-timestamp": str(sent_at),
+                "webhook-signature": webhook.sign(
+                    message_id, datetime.fromtimestamp(sent_at, UTC), body
+                ),
+            }
+            answer = client.post(url, headers, body.encode(), 10.0)
+            if answer.status >= 300:
+                failures.append(f"{message_id}: {answer.status}")
+
+    send(-threads, threads)  # one kept connection per thread before the clock starts
+    share = count // threads
+    senders = [threading.Thread(target=send, args=(n * share, share)) for n in range(threads)]
+    server_before, own_before = tree_cpu(server_pid), resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    elapsed = time.monotonic() - started
+    server_after, own_after = tree_cpu(server_pid), resource.getrusage(resource.RUSAGE_SELF)
+    client.close()
+    if failures:
+        raise RuntimeError(f"{kind}: {len(failures)} callbacks refused, first {failures[0]}")
+    sent = share * threads
+    own = (own_after.ru_utime + own_after.ru_stime) - (own_before.ru_utime + own_before.ru_stime)
+    server = server_after[0] - server_before[0] if server_before and server_after else float("nan")
+    return {
+        "kind": kind,
+        "events": sent,
+        "delivered_per_s": round(sent / elapsed, 1),
+        "server_cpu_ms": round(server * 1000 / sent, 3),
+        "sender_cpu_ms": round(own * 1000 / sent, 3),
+    }
 
 
 def run(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
@@ -207,8 +284,19 @@ def run(args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
                     "complete": sink["uniqueWebhookIds"] == total,
                 }
             )
+            if args.split:
+                secret = webhook_secret(settings.secret_key, hub.json()["id"])
+                url = f"{base}/__sink/{SINK}"
+                threads = settings.callback_concurrency
+                results.append(send_signed("sink only", url, secret, args.events, threads, pid))
         finally:
             runtime.close()
+    if args.split:
+        with bare_server(args.server, args.workers, workdir) as (base, pid):
+            # Signed as the sink's callbacks are; bare Flask checks nothing.
+            secret = webhook_secret("bench", "floor")
+            threads = Settings().callback_concurrency
+            results.append(send_signed("floor", f"{base}/hook", secret, args.events, threads, pid))
     return results
 
 
@@ -217,7 +305,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for column in ("phase", "events", "delivered/s", "p50 lag", "p99 lag", "max lag", "target"):
         table.add_column(column, justify="right")
     for line in results:
-        if line["kind"] == "sink":
+        if line["kind"] not in ("burst", "steady"):
             continue
         rate_ok = line["delivered_per_s"] >= RATE_TARGET
         lag_ok = line["kind"] == "burst" or line["p99_lag_s"] <= P99_TARGET_S
@@ -237,6 +325,20 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"{sink['duplicates']} duplicates, {sink['invalid_signatures']} invalid and "
         f"{sink['missing_signatures']} missing signatures"
     )
+    split = [line for line in results if line["kind"] in ("sink only", "floor")]
+    if split:
+        table = Table(title="Without the dispatcher: the dispatcher's client, signed callbacks")
+        for column in ("receiver", "callbacks", "answered/s", "server CPU", "sender CPU"):
+            table.add_column(column, justify="right")
+        for line in split:
+            table.add_row(
+                "Handoff /__sink" if line["kind"] == "sink only" else "bare Flask (floor)",
+                str(line["events"]),
+                f"{line['delivered_per_s']:.0f}",
+                f"{line['server_cpu_ms']:.3f} ms",
+                f"{line['sender_cpu_ms']:.3f} ms",
+            )
+        console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
