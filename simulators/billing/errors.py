@@ -50,6 +50,11 @@ class DisputeExists(Conflict):
     title = "This bill line already has an open dispute"
 
 
+class LineAlreadyCredited(Conflict):
+    code = "LINE_ALREADY_CREDITED"
+    title = "Earlier disputes of this bill line credited all of it"
+
+
 class DisputeUnowned(Conflict):
     code = "DISPUTE_UNOWNED"
     title = "Nobody owns this dispute yet: assign an owner first"

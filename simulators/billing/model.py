@@ -398,6 +398,11 @@ _OPEN_DISPUTE_OF_LINE = select(dispute_table.c.id).where(
     dispute_table.c.line_id == bindparam("line_id"),
     dispute_table.c.state.in_(OPEN_DISPUTE_STATES),
 )
+_CREDITED_OF_LINE = select(func.coalesce(func.sum(dispute_table.c.adjustment_minor), 0)).where(
+    dispute_table.c.bill_id == bindparam("bill_id"),
+    dispute_table.c.line_id == bindparam("line_id"),
+    dispute_table.c.state == "resolved",
+)
 
 
 def new_id() -> str:
@@ -1682,6 +1687,17 @@ def create_dispute(
     ).first()
     if open_one is not None:
         raise errors.DisputeExists(f"Line {line['id']} is already disputed ({open_one.id})")
+    # A line may be disputed again once a dispute of it is closed, for what earlier
+    # resolutions left of it: the credits of one line never add up to more than the line.
+    credited = conn.execute(
+        _CREDITED_OF_LINE, {"bill_id": bill.id, "line_id": line["id"]}
+    ).scalar_one()
+    left_minor = int(line["amountMinor"]) - int(credited)
+    if left_minor <= 0:
+        raise errors.LineAlreadyCredited(
+            f"Line {line['id']} of bill {bill.bill_no} was credited in full by earlier disputes",
+            field="billLineId",
+        )
     settings = get_settings(conn, partner_id)
     owner = settings["disputeResponsibility"].get(body["category"])
     dispute_id = new_id()
@@ -1698,7 +1714,7 @@ def create_dispute(
             "raised_by": body["raisedBy"],
             "state": "open",
             "owner": owner,
-            "disputed_minor": int(line["amountMinor"]),
+            "disputed_minor": left_minor,
             "currency": bill.currency,
             "created_at": now,
             "sla_due_at": now + settings["disputeSlaDays"] * DAY_S,
@@ -1815,7 +1831,8 @@ def update_dispute(
             credit = to_minor(body["adjustment"]["amount"], "adjustment.amount")
             if credit > dispute.disputed_minor:
                 raise errors.AdjustmentTooLarge(
-                    f"The line was {Decimal(dispute.disputed_minor) / 100:.2f}",
+                    f"At most {Decimal(dispute.disputed_minor) / 100:.2f} of the line is "
+                    "left to credit",
                     field="adjustment.amount",
                 )
         account = load_account(conn, dispute.account_id)

@@ -139,6 +139,49 @@ def test_a_credit_above_the_line_or_a_second_dispute_of_a_line_is_refused(
     assert conforms(still, "billing", "getDispute")["state"] == "open"
 
 
+def resolve(
+    client: FlaskClient, headers: dict[str, str], dispute_id: str, amount: float | None
+) -> Any:
+    body: dict[str, Any] = {"state": "resolved"}
+    if amount is not None:
+        body["adjustment"] = {"amount": amount, "units": "USD"}
+    return client.patch(f"{DISPUTES}/{dispute_id}", json=body, headers=headers)
+
+
+def test_a_line_disputed_again_is_credited_only_what_earlier_resolutions_left(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str]
+) -> None:
+    bill = issued_bill(client, runtime, charlie)
+    first = dispute(client, charlie, bill, "2", "usage").get_json()
+    assert resolve(client, charlie, first["id"], 1.0).status_code == 200
+
+    second = conforms(dispute(client, charlie, bill, "2", "usage"), "billing", "createDispute")
+    assert second["disputedAmount"] == {"amount": 0.5, "units": "USD"}
+    too_much = resolve(client, charlie, second["id"], 0.51)
+    assert conforms(too_much, "billing", "updateDispute")["code"] == "ADJUSTMENT_TOO_LARGE"
+    rest = conforms(resolve(client, charlie, second["id"], None), "billing", "updateDispute")
+    assert rest["adjustment"]["amount"] == {"amount": -0.5, "units": "USD"}
+
+    third = dispute(client, charlie, bill, "2", "usage")
+    assert third.status_code == 409
+    assert conforms(third, "billing", "createDispute")["code"] == "LINE_ALREADY_CREDITED"
+    listed = client.get(f"{DISPUTES}?customerBill.id={bill['id']}", headers=charlie).get_json()
+    assert sorted(d["adjustment"]["amount"]["amount"] for d in listed) == [-1.0, -0.5]
+
+
+def test_a_line_whose_dispute_was_rejected_can_be_disputed_again_in_full(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str]
+) -> None:
+    bill = issued_bill(client, runtime, charlie)
+    first = dispute(client, charlie, bill, "2", "usage").get_json()
+    rejected = client.patch(
+        f"{DISPUTES}/{first['id']}", json={"state": "rejected"}, headers=charlie
+    )
+    assert rejected.status_code == 200
+    again = conforms(dispute(client, charlie, bill, "2", "usage"), "billing", "createDispute")
+    assert again["disputedAmount"] == {"amount": 1.5, "units": "USD"}
+
+
 def test_responsibility_is_the_partner_s_to_configure(
     client: FlaskClient, runtime: Runtime, charlie: dict[str, str]
 ) -> None:

@@ -102,6 +102,9 @@ def test_an_external_id_is_an_idempotency_key(client):
     other = client.post(ORDERS, json={"profileType": "UICC", "quantity": 6,
                                       "externalId": "po-1"}, headers=ALPHA)  # fmt: skip
     assert other.status_code == 422 and other.get_json()["code"] == "IDEMPOTENCY_KEY_REUSED"
+    keyed = client.post(ORDERS, json={"profileType": "UICC", "quantity": 6, "externalId": "po-1"},
+                        headers={**ALPHA, "Idempotency-Key": "k-2"})  # fmt: skip
+    assert conforms(keyed, "fulfillment", "createProductionOrder")["code"] == "EXTERNAL_ID_EXISTS"
 
 
 def test_a_partner_sees_only_its_own_batches(client, runtime, network):
