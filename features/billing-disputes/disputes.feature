@@ -56,3 +56,12 @@ Feature: Every bill dispute has an owner
     And the dispute is resolved with a credit of 99.00 USD
     Then the response status code is 422
     And the response property "$.code" is "ADJUSTMENT_TOO_LARGE"
+
+  @fp-1 @handling
+  Scenario: A line already credited in full cannot be credited again
+    When the customer disputes line 2 of the bill as "usage"
+    And the dispute is resolved with a credit of 1.50 USD
+    And the customer disputes line 2 of the bill as "usage"
+    Then the response status code is 409
+    And the response property "$.code" is "LINE_ALREADY_CREDITED"
+    And the response complies with the contract
