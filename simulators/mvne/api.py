@@ -518,7 +518,9 @@ def create_network_ticket(ctx: RequestContext) -> Reply:
     if ctx.body.get("subscriptionId"):
         diagnostics.subscription(ctx.conn, credential, ctx.body["subscriptionId"])
     mno_body = {
-        "externalId": ctx.body["externalId"],
+        "externalId": diagnostics.mno_ticket_reference(
+            ctx.conn, credential, ctx.body["externalId"]
+        ),
         "category": ctx.body["category"],
         "severity": ctx.body["severity"],
         "description": ctx.body["description"],

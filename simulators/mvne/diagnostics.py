@@ -26,6 +26,9 @@ DIAGNOSTICS = "DIAGNOSTICS"
 # never granted it, the gap DOMAIN.md's failure point 3 is about.
 REFERENCE_SCOPES = {"mvno-alpha": [DIAGNOSTICS], "mvno-bravo": []}
 
+# Names the MVNE's references to its network tickets at the MNO (see mno_ticket_reference).
+_MNO_TICKET_NAMESPACE = uuid.UUID("5f0c3d1e-8a47-4b7e-9d2a-6c1b0e4f7a93")
+
 network_ticket_table = role_table(
     "mvne",
     "mvne_network_ticket",
@@ -92,6 +95,14 @@ def seed_credentials(runtime_settings: Any, conn: Connection, now: float) -> Non
             now=now,
             api_key=tenancy.peer_api_key(runtime_settings, credential),
         )
+
+
+def mno_ticket_reference(conn: Connection, credential: Partner, external_id: str) -> str:
+    """The ticket's `externalId` at the MNO. The MNO knows the MVNE as one client, and two
+    MVNOs' care tickets may carry the same id: sent as it came, the second partner's ticket
+    was linked to the first's. Derived, not random, so a retried ticket is still one."""
+    partner = served_partner(conn, credential)
+    return uuid.uuid5(_MNO_TICKET_NAMESPACE, f"{partner.id}\n{external_id}").hex
 
 
 def record_network_ticket(

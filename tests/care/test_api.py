@@ -225,6 +225,25 @@ def test_uncovered_network_ticket_stalls_and_is_flagged(
     assert conforms(seen, "mvne", "getNetworkTicket")["stalled"] is True
 
 
+def test_two_partners_care_tickets_with_one_id_open_two_network_tickets(client, runtime):
+    path = "/mvne/diagnostics/v1/networkTicket"
+    opened = []
+    for partner, category in (("mvno-alpha", "coverage"), ("mvno-bravo", "roaming")):
+        body = {"externalId": "care-1001", "category": category, "severity": "2",
+                "description": "No data in the whole street"}  # fmt: skip
+        answer = client.post(path, json=body,
+                             headers={"X-API-Key": api_key(f"care-agent-{partner}")})  # fmt: skip
+        assert answer.status_code == 201, answer.get_json()
+        opened.append(conforms(answer, "mvne", "createNetworkTicket"))
+    alpha, bravo = opened
+    assert alpha["mnoTicketId"] != bravo["mnoTicketId"]
+    assert (alpha["category"], bravo["category"]) == ("coverage", "roaming")
+    again = client.post(path, json={"externalId": "care-1001", "category": "coverage",
+                                    "severity": "2", "description": "No data in the whole street"},
+                        headers={"X-API-Key": api_key("care-agent-mvno-alpha")})  # fmt: skip
+    assert conforms(again, "mvne", "createNetworkTicket")["mnoTicketId"] == alpha["mnoTicketId"]
+
+
 def test_a_partner_never_sees_another_partners_ticket(client):
     created = ticket(client)
     path = f"{TICKETS}/{created['id']}"
