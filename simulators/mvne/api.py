@@ -14,6 +14,7 @@ from . import diagnostics, errors, events, inventory, model, sim_change, steps
 from .views import (
     batch_view,
     bucket_view,
+    desired_barring,
     mapping_view,
     money,
     offering_view,
@@ -475,7 +476,7 @@ def get_subscription_diagnostics(ctx: RequestContext) -> Reply:
             "subscriptionId": product.id,
             "status": product.status,
             "msisdn": product.msisdn,
-            "barring": "outgoing" if product.balance_barred else "none",
+            "barring": desired_barring(product.status, product.balance_barred),
             "networkBarring": product.network_barring,
             "productOffering": product.offering_id,
             "sim": {

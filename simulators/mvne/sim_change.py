@@ -183,18 +183,31 @@ def mark_in_progress(conn: Connection, change_id: str, network_order_id: str) ->
     )
 
 
+# A line terminated while its SIM change was on the way: the change fails and the new SIM
+# goes back to the pool, rather than a terminated line holding an active SIM nobody can use.
+LINE_TERMINATED = {
+    "code": "PRODUCT_TERMINATED",
+    "reason": "The subscription was terminated before the SIM change completed",
+    "retryable": False,
+}
+# The SIM a line takes is in the line's state: a suspended line's new SIM is suspended too.
+SIM_STATUS_OF_PRODUCT = {"active": "active", "suspended": "suspended"}
+
+
 def complete(conn: Connection, change_id: str, now: float) -> Any:
     """The network moved the line: the product takes the new SIM, the old one is retired."""
     change = load(conn, change_id)
     if change.state not in IN_FLIGHT:
         return change
     product = load_product(conn, change.product_id)
+    if product.status not in SIM_STATUS_OF_PRODUCT:
+        return fail(conn, change_id, LINE_TERMINATED, now)
     update_equal(conn, sim_table, {"iccid": product.iccid}, status="terminated", updated_at=now)
     update_equal(
         conn,
         sim_table,
         {"iccid": change.iccid},
-        status="active",
+        status=SIM_STATUS_OF_PRODUCT[product.status],
         product_id=product.id,
         updated_at=now,
     )

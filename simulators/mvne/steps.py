@@ -526,6 +526,10 @@ def submit_sim_change(runtime: Runtime, task: Task) -> None:
         product = model.load_product(conn, change.product_id)
     if change.state != "acknowledged":
         return
+    if product.status == "terminated":
+        with runtime.store.write() as conn:
+            sim_change.fail(conn, change.id, sim_change.LINE_TERMINATED, runtime.clock.now(conn))
+        return
     body = {
         # The change's id: a retried step never orders the change twice.
         "externalId": change.id,

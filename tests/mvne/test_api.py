@@ -752,3 +752,27 @@ def test_nul_characters_are_refused_in_bodies_and_match_nothing_in_ids(client, a
     missing = client.get(f"{ORDERS}/abc%00def", headers=alpha)
     assert conforms(missing, "mvne", "getProductOrder")["code"] == "ORDER_NOT_FOUND"
     assert client.get(f"{ORDERS}?externalId=x%00y", headers=alpha).get_json() == []
+
+
+def test_care_diagnostics_show_the_barring_the_product_shows(client, runtime, alpha):
+    product = activate(client, runtime, alpha)
+    care = {"X-API-Key": api_key("care-agent-mvno-alpha")}
+    path = f"/mvne/diagnostics/v1/subscription/{product['id']}"
+
+    def seen() -> tuple[str, str]:
+        diagnosis = conforms(client.get(path, headers=care), "mvne", "getSubscriptionDiagnostics")
+        line = client.get(f"{PRODUCTS}/{product['id']}", headers=alpha).get_json()
+        assert (diagnosis["barring"], diagnosis["networkBarring"]) == (
+            line["barring"],
+            line["networkBarring"],
+        )
+        return diagnosis["barring"], diagnosis["networkBarring"]
+
+    assert seen() == ("none", "none")
+    suspended = client.patch(
+        f"{PRODUCTS}/{product['id']}", json={"status": "suspended"}, headers=alpha
+    )
+    assert suspended.status_code == 200
+    assert seen() == ("all", "none")  # asked for; the network has not applied it yet
+    settle(runtime, 5)
+    assert seen() == ("all", "all")

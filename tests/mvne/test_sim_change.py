@@ -159,3 +159,63 @@ def test_a_sim_the_network_holds_on_another_line_fails_the_change_and_goes_back_
     assert sim_status(client, alpha, spare) == "available"
     product = json_of(client.get(f"{PRODUCTS}/{subscription['id']}", headers=alpha))
     assert product["iccid"] == subscription["iccid"]
+
+
+@pytest.mark.parametrize("at_the_network", [False, True])
+def test_a_line_terminated_before_its_sim_change_completes_fails_the_change(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str], at_the_network: bool
+) -> None:
+    subscription = activate(client, runtime, alpha)
+    spare = first_sims(client, alpha)[0]
+    accepted = client.post(
+        SIM_CHANGES, json={"productId": subscription["id"], "iccid": spare}, headers=alpha
+    )
+    assert accepted.status_code == 201
+    if at_the_network:
+        settle(runtime)
+        seen = client.get(accepted.headers["Location"], headers=alpha).get_json()
+        assert seen["state"] == "inProgress"
+    terminated = client.patch(
+        f"{PRODUCTS}/{subscription['id']}", json={"status": "terminated"}, headers=alpha
+    )
+    assert terminated.status_code == 200
+    settle(runtime)
+    settle(runtime, 10)
+
+    failed = conforms(
+        client.get(accepted.headers["Location"], headers=alpha), "mvne", "getSimChange"
+    )
+    assert (failed["state"], failed["stateReason"]["code"]) == ("failed", "PRODUCT_TERMINATED")
+    product = json_of(client.get(f"{PRODUCTS}/{subscription['id']}", headers=alpha))
+    assert (product["status"], product["iccid"]) == ("terminated", subscription["iccid"])
+    assert sim_status(client, alpha, spare) == "available"
+
+
+def test_a_suspended_line_s_new_sim_is_suspended_with_it(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str]
+) -> None:
+    subscription = activate(client, runtime, alpha)
+    suspended = client.patch(
+        f"{PRODUCTS}/{subscription['id']}", json={"status": "suspended"}, headers=alpha
+    )
+    assert suspended.status_code == 200
+    settle(runtime)
+    spare = first_sims(client, alpha)[0]
+    accepted = client.post(
+        SIM_CHANGES, json={"productId": subscription["id"], "iccid": spare}, headers=alpha
+    )
+    assert accepted.status_code == 201
+    settle(runtime)
+    settle(runtime, 10)
+
+    done = conforms(client.get(accepted.headers["Location"], headers=alpha), "mvne", "getSimChange")
+    assert done["state"] == "completed"
+    assert (sim_status(client, alpha, subscription["iccid"]), sim_status(client, alpha, spare)) == (
+        "terminated",
+        "suspended",
+    )
+    resumed = client.patch(
+        f"{PRODUCTS}/{subscription['id']}", json={"status": "active"}, headers=alpha
+    )
+    assert resumed.status_code == 200
+    assert sim_status(client, alpha, spare) == "active"
