@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
+
 from .admin import admin_api
 from .faults import Sample, check_rule
 from .http import Reply, RequestContext, created
@@ -69,9 +73,12 @@ def explain_faults(ctx: RequestContext) -> Reply:
     headers = {
         name: values[-1] for name, values in _pairs(params.get("header", []), "header").items()
     }
+    operation = params.get("operation")
+    if operation is None and params.get("method") and params.get("path"):
+        operation = _operation_at(params["method"], params["path"])
     sample = Sample(
         role=params["role"],
-        operation=params.get("operation"),
+        operation=operation,
         method=params.get("method"),
         path=params.get("path"),
         partner=params.get("partner"),
@@ -80,6 +87,19 @@ def explain_faults(ctx: RequestContext) -> Reply:
         event=params.get("event"),
     )
     return Reply(ctx.runtime.faults.explain(sample, ctx.now()))
+
+
+def _operation_at(method: str, path: str) -> str | None:
+    """The operationId a request to `path` would reach, so that a sample given as method
+    and path is explained as the request itself would be matched."""
+    try:
+        endpoint, _ = current_app.url_map.bind("localhost").match(
+            path.partition("?")[0], method=method
+        )
+    except (HTTPException, RoutingException):
+        return None
+    # Each contract's blueprint names its endpoints by operationId.
+    return str(endpoint).rpartition(".")[2] or None
 
 
 @admin_api.operation("listScenarios")

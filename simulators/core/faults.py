@@ -18,7 +18,6 @@ import hashlib
 import json
 import math
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -522,12 +521,12 @@ class FaultEngine:
     def add(self, conn: Connection, spec: dict[str, Any], *, source: str, now: float) -> FaultRule:
         """Store one rule already checked by `check_rule`; the caller bumps the generation
         after its transaction commits (`changed`)."""
-        rule_id = str(spec.get("id") or f"fault-{uuid.uuid4().hex[:12]}")
-        if conn.execute(select(fault_table.c.id).where(fault_table.c.id == rule_id)).first():
-            raise FaultRuleExists(f"Fault rule {rule_id} exists; delete it first", field="id")
         # Bodies carry exact decimals; a rule keeps plain JSON numbers.
         plain = json.loads(json.dumps(spec, default=float))
         stored = {k: v for k, v in plain.items() if k not in ("id", "priority")}
+        rule_id = str(spec.get("id") or self._id_of(conn, plain))
+        if conn.execute(select(fault_table.c.id).where(fault_table.c.id == rule_id)).first():
+            raise FaultRuleExists(f"Fault rule {rule_id} exists; delete it first", field="id")
         priority = int(spec.get("priority", 100))
         conn.execute(
             fault_table.insert().values(
@@ -541,6 +540,25 @@ class FaultEngine:
             )
         )
         return FaultRule(rule_id, priority, stored, source, now)
+
+    def _id_of(self, conn: Connection, plain: dict[str, Any]) -> str:
+        """An id for a rule given none, derived from what the rule says: a seeded
+        probability draws on the rule's id, so the same rules added in the same order give
+        the same faults run after run. The same rule added again takes the next number."""
+        digest = hashlib.blake2b(
+            json.dumps(plain, sort_keys=True).encode(), digest_size=6
+        ).hexdigest()
+        base = f"fault-{digest}"
+        taken = set(
+            conn.execute(
+                select(fault_table.c.id).where(fault_table.c.id.startswith(base, autoescape=True))
+            ).scalars()
+        )
+        rule_id, number = base, 1
+        while rule_id in taken:
+            number += 1
+            rule_id = f"{base}-{number}"
+        return rule_id
 
     def remove(self, conn: Connection, rule_id: str) -> None:
         if conn.execute(fault_table.delete().where(fault_table.c.id == rule_id)).rowcount == 0:

@@ -132,6 +132,24 @@ def test_a_seeded_probability_gives_the_same_faults_in_the_same_order(client, al
     assert 5 < runs[0].count(503) < 25  # a coin, not a constant
 
 
+def test_a_seeded_rule_without_an_id_gives_the_same_faults_run_after_run(client, alpha):
+    sims = "/mvne/tmf-api/resourceInventoryManagement/v4/resource"
+    rule = {
+        "match": {"role": "mvne", "operation": "listSims"},
+        "effect": {"type": "status", "status": 503},
+        "dosage": {"probability": 0.5, "seed": 7},
+    }
+    runs, ids = [], []
+    for _ in range(2):
+        client.delete(FAULTS)
+        ids.append(add(client, rule)["id"])
+        runs.append([client.get(sims, headers=alpha).status_code for _ in range(30)])
+    assert ids[0] == ids[1] and runs[0] == runs[1]
+    assert 5 < runs[0].count(503) < 25
+    again = add(client, rule)["id"]  # the same rule twice: a second rule, its own id
+    assert again == f"{ids[0]}-2"
+
+
 def test_field_match_finds_the_iccid_inside_tmf_characteristics(client, alpha):
     first, second = first_sims(client, alpha, 2)
     add(
@@ -267,6 +285,21 @@ def test_explain_says_which_rules_match_and_why_others_do_not(client):
     assert verdicts["iccid"]["reasons"] == ["field iccid is 8902, the rule wants 8901"]
     assert verdicts["network"]["reasons"] == ["role is mvne, the rule wants mno"]
     assert all(rule["matched"] == 0 for rule in client.get(FAULTS).get_json())  # counts nothing
+
+
+def test_explain_reads_a_sample_given_as_method_and_path_as_the_request_would_be(client, alpha):
+    add(client, {"id": "one-line", "match": {"role": "mvne", "operation": "getProduct"},
+                 "effect": {"type": "status", "status": 503}})  # fmt: skip
+    path = "/mvne/tmf-api/productInventoryManagement/v4/product/p-1"
+    explained = client.get("/__admin/faults/explain", query_string={
+        "role": "mvne", "method": "GET", "path": path})  # fmt: skip
+    [verdict] = conforms(explained, "admin", "explainFaults")
+    assert (verdict["matches"], verdict["reasons"]) == (True, [])
+    fired = client.get(path, headers=alpha)
+    assert fired.status_code == 503  # the request itself meets the rule, as explained
+    other = client.get("/__admin/faults/explain", query_string={
+        "role": "mvne", "method": "DELETE", "path": path})  # fmt: skip
+    assert conforms(other, "admin", "explainFaults")[0]["matches"] is False
 
 
 def test_rules_for_other_roles_cost_a_request_nothing(runtime):

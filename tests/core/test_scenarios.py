@@ -215,3 +215,14 @@ faults: []
     again = apply_pack(runtime, parse_pack(path, runtime.role_operations))
     assert "created" not in again
     assert client.get("/__admin/partners/mvno-charlie").get_json()["name"] == "Charlie Mobile"
+
+
+def test_a_pack_whose_rule_id_is_taken_answers_409_and_applies_nothing(client):
+    assert client.post("/__admin/scenarios/mvne-timeouts").status_code == 200
+    taken = client.get("/__admin/faults").get_json()[0]["id"]
+    client.delete("/__admin/faults")
+    client.post("/__admin/faults", json={"id": taken, "effect": {"type": "reset"}})
+    refused = client.post("/__admin/scenarios/mvne-timeouts")
+    assert refused.status_code == 409
+    assert conforms(refused, "admin", "applyScenario")["code"] == "FAULT_RULE_EXISTS"
+    assert [rule["id"] for rule in client.get("/__admin/faults").get_json()] == [taken]
