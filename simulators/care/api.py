@@ -231,15 +231,16 @@ def escalate_to_network(ctx: RequestContext) -> Reply:
         now = runtime.clock.now(conn)
         current = model.get_ticket(conn, ctx.partner_id, row.id)
         href = f"{runtime.peer_base_url('mvne')}{NETWORK_TICKET_PATH}/{answer['id']}"
-        updated = model.record_network_ticket(conn, current, answer, href, now)
-        events.ticket_event(
-            runtime,
-            conn,
-            updated,
-            "TroubleTicketAttributeValueChangeEvent",
-            ctx.correlation_id,
-            now,
-        )
+        updated, changed = model.record_network_ticket(conn, current, answer, href, now)
+        if changed:  # a repeated escalation changes nothing a listener should hear about
+            events.ticket_event(
+                runtime,
+                conn,
+                updated,
+                "TroubleTicketAttributeValueChangeEvent",
+                ctx.correlation_id,
+                now,
+            )
     return Reply(_view(ctx, updated, now))
 
 

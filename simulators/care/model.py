@@ -194,9 +194,13 @@ def _tier_check(row: Any, now: float) -> Schedule:
     return Schedule(TIER_CHECK, row.id, due, {"ticket_id": row.id, "tier": row.tier})
 
 
-def _agent_update(row: Any, now: float) -> dict[str, Any]:
-    """An agent touched the ticket: the response is made and the update timer restarts."""
-    if row.status not in OPEN or row.paused_since is not None:
+def _agent_update(row: Any, now: float, status: str | None = None) -> dict[str, Any]:
+    """An agent touched the ticket: the response is made and the update timer restarts.
+
+    `status` is the ticket's status once the update is applied (its current one if the
+    update changes none): the timer runs for an open ticket, whatever it was before.
+    """
+    if (status or row.status) not in OPEN or row.paused_since is not None:
         return {"responded": True}
     return {"responded": True, "sla_due": now + SLA_TABLE[row.severity]["update"]}
 
@@ -228,8 +232,6 @@ def update_ticket(
         values["status_change"] = [*row.status_change, _status_entry(status, now, reason)]
         if status == "resolved":
             values["resolution_date"] = now
-        elif status == "inProgress" and row.status == "resolved":
-            values["resolution_date"] = None
     elif row.status in FINAL:
         raise errors.TicketFinal(f"The ticket is {row.status}; it takes no more notes")
     if notes:
@@ -237,9 +239,18 @@ def update_ticket(
             *row.note,
             *(_note(now, n.get("author", "agent"), n["text"]) for n in notes),
         ]
-    values.update(_agent_update(row, now))
+    values.update(_agent_update(row, now, status))
     leaving_pause = row.paused_since is not None and status is not None and status != "pending"
     entering_pause = row.paused_since is None and status == "pending"
+    reopening = row.status == "resolved" and status == "inProgress"
+    if reopening:
+        # The SLA due time (set by _agent_update) is one update window after the reopening:
+        # the reopening PATCH is itself an agent update, the first response was made before
+        # the resolution, and the deadline that ran at the resolution is long gone.
+        # Nobody works a resolved ticket: like a pause, the time it spent resolved is not
+        # active time at its tier, so the tier timer resumes where it stopped.
+        values["resolution_date"] = None
+        values["tier_since"] = row.tier_since + (now - row.resolution_date)
     if entering_pause:
         # The SLA clock stops while the ticket waits on the customer: keep what is left.
         values["paused_since"] = now
@@ -255,9 +266,12 @@ def update_ticket(
         values["sla_due"] = None
     update_equal(conn, ticket_table, {"id": row.id}, **values)
     updated = _row(conn, row.id)
-    if updated.status in OPEN and updated.paused_since is None and updated.sla_due is not None:
-        schedules.append(_sla_check(updated))
-        if leaving_pause or (status == "inProgress" and row.status == "resolved"):
+    if updated.status in OPEN and updated.paused_since is None:
+        if updated.sla_due is not None:
+            schedules.append(_sla_check(updated))
+        # A tier timer that came due while the ticket was pending or resolved was dropped
+        # (tier_check ignores a ticket that is not worked): start it again.
+        if leaving_pause or reopening:
             schedules.append(_tier_check(updated, now))
     return updated, schedules, status is not None
 
@@ -362,8 +376,20 @@ def diagnostics_refused(
 
 def record_network_ticket(
     conn: Connection, row: Any, network_ticket: dict[str, Any], href: str, now: float
-) -> Any:
-    """The MVNE opened a network ticket at the MNO for this L3 ticket."""
+) -> tuple[Any, bool]:
+    """The MVNE opened a network ticket at the MNO for this L3 ticket; return the row and
+    whether it changed.
+
+    The MVNE answers a repeated escalation with the network ticket it already opened (it
+    dedupes on our ticket id, the externalId): that ticket is related once, and a repeat
+    leaves the care ticket as it was, without a note, since nothing new happened at the
+    MNO and a note per retry would only bury the agents' notes.
+    """
+    if any(
+        entity.get("role") == "networkTicket" and entity.get("id") == network_ticket["id"]
+        for entity in row.related_entity
+    ):
+        return row, False
     entity = {
         "id": network_ticket["id"],
         "href": href,
@@ -380,7 +406,7 @@ def record_network_ticket(
         "last_update": now,
     }
     update_equal(conn, ticket_table, {"id": row.id}, **values)
-    return _row(conn, row.id)
+    return _row(conn, row.id), True
 
 
 def require_network_escalation(row: Any) -> None:

@@ -3,6 +3,8 @@ network tickets through the MVNE to the MNO, tenancy."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from conftest import activate, api_key, conforms, settle
 
@@ -125,6 +127,27 @@ def test_tiers_escalate_on_their_threshold(client, runtime):
     assert [e["reason"] for e in body["escalation"]] == ["TIER_THRESHOLD"] * 2
 
 
+def test_a_reopened_ticket_breaches_and_escalates_like_one_never_resolved(client, runtime):
+    reopened = ticket(client)  # severity 1: updated hourly, 30 min per tier
+    never_resolved = ticket(client)
+    for created in (reopened, never_resolved):
+        patch(client, created["id"], status="inProgress")
+    patch(client, reopened["id"], status="resolved")
+    settle(runtime, 3600)
+    answer = conforms(
+        patch(client, reopened["id"], status="inProgress"), "care", "patchTroubleTicket"
+    )
+    assert answer["sla"]["nextDueDate"] == "2026-03-02T11:00:00.000Z"  # an hour after reopening
+    settle(runtime, 10 * 3600)
+    body = get(client, reopened["id"])
+    assert body["tier"] == "L3"
+    assert [e["reason"] for e in body["escalation"]] == ["TIER_THRESHOLD"] * 2
+    assert [b["kind"] for b in body["sla"]["breach"]] == ["update"] * 10
+    assert body["sla"]["nextDueDate"] == "2026-03-02T21:00:00.000Z"
+    other = get(client, never_resolved["id"])
+    assert (other["tier"], len(other["escalation"])) == ("L3", 2)
+
+
 def test_diagnostics_with_scope_become_a_note(client, runtime, alpha):
     product = activate(client, runtime, alpha)
     created = ticket(client, product=product["id"])
@@ -223,6 +246,27 @@ def test_uncovered_network_ticket_stalls_and_is_flagged(
     seen = client.get(f"/mvne/diagnostics/v1/networkTicket/{mvne_id}",
                       headers={"X-API-Key": api_key("care-agent-mvno-alpha")})  # fmt: skip
     assert conforms(seen, "mvne", "getNetworkTicket")["stalled"] is True
+
+
+def test_a_repeated_network_escalation_relates_the_network_ticket_once(app, client, runtime):
+    created = _to_l3(client, runtime)
+    path = f"{TICKETS}/{created['id']}/networkTicket"
+    first = conforms(client.post(path, json={"category": "coverage"}, headers=ALPHA), "care",
+                     "escalateToNetwork")  # fmt: skip
+
+    def escalate(_: int):
+        answer = app.test_client().post(path, json={"category": "coverage"}, headers=ALPHA)
+        return answer.status_code, answer.get_json()
+
+    again = conforms(client.post(path, json={"category": "coverage"}, headers=ALPHA), "care",
+                     "escalateToNetwork")  # fmt: skip
+    with ThreadPoolExecutor(max_workers=15) as pool:
+        answers = list(pool.map(escalate, range(15)))
+    assert {status for status, _ in answers} == {200}
+    body = get(client, created["id"])
+    related = [e for e in body["relatedEntity"] if e["role"] == "networkTicket"]
+    assert related == [first["relatedEntity"][-1]]
+    assert again == first and body["note"] == first["note"]
 
 
 def test_two_partners_care_tickets_with_one_id_open_two_network_tickets(client, runtime):
