@@ -26,7 +26,7 @@ def screen_card_data(raw: bytes, url: str, headers: HeaderLookup) -> Withheld | 
     identifiers the MVNE's and MNO's journal entries exist to show; and scrubbing after the
     fact would still let a contract validation message echo the value back. Here the request
     is refused before its body is parsed, the journal keeps no byte of its body, and its URL
-    only with the digits masked.
+    only with the parts holding card data withheld.
     """
     # The two headers the stack keeps (the journal, the audit trail, the outbox, the
     # idempotency store), so a card number there would be kept too.
@@ -45,7 +45,7 @@ def screen_card_data(raw: bytes, url: str, headers: HeaderLookup) -> Withheld | 
     )
     return Withheld(
         refusal=refusal,
-        journal_url=model.mask_card_numbers(url),
+        journal_url=model.url_without_card_data(url),
         keep_correlation_id=in_header != "X-Correlation-ID",
     )
 

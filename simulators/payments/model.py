@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote_plus
 
 from sqlalchemy import (
     BigInteger,
@@ -174,8 +174,9 @@ _PAYMENT_FOR_UPDATE = (
 
 # --- card data (PCI DSS) ---------------------------------------------------------------------
 
-# A run of digits, single spaces or dashes between them (how people and forms write a PAN).
-_DIGIT_RUN = re.compile(r"[0-9](?:[ -]?[0-9])*")
+# A run of digits, spaces or dashes between them (how people and forms write a PAN): any
+# number of them, as the contract's definition sets no limit ("4111  1111", "4111 - 1111").
+_DIGIT_RUN = re.compile(r"[0-9](?:[ -]*[0-9])*")
 # A run with a letter on either side is part of a word, such as a hexadecimal identifier
 # ("9f4111111111111111ab..."), not a number written on its own. Card scanners bound a PAN
 # the same way; without it, an identifier whose digits happen to pass Luhn is refused.
@@ -183,7 +184,7 @@ _LETTER = re.compile(r"[A-Za-z]")
 # A UUID is an identifier however many of its leading groups happen to be digits
 # ("41111111-1111-1111-..." reads as 16 digits in groups): correlation IDs are UUIDs.
 _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
-_SEPARATOR = re.compile(r"[ -]")
+_SEPARATOR = re.compile(r"[ -]+")
 _CVV_NAMES = frozenset(
     {
         "cvv",
@@ -239,9 +240,46 @@ def is_cvv_name(name: str) -> bool:
     return name.replace("_", "").replace("-", "").lower() in _CVV_NAMES
 
 
+WITHHELD = "[withheld]"
+
+
 def mask_card_numbers(text: str) -> str:
     """`text` with every run of 13 digits or more replaced, for what may be kept of it."""
-    return re.sub(r"[0-9](?:[ -]?[0-9]){12,}", "[withheld]", text)
+    return re.sub(r"[0-9](?:[ -]*[0-9]){12,}", WITHHELD, text)
+
+
+def url_without_card_data(url: str) -> str:
+    """`url` (path and raw query string) as the journal may keep it: each path segment and
+    each query name or value that `find_card_data` finds card data in is replaced whole.
+
+    Whole rather than masking the digits in place: a number in a URL can be written in any
+    encoding the screen decodes (`+`, `%20` or `%2D` between groups, `%34` for a digit), and
+    a mask run over the raw text would have to undo every one of them exactly as the screen
+    does; testing the decoded part with the screen's own rule and dropping the raw part
+    cannot miss a spelling the screen refuses. If what is left still decodes to a card
+    number, the whole path or query goes.
+    """
+    path, mark, query = url.partition("?")
+    path = "/".join(
+        WITHHELD if holds_card_number(unquote_plus(segment)) else segment
+        for segment in path.split("/")
+    )
+    if holds_card_number(unquote_plus(path)):
+        path = f"/{WITHHELD}"
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, equals, value = pair.partition("=")
+            named = unquote_plus(name)
+            if is_cvv_name(named) or holds_card_number(unquote_plus(value)):
+                value = WITHHELD
+            if holds_card_number(named):
+                name = WITHHELD
+            pairs.append(f"{name}{equals}{value}")
+        query = "&".join(pairs)
+        if holds_card_number(unquote_plus(query)):
+            query = WITHHELD
+    return mask_card_numbers(f"{path}{mark}{query}")
 
 
 def _members(value: Any, where: str) -> Iterator[tuple[str, str, str | None]]:
@@ -281,13 +319,15 @@ def find_card_data(raw: bytes, url: str) -> str | None:
             return "(body)"
         if holds_card_number(text):
             return "(body)"
-    parts = urlsplit(url)
-    if holds_card_number(unquote_plus(parts.path)):
+    # Split at the first "?" only, as `url_without_card_data` does: `urlsplit` would drop
+    # what follows a "#" (a decoded %23 in the path) unscreened, and the journal keeps it.
+    path, _, query = url.partition("?")
+    if holds_card_number(unquote_plus(path)):
         return "(path)"
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+    for name, value in parse_qsl(query, keep_blank_values=True):
         if is_cvv_name(name) or holds_card_number(name) or holds_card_number(value):
             return f"query.{mask_card_numbers(name)}"
-    if holds_card_number(unquote_plus(parts.query)):
+    if holds_card_number(unquote_plus(query)):
         return "(query)"
     return None
 

@@ -67,11 +67,14 @@ BY_ZIP = "zip"  # a ZIP with one area
 BY_ZIP_DEFAULT = "zipDefault"  # a ZIP with several areas, placed in its default one
 BY_COUNTRY = "country"  # EU VAT: the member state alone
 
-_ZIP = re.compile(r"^([0-9]{5})(?:-?([0-9]{4}))?$")
-# P.O. Box spellings, US and those of the EU member states in the table.
+# Matched with fullmatch: `$` would also match before a trailing newline ("62701\n").
+_ZIP = re.compile(r"([0-9]{5})(?:-?([0-9]{4}))?")
+# P.O. Box spellings, US and those of the EU member states in the table. Bounded by letters
+# rather than \b: a box number is often written against the word ("PO Box123", "Postfach12"),
+# and \b sees no boundary between a letter and a digit.
 _PO_BOX = re.compile(
-    r"\b(?:p\.?\s*o\.?\s*box|post\s+office\s+box|pob|postfach|bo[iî]te\s+postale|"
-    r"casella\s+postale|apartado\s+de\s+correos|postbus)\b",
+    r"(?<![^\W\d_])(?:p\.?\s*o\.?\s*box|post\s+office\s+box|pob|postfach|bo[iî]te\s+postale|"
+    r"casella\s+postale|apartado\s+de\s+correos|postbus)(?![^\W\d_])",
     re.IGNORECASE,
 )
 
@@ -435,7 +438,7 @@ def locate(table: Table, request: QuoteRequest, faults: TableFaults = NO_FAULTS)
 def _locate_us(table: Table, request: QuoteRequest, faults: TableFaults) -> Place:
     address = request.address
     postal = str(address.get("postalCode") or "")
-    found = _ZIP.match(postal)
+    found = _ZIP.fullmatch(postal)
     if found is None:
         raise errors.JurisdictionNotFound(
             f"A US place of primary use needs a ZIP or ZIP+4, not {postal or '(none)'}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any
+from urllib.parse import unquote_plus
 
 import pytest
 from conftest import conforms, json_of
@@ -13,9 +14,13 @@ from payments.conftest import METHODS, PAN, PAYMENTS, REFUNDS, add_card, card_bo
 from sqlalchemy import select
 
 from simulators.core.runtime import Runtime
+from simulators.payments.model import holds_card_number
 
 SPACED = "4111 1111 1111 1111"
 DASHED = "4111-1111-1111-1111"
+DOUBLE_SPACED = "4111  1111  1111  1111"
+SPACED_DASHES = "4111 - 1111 - 1111 - 1111"
+FORMS = (PAN, SPACED, DASHED, DOUBLE_SPACED, SPACED_DASHES)
 
 
 def traces_of_pan(runtime: Runtime) -> list[str]:
@@ -29,7 +34,7 @@ def traces_of_pan(runtime: Runtime) -> list[str]:
                     if value is None:
                         continue
                     text = value if isinstance(value, str) else json.dumps(value, default=str)
-                    if any(form in text.replace("\\u0020", " ") for form in (PAN, SPACED, DASHED)):
+                    if any(form in text.replace("\\u0020", " ") for form in FORMS):
                         found.append(f"{table.name}.{column}: {text[:200]}")
     return found
 
@@ -40,7 +45,7 @@ def assert_refused(response: Any, operation: str, field: str) -> None:
         422, "CARD_DATA_NOT_ACCEPTED", field,
     )  # fmt: skip
     text = response.get_data(as_text=True)
-    assert all(form not in text for form in (PAN, SPACED, DASHED)), text
+    assert all(form not in text for form in FORMS), text
 
 
 CASES = [
@@ -53,6 +58,8 @@ CASES = [
     (card_body(cvv="123"), "cvv"),
     (card_body(card={"securityCode": "1234"}), "card.securityCode"),
     (card_body(CVC2=None), "CVC2"),
+    (card_body(account={"id": "ba-1001", "name": DOUBLE_SPACED}), "account.name"),
+    (card_body(notes=f"card {SPACED_DASHES} exp 12/29"), "notes"),
 ]
 
 
@@ -94,6 +101,47 @@ def test_a_pan_in_the_path_or_query_is_refused_and_masked_in_the_journal(client,
     assert all(entry["requestBody"] is None for entry in entries)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "account.id=4111+1111+1111+1111",
+        "account.id=4111%201111%201111%201111",
+        "account.id=4111%2D1111%2D1111%2D1111",
+        "account.id=%34111%31111%31111%31111",
+        "account.id=4111%20%201111%20%201111%20%201111",
+        "status=captured&account.id=4111+-+1111+-+1111+-+1111",
+    ],
+)
+def test_a_pan_in_the_query_is_withheld_from_the_journal_however_it_is_encoded(
+    client, runtime, billing, query
+):
+    response = client.get(f"{PAYMENTS}?{query}", headers=billing)
+    assert_refused(response, "listPayments", "query.account.id")
+    assert traces_of_pan(runtime) == []
+    [entry] = client.get("/__admin/journal?role=payments").get_json()
+    assert entry["url"].endswith("account.id=[withheld]"), entry["url"]
+    assert not holds_card_number(unquote_plus(unquote_plus(entry["url"])))
+
+
+def test_a_cvv_in_the_query_is_withheld_from_the_journal(client, runtime, billing):
+    response = client.get(f"{PAYMENTS}?status=captured&cvv=737", headers=billing)
+    assert_refused(response, "listPayments", "query.cvv")
+    runtime.journal.flush()
+    [entry] = client.get("/__admin/journal?role=payments").get_json()
+    assert entry["url"] == f"{PAYMENTS}?status=captured&cvv=[withheld]"
+
+
+def test_a_pan_after_an_encoded_hash_in_the_path_is_refused_and_not_journaled(
+    client, runtime, billing
+):
+    # The path arrives decoded: %23 is a "#" in it, which must not hide the rest as a fragment.
+    response = client.get(f"{PAYMENTS}/x%23{SPACED.replace(' ', '%20')}", headers=billing)
+    assert_refused(response, "getPayment", "(path)")
+    assert traces_of_pan(runtime) == []
+    [entry] = client.get("/__admin/journal?role=payments").get_json()
+    assert entry["url"] == f"{PAYMENTS}/[withheld]"
+
+
 def test_card_data_is_refused_on_every_operation(client, runtime, billing):
     card = add_card(client, billing)
     paid = {"paymentMethod": {"id": card["id"]}, "amount": {"amount": "1.00", "units": "EUR"}}
@@ -122,7 +170,7 @@ def test_nothing_of_the_card_reaches_the_log(client, runtime, billing, caplog):
     )
     runtime.journal.flush()
     logged = caplog.text + "".join(str(record.args) for record in caplog.records)
-    assert all(form not in logged for form in (PAN, SPACED, DASHED))
+    assert all(form not in logged for form in FORMS)
     assert traces_of_pan(runtime) == []
 
 

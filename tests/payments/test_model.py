@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from urllib.parse import unquote_plus
 
 import pytest
 from conftest import T0
@@ -36,7 +37,7 @@ SURROUNDINGS = st.text(alphabet=' :"{},_/=', max_size=5)
 
 @given(
     pan=pans,
-    separator=st.sampled_from(["", " ", "-"]),
+    separator=st.sampled_from(["", " ", "-", "  ", " - ", "--"]),
     group=st.integers(1, 6),
     before=SURROUNDINGS,
     after=SURROUNDINGS,
@@ -80,6 +81,62 @@ def test_a_uuid_is_not_a_pan_even_when_its_leading_groups_are_digits():
         "a[0].Card_Verification_Value"
     )
     assert model.find_card_data(b'{"token": "tok_visa"}', "/p?limit=10") is None
+
+
+@pytest.mark.parametrize(
+    "written", ["4111  1111  1111  1111", "4111 - 1111 - 1111 - 1111", "4111--1111 -- 1111 1111"]
+)
+def test_a_pan_with_several_spaces_or_dashes_between_its_groups_is_found(written):
+    # The contract allows "spaces or dashes" between the digits, not one of them.
+    assert model.holds_card_number(f"card {written} exp 12/29")
+    assert model.find_card_data(json.dumps({"name": written}).encode(), "/p") == "name"
+    assert model.mask_card_numbers(f"card {written} exp") == f"card {model.WITHHELD} exp"
+
+
+# How a URL can spell what the screen decodes to a separator, and a digit percent-encoded.
+URL_SEPARATORS = ["", " ", "+", "%20", "-", "%2D", "%2d", "++", "%20-%20", "+-+"]
+
+
+def _digit(char: str, encoded: bool) -> str:
+    return f"%{ord(char):X}" if encoded else char
+
+
+@given(
+    pan=pans,
+    separator=st.sampled_from(URL_SEPARATORS),
+    group=st.integers(1, 6),
+    encoded=st.lists(st.booleans(), min_size=19, max_size=19),
+    where=st.sampled_from(["value", "name", "path"]),
+)
+def test_a_url_refused_for_a_pan_keeps_nothing_of_it_however_it_is_encoded(
+    pan, separator, group, encoded, where
+):
+    digits = [_digit(char, flag) for char, flag in zip(pan, encoded, strict=False)]
+    written = separator.join("".join(digits[i : i + group]) for i in range(0, len(pan), group))
+    url, rest = {
+        "value": (f"/p?status=captured&account.id={written}", "/p?status=captured&account.id="),
+        "name": (f"/p?{written}=1&limit=10", "=1&limit=10"),
+        "path": (f"/p/{written}?limit=10", "/p/"),
+    }[where]
+    assert model.find_card_data(b"", url) is not None
+    kept = model.url_without_card_data(url)
+    assert model.WITHHELD in kept and rest in kept
+    assert not model.holds_card_number(unquote_plus(unquote_plus(kept)))
+
+
+@pytest.mark.parametrize(("url", "kept"), [
+    ("/p?account.id=4111+1111+1111+1111", "/p?account.id=[withheld]"),
+    ("/p?account.id=4111%201111%201111%201111", "/p?account.id=[withheld]"),
+    ("/p?account.id=%34111111111111111&limit=5", "/p?account.id=[withheld]&limit=5"),
+    ("/p?status=captured&cvv=737", "/p?status=captured&cvv=[withheld]"),
+    ("/p?4111+1111+1111+1111", "/p?[withheld]"),
+    ("/p/4111+1111+1111+1111/x?limit=5", "/p/[withheld]/x?limit=5"),
+    # A decoded %23 in the path: a "#" that is no fragment here, so what follows is screened.
+    ("/p/x#4111 1111 1111 1111", "/p/[withheld]"),
+    ("/p?limit=10&account.id=ba-1001", "/p?limit=10&account.id=ba-1001"),
+])  # fmt: skip
+def test_a_url_is_kept_with_only_its_card_data_withheld(url, kept):
+    assert model.url_without_card_data(url) == kept
 
 
 @pytest.mark.parametrize(("amount", "units", "minor"), [

@@ -143,6 +143,16 @@ def test_an_eu_b2b_quote_with_a_vat_id_is_a_reverse_charge(client, billing):
             "placeOfPrimaryUse.line1",
         ),
         (
+            {"placeOfPrimaryUse": {"line1": "PO Box123", "postalCode": "62701", "country": "US"}},
+            "PO_BOX_NOT_PRIMARY_USE",
+            "placeOfPrimaryUse.line1",
+        ),
+        (
+            {"placeOfPrimaryUse": {"line1": "1 Main St", "postalCode": "62701\n", "country": "US"}},
+            "JURISDICTION_NOT_FOUND",
+            "placeOfPrimaryUse.postalCode",
+        ),
+        (
             {"placeOfPrimaryUse": {"line1": "1 Main St", "postalCode": "62701"}},
             "COUNTRY_REQUIRED",
             "placeOfPrimaryUse.country",

@@ -195,8 +195,25 @@ def test_an_annexed_area_moves_into_the_city_on_its_effective_date():
             errors.PoBoxNotPrimaryUse,
             "placeOfPrimaryUse.line2",
         ),
+        (
+            request(
+                placeOfPrimaryUse={"line1": "PO Box123", "postalCode": "62701", "country": "US"}
+            ),
+            errors.PoBoxNotPrimaryUse,
+            "placeOfPrimaryUse.line1",
+        ),
+        (
+            request(
+                placeOfPrimaryUse={"line1": "Hauptstr. 1", "line2": "Postfach12", "country": "DE"}
+            ),
+            errors.PoBoxNotPrimaryUse,
+            "placeOfPrimaryUse.line2",
+        ),
         (request("99999"), errors.JurisdictionNotFound, "placeOfPrimaryUse.postalCode"),
         (request("ABCDE"), errors.JurisdictionNotFound, "placeOfPrimaryUse.postalCode"),
+        # `$` matches before a trailing newline: the ZIP must be the whole value.
+        (request("62701\n"), errors.JurisdictionNotFound, "placeOfPrimaryUse.postalCode"),
+        (request("62701-1234\n"), errors.JurisdictionNotFound, "placeOfPrimaryUse.postalCode"),
         (request("SW1A 1AA", "GB"), errors.JurisdictionNotFound, "placeOfPrimaryUse.country"),
         (
             request(
@@ -245,6 +262,12 @@ def test_refusals_name_the_field(body, error, field):
     with pytest.raises(error) as refused:
         model.calculate(TABLE, model.parse_request(body))
     assert refused.value.members["field"] == field
+
+
+@pytest.mark.parametrize("line1", ["3 Pobst St", "12 Boxwood Ave", "Postfachstr. 2", "5 Apob Rd"])
+def test_a_street_whose_name_holds_a_po_box_word_is_no_po_box(line1):
+    address = {"line1": line1, "postalCode": "62701", "country": "US"}
+    assert quote(request(placeOfPrimaryUse=address))["jurisdiction"]["postalCode"] == "62701"
 
 
 def test_the_country_is_required_even_with_an_imsi_as_evidence():
