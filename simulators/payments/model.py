@@ -215,16 +215,19 @@ def luhn_valid(digits: str) -> bool:
 
 def holds_card_number(text: str) -> bool:
     """Whether `text` holds a PAN: 13 to 19 digits passing Luhn, alone in its run of digits
-    or as whole separated groups of a longer run ("4111 1111 1111 1111 99"); a run that
-    a letter touches belongs to a word and is not one, and neither is a UUID."""
+    or as whole separated groups of a longer run ("4111 1111 1111 1111 99"). A group that
+    a letter touches belongs to a word and is not part of one ("9f41111111111111ab" is an
+    identifier), but the whole groups beside it still count ("card1 4111 1111 1111 1111");
+    a UUID is never one."""
     if "-" in text:
         text = _UUID.sub("/", text)
     for match in _DIGIT_RUN.finditer(text):
         start, end = match.span()
-        if (start and _LETTER.match(text, start - 1)) or _LETTER.match(text, end):
-            continue
-        run = match.group()
-        groups = _SEPARATOR.split(run)
+        groups = _SEPARATOR.split(match.group())
+        if start and _LETTER.match(text, start - 1):
+            groups = groups[1:]
+        if _LETTER.match(text, end):
+            groups = groups[:-1]
         for first in range(len(groups)):
             digits = ""
             for group in groups[first:]:

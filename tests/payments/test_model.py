@@ -71,6 +71,22 @@ def test_a_run_inside_a_word_is_not_a_pan(pan, before, after):
     assert model.holds_card_number(f"{before} {pan} {after}")
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "card1 4111 1111 1111 1111",
+        "v2 4111 1111 1111 1111",
+        "4111-1111-1111-1111 7x",
+        "no.5 4111111111111111",
+    ],
+)
+def test_a_pan_beside_a_group_that_touches_a_letter_is_found(written):
+    # The group a letter touches ("card1", "7x") is part of a word; the groups beside it
+    # are a card number written on its own.
+    assert model.holds_card_number(written)
+    assert model.find_card_data(json.dumps({"note": written}).encode(), "/p") == "note"
+
+
 def test_a_uuid_is_not_a_pan_even_when_its_leading_groups_are_digits():
     pan = "4111111111111111"
     uuid_shaped = f"{pan[:8]}-{pan[8:12]}-{pan[12:]}-a0b1-c2d3e4f5a6b7"
