@@ -338,9 +338,11 @@ _ANY_ACTIVE_ACCOUNT = (
     )
     .limit(1)
 )
+# A bill on hold is issued and owed all the same: it counts towards the credit limit.
+OWED = (*PAYABLE, ON_HOLD)
 _RECEIVABLE = select(
     func.coalesce(func.sum(bill_table.c.amount_due_minor - bill_table.c.paid_minor), 0)
-).where(bill_table.c.account_id == bindparam("account_id"), bill_table.c.state.in_(PAYABLE))
+).where(bill_table.c.account_id == bindparam("account_id"), bill_table.c.state.in_(OWED))
 _OVERDUE_BILLS = select(bill_table).where(
     bill_table.c.account_id == bindparam("account_id"),
     bill_table.c.state.in_(PAYABLE),
@@ -653,7 +655,7 @@ def link_account(
 
 
 def receivable_minor(conn: Connection, account_id: str) -> int:
-    """What the account owes on its issued bills now."""
+    """What the account owes on its issued bills now, those on hold included."""
     value = conn.execute(_RECEIVABLE, {"account_id": account_id}).scalar_one()
     return int(value)
 
@@ -794,25 +796,29 @@ def cycle_charges(
     period = period_of_key(run.period)
     by_product = {account.product_id: account for account in accounts}
     billed = latest_billed_periods(conn, [account.id for account in accounts])
+    missed = missed_periods(conn, run, [account.id for account in accounts])
     rows: list[dict[str, Any]] = []
     for account in accounts:
         facts = subscriptions.get(account.product_id)
         if facts is None or facts.monthly_fee_minor <= 0:
             continue
-        if facts.terminated_at is not None and facts.terminated_at < period.start:
-            continue
-        rows.append(
-            _entry_row(
-                account,
-                RECURRING,
-                facts.monthly_fee_minor,
-                run.period,
-                f"recurring:{run.period}",
-                f"{facts.offering_name}, monthly plan",
-                now,
-                correlation_id,
+        for key in [*missed.get(account.id, ()), run.period]:
+            owed = period_of_key(key)
+            if facts.terminated_at is not None and facts.terminated_at < owed.start:
+                continue
+            rows.append(
+                _entry_row(
+                    account,
+                    RECURRING,
+                    facts.monthly_fee_minor,
+                    key,
+                    f"recurring:{key}",
+                    f"{facts.offering_name}, monthly plan"
+                    + ("" if key == run.period else f" (period from {key})"),
+                    now,
+                    correlation_id,
+                )
             )
-        )
     for record in usage:
         account = by_product.get(record.product_id)
         if account is None or account.rating_type != "postpaid" or record.charge_minor <= 0:
@@ -837,6 +843,40 @@ def cycle_charges(
         row["quantity"] = record.quantity
         rows.append(row)
     insert_ignoring_conflicts(conn, ledger_table, rows)
+
+
+def missed_periods(conn: Connection, run: Any, account_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The earlier periods each account's bill run failed for (its usage or subscription
+    could not be read) and that no bill has covered since: their plan fees ride on this
+    bill, as their one-off charges and usage do, rather than being lost."""
+    wanted = set(account_ids)
+    failed: dict[str, list[str]] = {}
+    for earlier in conn.execute(
+        select(run_table.c.period, run_table.c.failures)
+        .where(
+            run_table.c.partner_id == run.partner_id,
+            run_table.c.bill_cycle_day == run.bill_cycle_day,
+            run_table.c.period < run.period,
+        )
+        .order_by(run_table.c.period)
+    ).all():
+        for failure in earlier.failures:
+            if failure["accountId"] in wanted:
+                failed.setdefault(failure["accountId"], []).append(str(earlier.period))
+    if not failed:
+        return {}
+    billed = {
+        (row.account_id, str(row.period))
+        for row in conn.execute(
+            select(bill_table.c.account_id, bill_table.c.period).where(
+                bill_table.c.account_id.in_(list(failed))
+            )
+        ).all()
+    }
+    return {
+        account_id: [key for key in keys if (account_id, key) not in billed]
+        for account_id, keys in failed.items()
+    }
 
 
 def latest_billed_periods(conn: Connection, account_ids: Sequence[str]) -> dict[str, str]:

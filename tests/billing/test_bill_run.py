@@ -229,6 +229,32 @@ def test_a_partner_without_usage_access_gets_a_run_failure_not_a_wrong_bill(
     ]
 
 
+def test_a_period_whose_run_failed_for_an_account_is_charged_on_its_next_bill(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str]
+) -> None:
+    line = us_line(client, runtime, charlie)
+    account = open_account(client, runtime, charlie, line["id"])
+    usage_access = "/__admin/partners/mvno-charlie/capabilities/QUERY_USAGE"
+    assert client.put(usage_access, json={"status": "suspended"}).status_code == 200
+    to_bill_run(runtime)  # March's run cannot read the usage: a failure, no bill
+    assert bills_of(client, charlie, account["id"]) == []
+    assert client.put(usage_access, json={"status": "granted"}).status_code == 200
+    settle(runtime, 31 * 86400)  # April's run
+
+    [april] = bills_of(client, charlie, account["id"])
+    fees = [
+        (line["lineType"], line["amount"]["amount"], line["description"])
+        for line in april["billLine"]
+    ]
+    assert fees == [
+        ("recurring", 25.0, "US Talk & Text, monthly plan (period from 2026-03-01)"),
+        ("recurring", 25.0, "US Talk & Text, monthly plan"),
+    ]
+    settle(runtime, 30 * 86400)  # May's run: March is billed now, and charged no more
+    may = [b for b in bills_of(client, charlie, account["id"]) if b["id"] != april["id"]]
+    assert [[line["lineType"] for line in bill["billLine"]] for bill in may] == [["recurring"]]
+
+
 def test_a_one_off_charge_rides_on_the_next_bill_taxed_as_its_kind(
     client: FlaskClient, runtime: Runtime, charlie: dict[str, str], tax_engine: TaxEngine
 ) -> None:
@@ -286,6 +312,34 @@ def test_a_one_off_charge_over_the_credit_limit_is_refused(
     refused = charge(2.76)  # 50.01
     assert conforms(refused, "billing", "createOneOffCharge")["code"] == "CREDIT_LIMIT_EXCEEDED"
     assert charge(2.75).status_code == 201  # exactly 50.00
+
+
+def test_a_bill_on_hold_still_counts_towards_the_credit_limit(
+    client: FlaskClient, runtime: Runtime, charlie: dict[str, str], tax_engine: TaxEngine
+) -> None:
+    line = us_line(client, runtime, charlie)
+    account = open_account(
+        client, runtime, charlie, line["id"], creditLimit={"amount": 50, "units": "USD"}
+    )
+    tax_engine.omit = {"state"}
+    to_bill_run(runtime)
+    [bill] = bills_of(client, charlie, account["id"])
+    assert bill["state"] == "onHold"
+    owed = bill["amountDue"]["amount"]
+    seen = client.get(f"{ACCOUNTS}/{account['id']}", headers=charlie).get_json()
+    assert seen["accountBalance"] == [
+        {"balanceType": "receivable", "amount": {"amount": owed, "units": "USD"}}
+    ]
+    over = client.post(
+        f"{BILLING}/charge",
+        json={
+            "billingAccount": {"id": account["id"]},
+            "chargeType": "equipment",
+            "amount": {"amount": 49.0, "units": "USD"},
+        },
+        headers=charlie,
+    )
+    assert conforms(over, "billing", "createOneOffCharge")["code"] == "CREDIT_LIMIT_EXCEEDED"
 
 
 class Killed(BaseException):
