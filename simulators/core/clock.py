@@ -12,7 +12,29 @@ from functools import lru_cache
 
 from sqlalchemy import Boolean, Column, Connection, Float, Integer, select
 
+from .problems import BadRequest
 from .store import CORE_ROLE, Store, role_table, update_equal
+
+# The times the clock may show. Every timestamp the stack writes is a datetime, whose last
+# year is 9999; periods, SLAs and retries reach months past the clock, so it stops well
+# short of that. Nothing in the stack predates the Unix epoch.
+EARLIEST = 0.0
+LATEST = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
+
+
+class ClockOutOfRange(BadRequest):
+    code = "CLOCK_OUT_OF_RANGE"
+    title = "The simulated clock cannot show that time"
+
+
+def check_in_range(epoch: float, field: str = "now") -> float:
+    """`epoch` if the clock may show it; refused, naming the range and `field`, otherwise."""
+    if not EARLIEST <= epoch < LATEST:
+        raise ClockOutOfRange(
+            "The simulated clock runs from 1970-01-01T00:00:00Z up to 9000-01-01T00:00:00Z",
+            field=field,
+        )
+    return epoch
 
 clock_table = role_table(
     CORE_ROLE,
@@ -109,7 +131,7 @@ class Clock:
     def set_in(self, conn: Connection, epoch: float | None, frozen: bool | None) -> float:
         """`set` inside the caller's transaction."""
         _offset, was_frozen, _ = self._state(conn)
-        target = self.now(conn) if epoch is None else epoch
+        target = self.now(conn) if epoch is None else check_in_range(epoch)
         keep_frozen = was_frozen if frozen is None else frozen
         self._save(conn, target - time.time(), keep_frozen, target if keep_frozen else None)
         return self.now(conn)

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from . import inprocess, tenancy
-from .clock import Clock
+from .clock import Clock, check_in_range
 from .config import Settings
 from .faults import FaultEngine
 from .generation import Generation, generation_path
@@ -188,6 +188,7 @@ class Runtime:
         """Move the clock forward, stopping at each due time on the way, so every step
         and delivery runs at the simulated moment it was due (discrete-event order)."""
         target = self.clock.now() + seconds
+        check_in_range(target, field="seconds")
         patience = time.monotonic() + WAIT_FOR_DISPATCHER_S
         self._await_running_elsewhere(patience)
         self._run_until_idle()

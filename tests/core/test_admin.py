@@ -591,3 +591,29 @@ def test_a_capability_changed_by_another_worker_applies_at_the_next_request(
         assert refused.get_json()["code"] == "CAPABILITY_SUSPENDED"
     finally:
         tenancy.share_partner_changes(Generation(None))
+
+
+@pytest.mark.parametrize(
+    "now", ["9000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"]
+)
+def test_a_time_the_clock_cannot_show_is_refused_and_the_clock_is_kept(client, now) -> None:
+    before = client.get("/__admin/clock").get_json()
+    refused = client.put("/__admin/clock", json={"now": now, "frozen": True})
+    problem = conforms(refused, "admin", "setClock")
+    assert (refused.status_code, problem["code"], problem["field"]) == (
+        400,
+        "CLOCK_OUT_OF_RANGE",
+        "now",
+    )
+    after = client.get("/__admin/clock").get_json()
+    assert (after["frozen"], after["offsetSeconds"]) == (before["frozen"], before["offsetSeconds"])
+
+
+def test_an_advance_past_the_clock_s_last_time_is_refused(client) -> None:
+    edge = client.put("/__admin/clock", json={"now": "8999-12-31T23:00:00Z", "frozen": True})
+    assert edge.status_code == 200
+    refused = client.post("/__admin/clock/advance", json={"seconds": 7200})
+    problem = conforms(refused, "admin", "advanceClock")
+    assert (problem["code"], problem["field"]) == ("CLOCK_OUT_OF_RANGE", "seconds")
+    assert client.get("/__admin/clock").get_json()["now"] == "8999-12-31T23:00:00.000Z"
+    assert client.post("/__admin/clock/advance", json={"seconds": 1800}).status_code == 200
