@@ -12,7 +12,7 @@ from functools import lru_cache
 
 from sqlalchemy import Boolean, Column, Connection, Float, Integer, select
 
-from .problems import BadRequest
+from .problems import Unprocessable
 from .store import CORE_ROLE, Store, role_table, update_equal
 
 # The times the clock may show. Every timestamp the stack writes is a datetime, whose last
@@ -22,7 +22,7 @@ EARLIEST = 0.0
 LATEST = datetime(9000, 1, 1, tzinfo=UTC).timestamp()
 
 
-class ClockOutOfRange(BadRequest):
+class ClockOutOfRange(Unprocessable):
     code = "CLOCK_OUT_OF_RANGE"
     title = "The simulated clock cannot show that time"
 

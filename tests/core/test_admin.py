@@ -601,7 +601,7 @@ def test_a_time_the_clock_cannot_show_is_refused_and_the_clock_is_kept(client, n
     refused = client.put("/__admin/clock", json={"now": now, "frozen": True})
     problem = conforms(refused, "admin", "setClock")
     assert (refused.status_code, problem["code"], problem["field"]) == (
-        400,
+        422,
         "CLOCK_OUT_OF_RANGE",
         "now",
     )
