@@ -579,7 +579,7 @@ class RoleApi:
                 role, operation.operation_id
             ):
                 faults = self._decide_faults(runtime, operation, auth, path_args)
-            ratelimit.admit(runtime, role, operation)
+            ratelimit.admit(runtime, role, operation, auth)
             # Read and check the request before the transaction: a write holds the store's
             # write turn, which every other writer waits for, only for its own work.
             inputs = _request_inputs(operation, path_args)

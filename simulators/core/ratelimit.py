@@ -49,6 +49,7 @@ from .problems import Conflict, DomainError
 from .store import CORE_ROLE, Store, role_table
 
 if TYPE_CHECKING:
+    from .http import Authenticator
     from .runtime import Runtime
 
 log = logging.getLogger("handoff.ratelimit")
@@ -326,18 +327,42 @@ def _caller(runtime: Runtime, role: str, caller: str, api_key: str) -> tenancy.P
     return partner if partner.status == tenancy.PARTNER_ACTIVE else None
 
 
-def admit(runtime: Runtime, role: str, operation: Operation) -> None:
+def _authenticated(
+    runtime: Runtime, operation: Operation, authenticate: Authenticator
+) -> tenancy.Partner | None:
+    """The active partner a credential other than an API key proves (OAuth 2.0: Basic at
+    the token endpoint, a Bearer token on a CAMARA API); None if the pipeline will refuse."""
+    with runtime.store.read() as conn:
+        try:
+            partner = authenticate(runtime, conn, operation)
+        except DomainError:
+            return None
+    return partner if partner is not None and partner.status == tenancy.PARTNER_ACTIVE else None
+
+
+def admit(
+    runtime: Runtime,
+    role: str,
+    operation: Operation,
+    authenticate: Authenticator | None = None,
+) -> None:
     """Spend one request of the calling partner's bucket, or refuse it with 429.
 
     Runs before the request's transaction: a request that later fails validation still
     counted (a vendor's gateway counts what reaches it), and the bucket's statement
     never waits behind the request's own write lock. Unauthenticated requests count
-    against no one.
+    against no one: a caller with another's client id but not its secret or token cannot
+    spend that client's requests.
     """
-    api_key = request.headers.get("X-API-Key")
-    if not api_key or not operation.secured:
+    if not operation.secured:
         return
-    partner = _caller(runtime, role, operation.caller, api_key)
+    api_key = request.headers.get("X-API-Key")
+    if api_key:
+        partner = _caller(runtime, role, operation.caller, api_key)
+    elif authenticate is not None and request.headers.get("Authorization"):
+        partner = _authenticated(runtime, operation, authenticate)
+    else:
+        return
     limit = RateLimit.from_json(partner.agreement.get("rateLimit")) if partner else None
     if partner is None or limit is None:
         return

@@ -22,6 +22,7 @@ from conftest import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
+from mno_support import ALPHA_CLIENT, BRAVO_CLIENT, TOKEN, Network, basic, bearer
 from sqlalchemy import func, select
 
 from simulators.core import audit
@@ -509,3 +510,33 @@ def test_unreachable_redis_lets_requests_through_and_says_so(
         assert "rate-limit buckets unreachable" in caplog.text
     finally:
         runtime_of(app).close()
+
+
+def test_a_camara_client_s_limit_holds_for_its_tokens_and_its_token_requests(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    network = Network(client, runtime)
+    token = network.token("sim-swap")
+    assert (
+        put_limit(client, ALPHA_CLIENT, {"requestsPerSecond": 0.5, "burst": 2}).status_code == 200
+    )
+
+    def check(access_token: str) -> Any:
+        return client.post(
+            "/mno/sim-swap/v2/check",
+            json={"phoneNumber": "+447700900001"},
+            headers=bearer(access_token),
+        )
+
+    assert [check(token).status_code != 429 for _ in range(2)] == [True, True]
+    refused = check(token)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    asked = client.post(
+        TOKEN,
+        data={"grant_type": "client_credentials", "scope": "sim-swap"},
+        headers=basic(ALPHA_CLIENT),
+    )
+    assert asked.status_code == 429  # the same client's bucket, whichever API it calls
+    # Another client, and a caller with a token that does not check out, spend nothing of it.
+    assert check(network.token("sim-swap", client_id=BRAVO_CLIENT)).status_code != 429
+    assert check("not-a-token").status_code == 401
