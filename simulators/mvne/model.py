@@ -494,14 +494,23 @@ def get_partner_offering(
 # --- SIM pools -------------------------------------------------------------------------
 
 
+# Each partner owns a block of serials; its SIMs are 1..size of it, so a pool holds at most
+# one fewer than the block (the contract's simPoolSize maximum).
+POOL_BLOCK = 100_000
+MAX_POOL_SIZE = POOL_BLOCK - 1
+
+
 def pool_serial(seed: int, block: int, n: int) -> int:
     """Each partner owns a block; the seed shifts all blocks so seeds give distinct pools."""
-    return (seed % 10_000) * 100_000_000 + block * 100_000 + n
+    return (seed % 10_000) * 100_000_000 + block * POOL_BLOCK + n
 
 
 def generate_pool(
     conn: Connection, partner_id: str, block: int, size: int, seed: int, now: float
 ) -> None:
+    if not 1 <= size <= MAX_POOL_SIZE:
+        # Past the block, the last SIMs would carry the next partner's IMSI prefix.
+        raise ValueError(f"a SIM pool holds 1 to {MAX_POOL_SIZE} SIMs, not {size}")
     rows = []
     for n in range(1, size + 1):
         rows.append(
@@ -509,7 +518,7 @@ def generate_pool(
                 # E.118: 89 + country code 44 + issuer 01 + serial + Luhn check digit.
                 iccid=iccid_for("44", "01", pool_serial(seed, block, n)),
                 partner_id=partner_id,
-                imsi=imsi_for((seed % 100) * 100_000_000 + block * 100_000 + n),
+                imsi=imsi_for((seed % 100) * 100_000_000 + block * POOL_BLOCK + n),
                 status="available",
                 profile_type="esim" if n % 5 == 0 else "physical",
                 product_id=None,

@@ -60,6 +60,14 @@ def test_onboarding_refusals(client):
         and conforms(response, "admin", "onboardPartner")["field"] == "agreement.offerings"
     )
     assert client.get("/__admin/partners/mvno-delta").status_code == 404
+    # A pool fills at most its block of serials: one more SIM would carry the next
+    # partner's IMSI prefix.
+    too_big = dict(AGREEMENT, simPoolSize=100_000)
+    body = {"id": "mvno-delta", "name": "Delta", "agreement": too_big}
+    response = client.post("/__admin/partners", json=body)
+    assert response.status_code == 400
+    assert conforms(response, "admin", "onboardPartner")["code"] == "INVALID_REQUEST"
+    assert client.get("/__admin/partners/mvno-delta").status_code == 404
 
 
 def test_capability_suspension_touches_only_that_capability(client, alpha):
