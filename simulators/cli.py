@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from typing import Any
+from urllib.parse import quote
 
 import click
 import requests
@@ -18,6 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from .core.config import Settings, settings_from_env
+from .core.faults import (
+    CALLBACK_EFFECTS,
+    CALLBACKS_ROLE,
+    DATA_EFFECT,
+    STATUS_EFFECT,
+    TRANSPORT_EFFECTS,
+)
 from .core.problems import DomainError
 from .core.runtime import STOP_GRACE_S
 from .core.scenarios import apply_pack, find_pack, pack_paths, parse_pack
@@ -129,6 +138,33 @@ def _seeded_keys(app: Any) -> list[tuple[str, str, str]]:
     return keys
 
 
+# The admin contract's patterns for names the CLI puts in a URL path (contracts/admin.yaml:
+# scenarioName, faultId). Checked here so a mistyped name is refused with its rule, not
+# answered with whatever endpoint its slashes or dots lead to.
+SCENARIO_NAME = "^[a-z0-9][a-z0-9-]{0,63}$"
+FAULT_ID = "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def _scenario_name(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+    """A scenario argument or option (one name, or a tuple of them) checked as a pack name."""
+    for name in value if isinstance(value, tuple) else (value,):
+        if not re.fullmatch(SCENARIO_NAME, name):
+            raise click.BadParameter(
+                f"{name!r} is not a scenario pack name: lowercase letters, digits and hyphens, "
+                "at most 64 (`handoff scenario list` shows the packs)"
+            )
+    return value
+
+
+def _fault_id(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(FAULT_ID, value):
+        raise click.BadParameter(
+            f"{value!r} is not a fault rule id: letters, digits, '.', '_' and '-', at most 64 "
+            "(`handoff fault list` shows the ids)"
+        )
+    return value
+
+
 def _wait_until_up(settings: Settings, timeout_s: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -177,6 +213,7 @@ main.add_command(verify_command, "verify")
     "--scenario",
     "scenarios",
     multiple=True,
+    callback=_scenario_name,
     help="Apply this scenario pack (scenarios/NAME.yaml) before serving; repeatable.",
 )
 def up(
@@ -272,12 +309,26 @@ def dispatch() -> None:
     runtime.close()
 
 
-def _admin(url: str, method: str, path: str, body: Any = None) -> Any:
+def _segment(value: str) -> str:
+    """A path segment from user input, percent-encoded: `/`, `?`, `#` or `..` in it stay
+    part of the name instead of choosing another endpoint."""
+    return quote(value, safe="")
+
+
+def _admin(
+    url: str, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None
+) -> Any:
+    """Call the control plane; `params` go in the query string, encoded."""
     token = os.environ.get("HANDOFF_ADMIN_TOKEN", "")
     headers = {"X-Admin-Token": token} if token else {}
     try:
         response = requests.request(
-            method, f"{url}/__admin{path}", json=body, headers=headers, timeout=30
+            method,
+            f"{url}/__admin{path}",
+            params=params,
+            json=body,
+            headers=headers,
+            timeout=30,
         )
     except requests.RequestException as exc:
         raise click.ClickException(f"No stack answers at {url}: {exc}") from exc
@@ -298,7 +349,8 @@ URL_OPTION = click.option(
 @click.option("--role", type=click.Choice(list(ROLES)), default=None)
 def reset(url: str, role: str | None) -> None:
     """Return a running stack (or one role) to its freshly seeded state."""
-    console.print(_admin(url, "POST", "/reset", {"role": role} if role else {}))
+    done = _admin(url, "POST", "/reset", {"role": role} if role else {})
+    console.print(f"Reset {', '.join(done['reset'])} (seed {done['seed']}).")
 
 
 @main.command()
@@ -306,7 +358,8 @@ def reset(url: str, role: str | None) -> None:
 @click.argument("seconds", type=float)
 def advance(url: str, seconds: float) -> None:
     """Move the simulated clock forward and run what became due."""
-    console.print(_admin(url, "POST", "/clock/advance", {"seconds": seconds}))
+    clock = _admin(url, "POST", "/clock/advance", {"seconds": seconds})
+    console.print(f"Clock at {clock['now']}" + (" (frozen)." if clock["frozen"] else "."))
 
 
 @main.command()
@@ -315,11 +368,13 @@ def advance(url: str, seconds: float) -> None:
 @click.option("--limit", type=int, default=50, show_default=True)
 def journal(url: str, correlation_id: str | None, limit: int) -> None:
     """Show the request journal (optionally one correlation ID's path across the fakes)."""
-    query = f"?limit={limit}" + (f"&correlationId={correlation_id}" if correlation_id else "")
+    query: dict[str, Any] = {"limit": limit}
+    if correlation_id:
+        query["correlationId"] = correlation_id
     table = Table()
     for column in ("at", "role", "dir", "method", "url", "status"):
         table.add_column(column)
-    for entry in _admin(url, "GET", "/journal" + query):
+    for entry in _admin(url, "GET", "/journal", params=query):
         table.add_row(
             entry["at"],
             entry["role"],
@@ -336,11 +391,9 @@ def fault() -> None:
     """Switch faults on and off in a running stack."""
 
 
-EFFECT_TYPES = [
-    "latency", "timeout", "reset", "empty", "malformed", "wrongContentType", "status", "data",
-    "duplicate", "outOfOrder", "replay", "delay", "badSignature", "missingSignature", "storm",
-    "noBackoff",
-]  # fmt: skip
+EFFECT_TYPES = [*TRANSPORT_EFFECTS, STATUS_EFFECT, DATA_EFFECT, *CALLBACK_EFFECTS]
+# What a rule's match.role may name: a role of the stack, or the callbacks it sends.
+FAULT_ROLES = [*ROLES, CALLBACKS_ROLE]
 
 
 def _pairs_option(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -359,7 +412,12 @@ def _pairs_option(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--id", "rule_id", default=None)
 @click.option("--description", default=None)
 @click.option("--priority", type=int, default=None)
-@click.option("--role", default=None, help="mno, mvne, tax or callbacks.")
+@click.option(
+    "--role",
+    type=click.Choice(FAULT_ROLES),
+    default=None,
+    help=f"The role whose requests the rule matches ({CALLBACKS_ROLE} for callback effects).",
+)
 @click.option("--operation", default=None, help="operationId from the role's contract.")
 @click.option("--method", default=None)
 @click.option("--path", default=None, help="Glob on the request path, e.g. /mvne/*/productOrder*.")
@@ -471,16 +529,16 @@ def fault_list(url: str) -> None:
 
 @fault.command("clear")
 @URL_OPTION
-@click.argument("rule_id", required=False)
+@click.argument("rule_id", required=False, callback=_fault_id)
 @click.option("--source", default=None, help="Only rules from this source (api, scenario:NAME).")
 def fault_clear(url: str, rule_id: str | None, source: str | None) -> None:
     """Switch one fault (by id) or all of them off."""
     if rule_id:
-        _admin(url, "DELETE", f"/faults/{rule_id}")
+        _admin(url, "DELETE", f"/faults/{_segment(rule_id)}")
         console.print(f"Fault {rule_id} off.")
         return
-    query = f"?source={source}" if source else ""
-    removed = _admin(url, "DELETE", "/faults" + query)["removed"]
+    query = {"source": source} if source else None
+    removed = _admin(url, "DELETE", "/faults", params=query)["removed"]
     console.print(f"{removed} fault rules off.")
 
 
@@ -508,10 +566,10 @@ def scenario_list() -> None:
 
 @scenario.command("apply")
 @URL_OPTION
-@click.argument("name")
+@click.argument("name", callback=_scenario_name)
 def scenario_apply(url: str, name: str) -> None:
     """Apply a pack to a running stack, all or nothing (again: its rules are replaced)."""
-    applied = _admin(url, "POST", f"/scenarios/{name}")
+    applied = _admin(url, "POST", f"/scenarios/{_segment(name)}")
     console.print(
         f"Scenario [bold]{name}[/bold]: {len(applied['faults'])} fault rules on "
         f"({applied['replaced']} replaced)."
@@ -530,11 +588,20 @@ def steps(role: str | None, markdown: bool) -> None:
         from .bdd import catalogue
     except ImportError as exc:  # the step library needs pytest-bdd
         raise click.ClickException(f"{exc}: pip install 'handoff[bdd]'") from None
+    rows = catalogue.rows()
+    # The roles are known once the step library is imported, which needs pytest-bdd: so
+    # checked here rather than by a click.Choice built with the CLI.
+    known = sorted({owner for _phrase, _example, owner in rows}, key=str.lower)
+    if role is not None and role not in known:
+        raise click.BadParameter(
+            f"{role!r} is not a step role; the roles are: {', '.join(known)}",
+            param_hint="'--role'",
+        )
     if markdown:
         click.echo(catalogue.markdown(), nl=False)
         return
     table = Table("phrase", "example", "role", title="Step phrases", show_lines=False)
-    for phrase, example, owner in catalogue.rows():
+    for phrase, example, owner in rows:
         if role is None or owner == role:
             table.add_row(phrase, example, owner)
     console.print(table)

@@ -53,6 +53,16 @@ def test_the_cli_prints_phrase_example_and_role() -> None:
     assert markdown.output == catalogue.markdown()
 
 
+def test_the_cli_refuses_a_role_no_step_has() -> None:
+    answer = CliRunner().invoke(main, ["steps", "--role", "bogus"])
+    assert answer.exit_code == 2, answer.output
+    assert "Traceback" not in answer.output
+    error = answer.output.strip().splitlines()[-1]
+    assert error.startswith("Error: Invalid value for '--role': 'bogus' is not a step role")
+    for role in {owner for _phrase, _example, owner in catalogue.rows()}:
+        assert role in error
+
+
 def test_an_undefined_step_is_answered_with_the_nearest_phrases() -> None:
     message = catalogue.undefined_step_message("then", "the response status is 201")
     assert 'No step matches "Then the response status is 201"' in message

@@ -3,13 +3,17 @@ line and changes nothing; the CLI drives faults and packs on a running stack."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from click.testing import CliRunner
 from conftest import BASE_URL, ORDERS, conforms, first_sims, order_body, settle
 
-from simulators.cli import main
+from simulators.cli import FAULT_ID, SCENARIO_NAME, main
 from simulators.core.faults import FaultRuleExists
 from simulators.core.scenarios import ScenarioInvalid, apply_pack, pack_paths, parse_pack
+from simulators.stack import ROLES
 
 SHIPPED = [path.stem for path in pack_paths()]
 
@@ -189,6 +193,75 @@ def test_cli_switches_faults_and_applies_packs(network, client, tmp_path):
     assert client.get("/__admin/faults/from-file").get_json()["effect"]["maxMs"] == 2
     shown = cli.invoke(main, ["scenario", "list"])
     assert shown.exit_code == 0 and "orphan-order" in shown.output
+
+
+def usage_error(result) -> str:
+    """The error line of a refused command line: exit 2, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    return result.output.strip().splitlines()[-1]
+
+
+def test_the_cli_checks_names_as_the_admin_contract_does():
+    contract = yaml.safe_load((Path(__file__).parents[2] / "contracts/admin.yaml").read_text())
+    apply = contract["paths"]["/scenarios/{scenarioName}"]["post"]["parameters"]
+    assert SCENARIO_NAME == apply[0]["schema"]["pattern"]
+    assert FAULT_ID == contract["components"]["parameters"]["faultId"]["schema"]["pattern"]
+
+
+@pytest.mark.parametrize("name", ["../pyproject", "flaky-network/../../reset", "Flaky", "a?b"])
+def test_cli_refuses_a_pack_name_before_calling_the_stack(network, name):
+    applied = CliRunner().invoke(main, ["scenario", "apply", "--url", BASE_URL, name])
+    error = usage_error(applied)
+    assert error == (
+        f"Error: Invalid value for 'NAME': {name!r} is not a scenario pack name: lowercase "
+        "letters, digits and hyphens, at most 64 (`handoff scenario list` shows the packs)"
+    )
+    assert not network.calls
+
+
+def test_up_refuses_a_pack_name_before_building_the_stack(tmp_path, monkeypatch):
+    # In an empty directory: a stack built anyway writes its state there, not in the checkout.
+    monkeypatch.chdir(tmp_path)
+    for name in ("HANDOFF_DB", "HANDOFF_STATE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    started = CliRunner().invoke(main, ["up", "--scenario", "../contracts/admin"])
+    assert "is not a scenario pack name" in usage_error(started)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_fault_clear_cannot_reach_another_rule_or_endpoint(network, client):
+    client.post("/__admin/faults", json={"id": "cli-503", "effect": {"type": "reset"}})
+    cli = CliRunner()
+    for typed in ("cli-503#x", "cli-503?source=api", "../reset"):
+        refused = cli.invoke(main, ["fault", "clear", "--url", BASE_URL, typed])
+        assert f"{typed!r} is not a fault rule id" in usage_error(refused)
+    assert not network.calls
+    # A source is a query value, sent encoded: `api#` is not `api`.
+    cleared = cli.invoke(main, ["fault", "clear", "--url", BASE_URL, "--source", "api#"])
+    assert cleared.exit_code == 0 and "0 fault rules off" in cleared.output
+    assert "source=api%23" in network.calls[-1].request.url
+    assert client.get("/__admin/faults/cli-503").status_code == 200
+    gone = cli.invoke(main, ["fault", "clear", "--url", BASE_URL, "cli-503"])
+    assert gone.exit_code == 0 and "Fault cli-503 off." in gone.output
+    assert client.get("/__admin/faults/cli-503").status_code == 404
+
+
+def test_cli_fault_roles_are_every_role_the_fault_engine_accepts(network, client):
+    cli = CliRunner()
+    shown = cli.invoke(main, ["fault", "add", "--help"], terminal_width=200)
+    assert f"[{'|'.join([*ROLES, 'callbacks'])}]" in shown.output
+    added = cli.invoke(main, ["fault", "add", "--url", BASE_URL, "--id", "care-503",
+                              "--role", "care", "--operation", "createTroubleTicket",
+                              "--effect", "status", "--set", "status=503"])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert client.get("/__admin/faults/care-503").get_json()["match"]["role"] == "care"
+    calls = len(network.calls)
+    refused = cli.invoke(main, ["fault", "add", "--url", BASE_URL, "--role", "bogus",
+                                "--effect", "reset"])  # fmt: skip
+    error = usage_error(refused)
+    assert error.startswith("Error: Invalid value for '--role': 'bogus' is not one of")
+    assert len(network.calls) == calls
 
 
 def test_a_pack_onboards_its_partners_once_and_hands_out_their_keys(client, runtime, tmp_path):
