@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from ..bdd.tags import HANDOFFS
+from ..verify.contract import known_roles
 from .errors import ReportInputError
 
 SCHEMA_PATH = Path(__file__).with_name("responsibility.schema.json")
@@ -237,6 +238,9 @@ def _resolve(document: dict[str, Any], path: Path, known: Mapping[str, tuple[str
             raise ReportInputError(
                 f"{path}: points.{point_id}: not an integration point (one of {', '.join(known)})"
             )
+    # The roles `handoff verify` accepts are its contracts (camara-* included), not the
+    # RACI roles: a typo here would otherwise read as a result that never arrived.
+    verify_roles = known_roles()
     points = []
     for point_id, (description, owners) in known.items():
         entry = listed.get(point_id)
@@ -266,6 +270,13 @@ def _resolve(document: dict[str, Any], path: Path, known: Mapping[str, tuple[str
                     f"{path}: points.{point_id}.between: a handoff is between two roles, "
                     f"not {source} and itself"
                 )
+        verify = tuple(entry.get("verify", ()))
+        for number, role in enumerate(verify):
+            if role not in verify_roles:
+                raise ReportInputError(
+                    f"{path}: points.{point_id}.verify[{number}]: {role!r} is not a role "
+                    f"handoff verify knows (one of {', '.join(verify_roles)})"
+                )
         points.append(
             Point(
                 id=point_id,
@@ -282,7 +293,7 @@ def _resolve(document: dict[str, Any], path: Path, known: Mapping[str, tuple[str
                 spans_every_party=spans_every,
                 chain=chain,
                 escalation=chains.get(chain, ()) if chain else (),
-                verify=tuple(entry.get("verify", ())),
+                verify=verify,
                 note=entry.get("note", ""),
             )
         )

@@ -24,6 +24,7 @@ import schemathesis
 from schemathesis.checks import CHECKS
 from schemathesis.core.failures import Failure, Severity
 
+from ..core.identifiers import iccid_with_check_digit
 from .contract import Contract, Credentials, Operation
 from .lifecycles import LIFECYCLES, reachable
 
@@ -65,6 +66,9 @@ class Verification:
     states: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # Run-level outcomes (the callback check), by check name: (passed, failures).
     run_results: dict[str, tuple[int, list[Failure]]] = field(default_factory=dict)
+    # Operations whose tenancy a run could not judge, and why (the second partner refused
+    # alike whether the resource existed or not).
+    inconclusive: dict[str, str] = field(default_factory=dict)
 
     def operation(self, case: Case[Any]) -> Operation | None:
         """The contract's operation, when `case` calls it as declared (not with a method the
@@ -73,6 +77,10 @@ class Verification:
         if operation is None or case.method.upper() != operation.method:
             return None
         return operation
+
+    def note_inconclusive(self, operation: Operation, reason: str) -> None:
+        with self.lock:
+            self.inconclusive.setdefault(operation.label, reason)
 
     def take_probe(self, check: str, operation: Operation) -> bool:
         """Whether `check` may still send a probe for `operation` in this run."""
@@ -130,12 +138,18 @@ def _fail(
 
 
 def _send(
-    ctx: CheckContext, case: Case[Any], headers: dict[str, Any]
+    ctx: CheckContext,
+    case: Case[Any],
+    headers: dict[str, Any],
+    path_parameters: dict[str, Any] | None = None,
 ) -> tuple[Case[Any], Response]:
-    """Send a copy of `case` with exactly these headers, recorded as the case's child."""
+    """Send a copy of `case` with exactly these headers (and these path parameters, if
+    given), recorded as the case's child."""
     from requests.structures import CaseInsensitiveDict
 
     probe = case.derive(headers=CaseInsensitiveDict(headers))
+    if path_parameters is not None:
+        probe.path_parameters = path_parameters
     # The recorder keeps the probe beside its parent so a failure names the probe's curl;
     # schemathesis' own probing checks (ignored_auth) record theirs the same way.
     ctx.internals.record_case(parent_id=case.id, case=probe)
@@ -211,8 +225,9 @@ def idempotent_retry(ctx: CheckContext, response: Response, case: Case[Any]) -> 
 
 
 def tenant_isolation(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
-    """A resource one partner reads is a 404 for another partner: no data, and no sign
-    that it exists (a 403 would say it does)."""
+    """A resource one partner reads is no data, and no sign that it exists, for another
+    partner: a 404, or the very refusal the other partner gets for an id that does not exist
+    (a partner whose agreement lacks the capability is refused alike for every id)."""
     verification = current()
     operation = verification.operation(case)
     other = verification.other_keys.for_operation(operation) if operation is not None else None
@@ -235,19 +250,95 @@ def tenant_isolation(ctx: CheckContext, response: Response, case: Case[Any]) -> 
         return None
     if 200 <= answer.status_code < 300:
         title, why = "Another partner's resource is readable", "answered it"
-    elif answer.status_code == 403:
-        title, why = "Another partner's resource is revealed", "answered 403, saying it exists"
-    elif answer.status_code == 401:
+        raise _isolation_failure(case, response, title, why, probe)
+    if answer.status_code == 401:
         title, why = "The second partner's key is refused", "refused the key itself (401)"
-    else:
-        title, why = "Another partner's resource is not a 404", f"answered {answer.status_code}"
-    raise _fail(
+        raise _isolation_failure(case, response, title, why, probe)
+    # A refusal reveals the resource only if it differs from the answer for an id that does
+    # not exist: the control request, the same but with made-up ids of the same shape.
+    _, absent = _send(ctx, case, headers, _made_up(case.path_parameters))
+    if (absent.status_code, _code(absent)) != (answer.status_code, _code(answer)):
+        if absent.status_code in (400, 422, 429) or absent.status_code >= 500:
+            # The made-up id was refused for itself (its shape, a rate limit, a fault): no
+            # fair comparison, so nothing to judge either way.
+            verification.note_inconclusive(
+                operation, f"a made-up id to compare with was answered {_status(absent)}"
+            )
+            return True
+        why = (
+            f"answered {_status(answer)}, and {_status(absent)} for an id that does not "
+            "exist: the difference says the resource exists"
+        )
+        title = "Another partner's resource is revealed"
+        raise _isolation_failure(case, response, title, why, probe)
+    # Refused alike whether the resource exists or not: nothing revealed, but nothing proven
+    # about isolation either (the other partner never got as far as the lookup).
+    verification.note_inconclusive(
+        operation,
+        f"--other-key was answered {_status(answer)} whether the resource existed or not",
+    )
+    return True
+
+
+def _isolation_failure(
+    case: Case[Any], response: Response, title: str, why: str, probe: Case[Any]
+) -> ConformanceFailure:
+    return _fail(
         case,
         title,
         f"{case.operation.label} as the first partner answered {response.status_code}; as the "
-        f"second partner (--other-key) it {why}. Another tenant's resource must be a 404.",
+        f"second partner (--other-key) it {why}. Another tenant's resource must be a 404, or "
+        "answered as an id that does not exist.",
         probe,
     )
+
+
+def _code(response: Response) -> Any:
+    """The error's stable code (RFC 9457 `code`, CAMARA's `code`, OAuth's `error`)."""
+    body = _json(response)
+    return body.get("code", body.get("error")) if isinstance(body, dict) else None
+
+
+def _status(response: Response) -> str:
+    code = _code(response)
+    return f"{response.status_code} {code}" if isinstance(code, str) else str(response.status_code)
+
+
+def _made_up(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """Path parameters naming nothing that exists, each of the shape of the real one (so a
+    vendor that checks the shape first does not refuse it for that)."""
+    return {name: _made_up_value(value) for name, value in (parameters or {}).items()}
+
+
+def _made_up_value(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return value
+    text = str(value)
+    # Only the second half changes: prefixes that carry meaning (an ICCID's 89) stay.
+    keep = len(text) // 2
+    changed = text[:keep] + "".join(_shifted(char) for char in text[keep:])
+    if isinstance(value, int):
+        return int(changed)
+    if text.isdigit() and len(text) > 1 and iccid_with_check_digit(text[:-1]) == text:
+        # An identifier with a Luhn check digit (E.118 ICCID) keeps a valid one.
+        changed = iccid_with_check_digit(changed[:-1])
+        if changed == text:
+            changed = iccid_with_check_digit(changed[:-2] + _shifted(changed[-2]))
+    return changed
+
+
+def _shifted(char: str) -> str:
+    """Another character of the same kind: digit, hex letter, other letter, each cased."""
+    for alphabet in (
+        "0123456789",
+        "abcdef",
+        "ghijklmnopqrstuvwxyz",
+        "ABCDEF",
+        "GHIJKLMNOPQRSTUVWXYZ",
+    ):
+        if char in alphabet:
+            return alphabet[(alphabet.index(char) + len(alphabet) // 2) % len(alphabet)]
+    return char
 
 
 def error_model(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:

@@ -332,7 +332,7 @@ def verify(options: Options, contract: Contract, progress: Progress | None = Non
             tally.failed += len(failures)
             for failure in failures:
                 _add_finding(outcome, failure, name, curl="", phase="after run")
-        _explain_silent_checks(contract, outcome, other_keys)
+        _explain_silent_checks(contract, outcome, other_keys, verification.inconclusive)
         _warn_of_refused_keys(contract, keys, outcome)
     finally:
         if receiver is not None:
@@ -371,19 +371,30 @@ def _subscribe(
     return receiver
 
 
-def _why_no_tenancy(operations: list[Operation], other_keys: Credentials) -> str:
+def _why_no_tenancy(
+    operations: list[Operation], other_keys: Credentials, inconclusive: dict[str, str]
+) -> str:
     reads = [op for op in operations if op.method == "GET" and "{" in op.path and op.schemes]
     if not reads:
         return "no operation reads a resource by its id"
     if not any(other_keys.for_operation(op) for op in reads):
         schemes = sorted({s.name for op in reads for s in op.schemes})
         return f"no --other-key for {' or '.join(schemes)}"
+    if inconclusive:
+        return "not conclusive: " + "; ".join(
+            f"{label}: {reason}" for label, reason in sorted(inconclusive.items())
+        )
     return "no resource read by its id answered 2xx"
 
 
-def _explain_silent_checks(contract: Contract, outcome: Outcome, other_keys: Credentials) -> None:
+def _explain_silent_checks(
+    contract: Contract,
+    outcome: Outcome,
+    other_keys: Credentials,
+    inconclusive: dict[str, str],
+) -> None:
     """Name why a domain check judged nothing, so a pass is never read as proof of a rule
-    the run never met."""
+    the run never met (`inconclusive`: the reads tenancy could not judge, and why)."""
     judged = outcome.per_check
     operations = [
         op for label, op in contract.operations.items() if label not in outcome.not_exercised
@@ -393,7 +404,7 @@ def _explain_silent_checks(contract: Contract, outcome: Outcome, other_keys: Cre
         if any(op.idempotency_header or op.body_has_external_id for op in operations)
         and any(op.method == "POST" for op in operations)
         else "no exercised create declares an Idempotency-Key or externalId",
-        "tenant_isolation": _why_no_tenancy(operations, other_keys),
+        "tenant_isolation": _why_no_tenancy(operations, other_keys, inconclusive),
         "error_model": "no error was answered",
         "correlation_id": "no exercised operation declares a correlation header"
         if not any(op.correlation_header for op in operations)

@@ -76,6 +76,11 @@ def one_line_error(result: Result) -> str:
             {"points": {"callbacks": {"areas": ["activation"], "owner": "mvne"}}},
             "points.callbacks: unknown field ('owner' was unexpected)",
         ),
+        (
+            {"points": {"partner-activation": {"areas": ["activation"], "verify": ["nosuchrole"]}}},
+            "points.partner-activation.verify[0]: 'nosuchrole' is not a role handoff verify knows "
+            "(one of billing, camara-authorization, camara-device-roaming-status, ",
+        ),
     ],
 )
 def test_a_bad_matrix_is_named_in_one_line(

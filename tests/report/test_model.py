@@ -194,6 +194,18 @@ def test_a_missing_verify_result_leaves_the_point_unproven(tmp_path: Path, featu
     assert [(v.role, v.status) for v in activation.verifies] == [("mvne", "missing")]
 
 
+def test_a_point_may_be_proven_by_any_role_handoff_verify_knows(
+    tmp_path: Path, features: Path
+) -> None:
+    document = matrix()
+    document["points"]["partner-activation"]["verify"] = ["mvne", "camara-sim-swap"]
+    result = readiness(tmp_path, features, document, outcomes=ALL_PASSED)
+    assert [v.role for v in result.by_id("partner-activation").verifies] == [
+        "mvne",
+        "camara-sim-swap",
+    ]
+
+
 def test_the_checklist_puts_failing_points_first(tmp_path: Path, features: Path) -> None:
     points = matrix()["points"]
     del points["callbacks"]["escalation"]

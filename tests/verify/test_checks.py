@@ -11,6 +11,7 @@ import pytest
 import yaml
 from verify_support import CONTRACT
 
+from simulators.core.identifiers import iccid_with_check_digit
 from simulators.verify import checks
 from simulators.verify.checks import ConformanceFailure, Verification
 from simulators.verify.contract import load
@@ -52,3 +53,25 @@ def test_a_replayed_create_may_answer_the_state_it_was_created_in(
     judge("POST", "POST /orders", "acknowledged")
     with pytest.raises(ConformanceFailure):
         judge("GET", "GET /orders/{id}", "acknowledged")
+
+
+@pytest.mark.parametrize(
+    "real",
+    [
+        "8944100000000000000",  # an ICCID: 89 and a valid Luhn check digit kept
+        "3f2b9c1e-7d4a-4e8b-9a1c-0d5e6f7a8b9c",  # a UUID stays hex
+        "PO-GB-PAYG",
+        12345,
+    ],
+)
+def test_the_made_up_id_tenancy_compares_with_has_the_real_ones_shape(real: object) -> None:
+    made_up = checks._made_up_value(real)
+    assert made_up != real and type(made_up) is type(real)
+    assert len(str(made_up)) == len(str(real))
+    if isinstance(real, str) and real.startswith("89"):
+        assert made_up.startswith("89")
+        assert iccid_with_check_digit(made_up[:-1]) == made_up
+    if isinstance(real, str) and "-" in real:
+        assert [len(part) for part in made_up.split("-")] == [len(p) for p in real.split("-")]
+        assert made_up.isupper() == real.isupper()
+        assert set(made_up) <= set("0123456789abcdef-") or not set(real) <= set("0123456789abcdef-")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import api_key
-from flask import Flask
+from flask import Flask, Response, jsonify, request
 from verify_support import CONTRACT, STAFF_KEY, TWO_SCHEMES, create_app, serving
 from werkzeug.serving import make_server
 
@@ -34,10 +34,12 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def verify_orders(contract_file: Path, tmp_path: Path, defect: str | None) -> dict:
+def verify_orders(
+    contract_file: Path, tmp_path: Path, defect: str | None, app: Flask | None = None
+) -> dict:
     """Verify the tiny orders API (as an MVNE, whose product orders have a lifecycle)."""
     report = tmp_path / "report.json"
-    with serving(create_app(defect)) as url:
+    with serving(app or create_app(defect)) as url:
         code, output = run(
             "mvne", "--contract", str(contract_file), "--base-url", url,
             "--key", "key-alpha", "--other-key", "key-bravo", "--max-examples", EXAMPLES,
@@ -80,6 +82,57 @@ def test_each_broken_rule_fails_verification(
     assert found, outcome["findings"]
     assert any(f["title"].startswith(title) for f in found), found
     assert outcome["checks"][check]["failed"] > 0
+
+
+def refusing_bravo(only_orders_that_exist: bool) -> Flask:
+    """The orders API where the second partner's agreement refuses it order reads with 403,
+    as the MVNE refuses a partner without QUERY_USAGE: for every id, or (a leak) only for
+    the ids that exist, the others being the API's own 404."""
+    app = create_app()
+
+    def refuse() -> Response | None:
+        if (
+            request.method != "GET"
+            or request.headers.get("X-API-Key") != "key-bravo"
+            or not request.path.startswith("/orders-api/orders/")
+        ):
+            return None
+        if only_orders_that_exist:
+            seen = app.test_client().get(request.path, headers={"X-API-Key": "key-alpha"})
+            if seen.status_code != 200:
+                return None
+        code = "CAPABILITY_NOT_GRANTED"
+        answer = jsonify({"type": "about:blank", "title": code, "status": 403, "code": code})
+        answer.content_type = "application/problem+json"
+        answer.status_code = 403
+        return answer
+
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse)
+    return app
+
+
+def test_a_second_partner_refused_alike_for_every_id_is_not_a_leak(
+    contract_file: Path, tmp_path: Path
+) -> None:
+    outcome = verify_orders(contract_file, tmp_path, None, refusing_bravo(False))
+    assert outcome["passed"], outcome["findings"] or outcome["errors"]
+    # Nothing revealed, and nothing proven either: not run, with why.
+    assert outcome["not_run"]["tenant_isolation"] == (
+        "not conclusive: GET /orders/{id}: --other-key was answered 403 "
+        "CAPABILITY_NOT_GRANTED whether the resource existed or not"
+    )
+
+
+def test_a_403_only_for_ids_that_exist_reveals_them(contract_file: Path, tmp_path: Path) -> None:
+    outcome = verify_orders(contract_file, tmp_path, None, refusing_bravo(True))
+    assert not outcome["passed"]
+    [finding] = [f for f in outcome["findings"] if f["check"] == "tenant_isolation"]
+    assert finding["title"] == "Another partner's resource is revealed"
+    assert (
+        "answered 403 CAPABILITY_NOT_GRANTED, and 404 ORDER_NOT_FOUND for an id that "
+        in (finding["message"])
+    )
+    assert finding["status"] == 403 and "key-bravo" not in finding["curl"]
 
 
 # --- credentials by security scheme ------------------------------------------------------------
