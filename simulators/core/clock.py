@@ -36,6 +36,7 @@ def check_in_range(epoch: float, field: str = "now") -> float:
         )
     return epoch
 
+
 clock_table = role_table(
     CORE_ROLE,
     "clock",
