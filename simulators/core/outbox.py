@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import posixpath
 import re
 import socket
 import threading
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 from sqlalchemy import (
@@ -184,6 +185,12 @@ def check_callback_url(url: str, allow_hosts: tuple[str, ...]) -> None:
         scheme, host, port = "", "", 0
     if scheme not in ("http", "https") or not host:
         raise CallbackRefused("callback must be an absolute http(s) URL", field="callback")
+    if _is_control_plane(parts.path):
+        # A loopback callback reaches this stack, whose control plane trusts loopback
+        # callers: the dispatcher must never become a partner's way into it.
+        raise CallbackRefused(
+            "callback may not point at the stack's control plane (/__admin)", field="callback"
+        )
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
@@ -207,6 +214,27 @@ def check_callback_url(url: str, allow_hosts: tuple[str, ...]) -> None:
         "(HANDOFF_CALLBACK_ALLOW_HOSTS)",
         field="callback",
     )
+
+
+# Where the stack serves its control plane (simulators/stack.py).
+ADMIN_PREFIX = "/__admin"
+
+
+def _is_control_plane(path: str) -> bool:
+    """Whether a request to `path` could reach /__admin, however it is spelt (percent
+    encoding, repeated slashes, dot segments, case)."""
+    decoded = re.sub("/+", "/", unquote(path))
+    normal = posixpath.normpath(decoded or "/").lower()
+    return normal == ADMIN_PREFIX or normal.startswith(ADMIN_PREFIX + "/")
+
+
+def listener_url(callback: str, listener: str) -> str:
+    """`{callback}/listener/{name}` (TMF hubs) with the listener added to the callback's
+    path: a query the callback carries (a receiver's token) stays the query, and a
+    fragment, which no request carries, is dropped."""
+    parts = urlsplit(callback)
+    path = parts.path.rstrip("/") + f"/listener/{listener}"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
 class CallbackRefused(DomainError):
@@ -298,6 +326,12 @@ class Outbox:
         self.get_hub(conn, role=role, api=api, partner_id=partner_id, hub_id=hub_id)
         delete_equal(conn, hub_table, id=hub_id)
         delete_equal(conn, endpoint_table, hub_id=hub_id)
+        # Nothing more goes to it: deliveries waiting for a retry stay on record, not sent.
+        conn.execute(
+            outbox_table.update()
+            .where(outbox_table.c.hub_id == hub_id, outbox_table.c.status == PENDING)
+            .values(status=SKIPPED, last_error="The subscription was deleted")
+        )
 
     # --- events -------------------------------------------------------------------
 
@@ -337,7 +371,7 @@ class Outbox:
                 "partner_id": partner_id,
                 "hub_id": hub.id,
                 "event_type": event_type,
-                "url": hub.callback.rstrip("/") + f"/listener/{listener}",
+                "url": listener_url(hub.callback, listener),
                 "payload": envelope,
                 "correlation_id": correlation_id,
                 # A disabled endpoint's events are kept for a redrive, not sent.
@@ -380,7 +414,8 @@ class Outbox:
             return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, outbox_table, now, limit)
-            disabled = _disabled_hubs(conn, {row.hub_id for row in rows}) if rows else set()
+            # A subscription deleted since its events were queued gets none of them.
+            disabled = _disabled_or_gone_hubs(conn, {row.hub_id for row in rows}) if rows else set()
         if not rows:
             return 0
         outcomes: list[Outcome] = [
@@ -778,6 +813,9 @@ _DISABLED_AMONG = select(endpoint_table.c.hub_id).where(
     endpoint_table.c.hub_id.in_(bindparam("hub_ids", expanding=True)),
     endpoint_table.c.disabled_at.is_not(None),
 )
+_PRESENT_AMONG = select(hub_table.c.id).where(
+    hub_table.c.id.in_(bindparam("hub_ids", expanding=True))
+)
 _REACHED_AGAIN = (
     endpoint_table.update()
     .where(
@@ -788,8 +826,11 @@ _REACHED_AGAIN = (
 )
 
 
-def _disabled_hubs(conn: Connection, hub_ids: set[str]) -> set[str]:
-    return set(conn.execute(_DISABLED_AMONG, {"hub_ids": sorted(hub_ids)}).scalars())
+def _disabled_or_gone_hubs(conn: Connection, hub_ids: set[str]) -> set[str]:
+    ordered = {"hub_ids": sorted(hub_ids)}
+    disabled = set(conn.execute(_DISABLED_AMONG, ordered).scalars())
+    present = set(conn.execute(_PRESENT_AMONG, ordered).scalars())
+    return disabled | (hub_ids - present)
 
 
 def _track_endpoints(

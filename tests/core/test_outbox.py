@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 
 from simulators.core.config import Settings
 from simulators.core.inprocess import CallbackReceiver, ReceivedCallback
-from simulators.core.outbox import CallbackRefused, check_callback_url, hub_table
+from simulators.core.outbox import CallbackRefused, check_callback_url, hub_table, listener_url
 from simulators.core.runtime import Runtime
 
 HUB = "/mvne/tmf-api/productOrderingManagement/v4/hub"
@@ -116,6 +116,37 @@ def test_hosts_outside_loopback_and_the_allow_list_are_refused(url: str) -> None
 def test_non_http_or_malformed_urls_are_refused(url: str) -> None:
     with pytest.raises(CallbackRefused):
         check_callback_url(url, ("hooks.partner.test",))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8700/__admin/partners/mvno-bravo/terminate#",
+        "http://localhost:8700/__admin/reset?x=",
+        "http://127.0.0.1:8700/__admin",
+        "http://127.0.0.1:8700//__admin/reset",
+        "http://127.0.0.1:8700/hooks/../__admin/reset",
+        "http://127.0.0.1:8700/%5F%5Fadmin/reset",
+        "http://127.0.0.1:8700/__ADMIN/reset",
+    ],
+)
+def test_a_callback_into_the_stack_s_control_plane_is_refused(url: str) -> None:
+    # The control plane trusts loopback callers, and the dispatcher is one.
+    with pytest.raises(CallbackRefused, match="control plane"):
+        check_callback_url(url, ())
+
+
+def test_the_stack_s_own_sink_and_paths_beside_the_control_plane_are_allowed() -> None:
+    for url in ("http://127.0.0.1:8700/__sink/bench", "http://127.0.0.1:8700/__administrators"):
+        check_callback_url(url, ())
+
+
+def test_the_listener_path_is_added_to_the_callback_s_path_and_its_query_kept() -> None:
+    assert listener_url("http://h.test/hooks?token=abc", "productOrderCreateEvent") == (
+        "http://h.test/hooks/listener/productOrderCreateEvent?token=abc"
+    )
+    assert listener_url("http://h.test/hooks/#frag", "x") == "http://h.test/hooks/listener/x"
+    assert listener_url("http://h.test", "x") == "http://h.test/listener/x"
 
 
 def test_registering_a_forbidden_callback_is_a_422_and_stores_nothing(
@@ -348,3 +379,21 @@ def test_a_queued_delivery_is_checked_again_against_the_current_allow_list(
     assert row["attempts"] == 1
     assert row["last_status"] is None
     assert "CallbackRefused" in row["last_error"]
+
+
+def test_an_unsubscribed_hub_gets_none_of_the_deliveries_still_waiting(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str], hooks: CallbackReceiver
+) -> None:
+    hub = register(client, alpha)
+    hooks.statuses = [500]
+    submit_order(client, alpha)
+    runtime.settle()
+    assert len(create_deliveries(hooks)) == 1
+    assert only_delivery(runtime)["status"] == "pending"  # waiting for its retry
+
+    deleted = client.delete(f"{HUB}/{hub['id']}", headers=alpha)
+    assert deleted.status_code == 204
+    runtime.advance(3600)
+    assert len(create_deliveries(hooks)) == 1
+    row = only_delivery(runtime)
+    assert (row["status"], row["last_error"]) == ("skipped", "The subscription was deleted")
