@@ -76,6 +76,12 @@ def _read_or_create_secret(state_dir: Path) -> str:
     return key
 
 
+def _allow_host(name: str) -> str:
+    """An allow-list entry as `check_callback_url` sees a URL's host: `urlsplit().hostname`
+    lowercases it and drops an IPv6 literal's brackets (RFC 3986 section 3.2.2)."""
+    return name.strip().removeprefix("[").removesuffix("]").lower()
+
+
 def settings_from_env(env: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from `HANDOFF_*` variables; explicit overrides win."""
     env = dict(os.environ if env is None else env)
@@ -108,7 +114,9 @@ def settings_from_env(env: dict[str, str] | None = None, **overrides: object) ->
                 raise ValueError(f"{name}={env[name]!r} is not a valid {kind.__name__}") from exc
     if env.get("HANDOFF_CALLBACK_ALLOW_HOSTS"):
         values["callback_allow_hosts"] = tuple(
-            host.strip() for host in env["HANDOFF_CALLBACK_ALLOW_HOSTS"].split(",") if host.strip()
+            host
+            for host in map(_allow_host, env["HANDOFF_CALLBACK_ALLOW_HOSTS"].split(","))
+            if host
         )
     values.update(overrides)
     settings = replace(base, **values)  # type: ignore[arg-type]

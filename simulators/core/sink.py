@@ -45,6 +45,7 @@ from .store import (
 
 PREFIX = "/__sink"
 BODY_LIMIT = 64 * 1024
+WEBHOOK_ID_LIMIT = 256
 VALID = "valid"
 INVALID = "invalid"
 MISSING = "missing"
@@ -58,7 +59,7 @@ sink_delivery_table = role_table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("sink", String(64), nullable=False),
     Column("path", Text, nullable=False),
-    Column("webhook_id", String(256), nullable=True),
+    Column("webhook_id", String(WEBHOOK_ID_LIMIT), nullable=True),
     Column("webhook_timestamp", String(32), nullable=True),
     Column("event_type", String(120), nullable=True),
     Column("correlation_id", String(256), nullable=True),
@@ -201,7 +202,8 @@ def receive(
     now: float,
 ) -> Received:
     """Record one delivery and apply the sink's behaviour, in the caller's write transaction."""
-    webhook_id = headers.get("webhook-id") or None
+    # Cut as stored, so a repeat of a longer id is recognised as the one it was stored as.
+    webhook_id = (headers.get("webhook-id") or "")[:WEBHOOK_ID_LIMIT] or None
     found = conn.execute(_SEEN_AND_BEHAVIOUR, {"sink": name, "webhook_id": webhook_id}).one()
     duplicate = webhook_id is not None and bool(found.seen)
     behaviour = None if found.status is None else _take_behaviour(conn, name, found)
@@ -210,7 +212,7 @@ def receive(
         {
             "sink": name,
             "path": path,
-            "webhook_id": webhook_id[:256] if webhook_id else None,
+            "webhook_id": webhook_id,
             "webhook_timestamp": (headers.get("webhook-timestamp") or None),
             "event_type": event_type[:120] if event_type else None,
             "correlation_id": headers.get("x-correlation-id") or None,

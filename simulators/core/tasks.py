@@ -13,6 +13,8 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -114,13 +116,26 @@ class RetryLater(Exception):  # noqa: N818 - a signal, not an error
 
 
 def retry_after_seconds(value: str | None) -> float | None:
-    """A `Retry-After` header in delay-seconds; None when absent or not a number."""
+    """A `Retry-After` header as seconds from now; None when absent or unreadable.
+
+    RFC 9110 section 10.2.3 allows delay-seconds or an HTTP-date; a date is taken
+    on the wall clock, as the receiver that sent it means it, and one already
+    past means no wait.
+    """
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        # IMF-fixdate and the obsolete RFC 850 and asctime forms (RFC 9110 section 5.6.7).
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    if when.tzinfo is None:  # asctime carries no zone; HTTP dates are always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())
 
 
 Handler = Callable[["Runtime", Task], None]

@@ -126,6 +126,34 @@ def test_the_sink_tells_valid_tampered_and_missing_signatures_apart_and_counts_d
     assert len(sink_deliveries(client, "verify", "&eventType=PingEvent")) == 4
 
 
+def test_a_repeated_webhook_id_longer_than_the_sink_keeps_is_answered_as_a_duplicate(
+    client: FlaskClient, alpha: dict[str, str]
+) -> None:
+    # The sink keeps 256 characters of a webhook-id; the repeat check must compare those,
+    # or the answers and the summary disagree about the same two deliveries.
+    hub = subscribe(client, alpha, "long-ids")
+    body = json.dumps({"eventType": "PingEvent", "event": {}}).encode()
+    long_id = "msg_" + "x" * 300
+    url = "/__sink/long-ids/listener/pingEvent"
+
+    first = conforms(
+        client.post(url, data=body, headers=signed(hub["secret"], body, long_id)),
+        "sink",
+        "receiveCallbackAt",
+    )
+    again = conforms(
+        client.post(url, data=body, headers=signed(hub["secret"], body, long_id)),
+        "sink",
+        "receiveCallbackAt",
+    )
+    assert (first["signature"], first["duplicate"]) == ("valid", False)
+    assert (again["signature"], again["duplicate"]) == ("valid", True)
+    summary = sink_summary(client, "long-ids")
+    assert (summary["received"], summary["uniqueWebhookIds"], summary["duplicates"]) == (2, 1, 1)
+    stored = [d["webhookId"] for d in sink_deliveries(client, "long-ids")]
+    assert stored == [long_id[:256]] * 2 and again["webhookId"] == long_id[:256]
+
+
 def test_a_signature_is_only_valid_for_a_subscription_pointing_at_that_sink(
     client: FlaskClient, alpha: dict[str, str]
 ) -> None:

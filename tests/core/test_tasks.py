@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from email.utils import formatdate
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.dialects import sqlite
 
@@ -17,6 +19,7 @@ from simulators.core.tasks import (
     _statements,
     claim_due,
     next_due_among,
+    retry_after_seconds,
     task_table,
 )
 
@@ -125,3 +128,30 @@ def test_an_earlier_store_trades_its_status_indexes_for_the_claim_ones(tmp_path:
     store.dispose()
     assert {"ix_outbox_status_due", "ix_task_status_lease"} <= names
     assert not {"ix_outbox_status", "ix_task_status", "ix_task_due_at"} & names
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), (None, None), ("", None), ("soon", None)],
+)
+def test_retry_after_in_delay_seconds_is_read_as_is_and_garbage_as_absent(
+    value: str | None, expected: float | None
+) -> None:
+    assert retry_after_seconds(value) == expected
+
+
+def test_retry_after_as_an_http_date_is_the_wall_time_until_that_date() -> None:
+    # RFC 9110 section 10.2.3: `Retry-After: Sat, 05 Dec 2026 02:34:27 GMT` is as valid
+    # as delay-seconds; the date has whole seconds, so an hour ahead reads 3599-3600 s.
+    an_hour_ahead = time.time() + 3600
+    fixdate = formatdate(an_hour_ahead, usegmt=True)
+    asctime = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(an_hour_ahead))
+    rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(an_hour_ahead))
+    for value in (fixdate, asctime, rfc850):
+        wait = retry_after_seconds(value)
+        assert wait is not None and 3590 <= wait <= 3600, value
+
+
+def test_retry_after_as_a_past_http_date_means_no_wait_and_a_bad_date_none() -> None:
+    assert retry_after_seconds(formatdate(time.time() - 600, usegmt=True)) == 0.0
+    assert retry_after_seconds("Sat, 05 Dec 2026 25:61:00 GMT") is None
