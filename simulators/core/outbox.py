@@ -35,6 +35,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Float,
+    Index,
     Integer,
     String,
     Text,
@@ -121,6 +122,9 @@ outbox_table = role_table(
     Column("last_error", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("delivered_at", Float, nullable=True),
+    # The resource the event is about: its deliveries to one subscription go out in order.
+    Column("subject", String(128), nullable=True),
+    Index("ix_outbox_hub_subject", "hub_id", "subject"),
     *claim_indexes("outbox"),
     info={"retired_indexes": ("ix_outbox_status",)},
 )
@@ -365,6 +369,7 @@ class Outbox:
                 "event": {resource_name: resource},
             }
             listener = event_type[0].lower() + event_type[1:]
+            subject = resource.get("id")
             delivery = {
                 "message_id": f"msg_{event_id}",
                 "role": role,
@@ -372,6 +377,7 @@ class Outbox:
                 "hub_id": hub.id,
                 "event_type": event_type,
                 "url": listener_url(hub.callback, listener),
+                "subject": None if subject is None else str(subject)[:128],
                 "payload": envelope,
                 "correlation_id": correlation_id,
                 # A disabled endpoint's events are kept for a redrive, not sent.
@@ -414,6 +420,7 @@ class Outbox:
             return 0
         with self.store.write() as conn:
             rows = claim_due(conn, self.store, outbox_table, now, limit)
+            rows = _after_earlier_events(conn, rows, now)
             # A subscription deleted since its events were queued gets none of them.
             disabled = _disabled_or_gone_hubs(conn, {row.hub_id for row in rows}) if rows else set()
         if not rows:
@@ -476,7 +483,16 @@ class Outbox:
         self._client.close()
 
     def _send_group(self, runtime: Runtime, rows: list[Any]) -> list[Outcome]:
-        return [self._send(runtime, row) for row in rows]
+        """One resource's deliveries to one subscription, in order; once one is not
+        accepted, the later ones are not sent before it (they wait for its retry)."""
+        max_attempts = runtime.settings.callback_max_attempts
+        outcomes: list[Outcome] = []
+        for row in rows:
+            if outcomes and outcomes[-1].holds_back(max_attempts) and row.subject is not None:
+                outcomes.append(Outcome(row, held=True))
+                continue
+            outcomes.append(self._send(runtime, row))
+        return outcomes
 
     def _send(self, runtime: Runtime, row: Any) -> Outcome:
         settings = runtime.settings
@@ -732,6 +748,16 @@ class Outcome:
     retry_after: float | None = None
     skipped: bool = False
     no_backoff: bool = False  # the noBackoff fault: a failure is retried at once
+    held: bool = False  # not sent: an earlier event about its resource was not accepted
+
+    def holds_back(self, max_attempts: int) -> bool:
+        """Whether the resource's later events must wait for this one: it will be sent
+        again (a dead letter or a 410 holds nothing back)."""
+        if self.held:
+            return True
+        accepted = self.status is not None and 200 <= self.status < 300
+        final = self.row.attempts + 1 >= max_attempts
+        return not (accepted or self.skipped or self.status == 410 or final)
 
     def values(self, now: float, max_attempts: int) -> dict[str, Any]:
         row = self.row
@@ -745,6 +771,10 @@ class Outcome:
             "_delivered_at": None,
         }
         if self.skipped:
+            return values
+        if self.held:
+            # Due at once: the next claim hands it back until its earlier event has gone.
+            values.update(_status=PENDING, _due_at=now)
             return values
         attempts = row.attempts + 1
         values.update(_attempts=attempts, _last_status=self.status, _last_error=self.error)
@@ -793,7 +823,75 @@ def _as_faults_say(
             for old in reversed(earlier):
                 replayed = {key: getattr(old, key) for key in delivery}
                 extra.append({**replayed, "status": PENDING, "attempts": 0, "due_at": now})
+    if decision.callbacks:
+        # Sent out of turn on purpose (held back, repeated, replayed): they neither wait
+        # for the resource's earlier events nor hold its later ones back.
+        return [{**row, "subject": None} for row in (first, *extra)]
     return [first, *extra]
+
+
+_UNSENT_OF_SUBJECTS = select(
+    outbox_table.c.id,
+    outbox_table.c.hub_id,
+    outbox_table.c.subject,
+    outbox_table.c.status,
+    outbox_table.c.due_at,
+).where(
+    outbox_table.c.hub_id.in_(bindparam("hub_ids", expanding=True)),
+    outbox_table.c.subject.in_(bindparam("subjects", expanding=True)),
+    outbox_table.c.status.in_((PENDING, RUNNING)),
+    outbox_table.c.id.not_in(bindparam("claimed", expanding=True)),
+)
+# A claimed delivery handed back: due again once the event before it has gone.
+_HAND_BACK = (
+    outbox_table.update()
+    .where(outbox_table.c.id == bindparam("_id"))
+    .values(status=PENDING, lease_until=None, due_at=bindparam("_due_at"))
+)
+# How soon to look again at a delivery whose earlier event another dispatcher is sending.
+WAIT_FOR_SENDER_S = 1.0
+
+
+def _after_earlier_events(conn: Connection, rows: list[Any], now: float) -> list[Any]:
+    """The claimed deliveries whose resource has no earlier event to the same subscription
+    still unsent; the others are handed back, due when that event is (a retry's backoff),
+    so a receiver that failed `inProgress` does not get `completed` first. A dead-lettered
+    event holds nothing back."""
+    about = [row for row in rows if row.subject is not None]
+    if not about:
+        return rows
+    unsent = conn.execute(
+        _UNSENT_OF_SUBJECTS,
+        {
+            "hub_ids": sorted({row.hub_id for row in about}),
+            "subjects": sorted({row.subject for row in about}),
+            "claimed": [row.id for row in rows],
+        },
+    ).all()
+    if not unsent:
+        return rows
+    waiting: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for earlier in unsent:
+        waiting[(earlier.hub_id, earlier.subject)].append(earlier)
+    kept: list[Any] = []
+    handed_back: list[dict[str, Any]] = []
+    held: dict[tuple[str, str], float] = {}
+    for row in sorted(rows, key=lambda row: row.id):
+        key = (row.hub_id, row.subject)
+        before = [e for e in waiting.get(key, ()) if e.id < row.id] if row.subject else []
+        due = held.get(key)
+        for earlier in before:
+            at = now + WAIT_FOR_SENDER_S if earlier.status == RUNNING else earlier.due_at
+            due = at if due is None else max(due, at)
+        if due is None:
+            kept.append(row)
+            continue
+        held[key] = due  # the resource's later events in this claim wait as well
+        handed_back.append({"_id": row.id, "_due_at": max(due, row.due_at)})
+    if handed_back:
+        conn.execute(_HAND_BACK, handed_back)
+    kept_ids = {row.id for row in kept}
+    return [row for row in rows if row.id in kept_ids]
 
 
 def _in_order_groups(rows: list[Any]) -> list[list[Any]]:

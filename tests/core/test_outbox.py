@@ -397,3 +397,34 @@ def test_an_unsubscribed_hub_gets_none_of_the_deliveries_still_waiting(
     assert len(create_deliveries(hooks)) == 1
     row = only_delivery(runtime)
     assert (row["status"], row["last_error"]) == ("skipped", "The subscription was deleted")
+
+
+def order_events(hooks: CallbackReceiver, order_id: str) -> list[tuple[str, str]]:
+    """(event type, order state) of each delivery about one order, in arrival order."""
+    seen = []
+    for item in hooks.received:
+        event = item.json()
+        order = event["event"].get("productOrder", {})
+        if order.get("id") == order_id:
+            seen.append((event["eventType"], order.get("state", "")))
+    return seen
+
+
+def test_a_resource_s_later_events_wait_for_an_earlier_one_being_retried(
+    client: FlaskClient, runtime: Runtime, alpha: dict[str, str], hooks: CallbackReceiver
+) -> None:
+    response = client.post(HUB, json={"callback": f"{PARTNER_HOOKS}/alpha"}, headers=alpha)
+    assert response.status_code == 201
+    hooks.statuses = [500]  # the receiver fails the order's first event once
+    order_id = submit_order(client, alpha)
+    runtime.advance(60)  # the order completes at the network meanwhile
+    runtime.advance(3600)
+
+    arrived = order_events(hooks, order_id)
+    first, *rest = arrived
+    assert first[0] == CREATE_EVENT  # answered 500
+    assert rest[0] == first  # its retry comes before anything later about the order
+    assert rest[-1][1] == "completed"
+    assert [state for _, state in rest] == sorted(
+        (state for _, state in rest), key=["acknowledged", "inProgress", "completed"].index
+    )
