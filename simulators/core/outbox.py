@@ -750,20 +750,30 @@ class Outcome:
     no_backoff: bool = False  # the noBackoff fault: a failure is retried at once
     held: bool = False  # not sent: an earlier event about its resource was not accepted
 
+    def status_after(self, max_attempts: int) -> str:
+        """The delivery's status once this outcome is recorded."""
+        if self.skipped:
+            return SKIPPED
+        if self.held:
+            return PENDING
+        if self.status is not None and 200 <= self.status < 300:
+            return DELIVERED
+        if self.status == 410 or self.row.attempts + 1 >= max_attempts:
+            # 410 Gone: the receiver asked us to stop (Standard Webhooks).
+            return DEAD
+        return PENDING
+
     def holds_back(self, max_attempts: int) -> bool:
         """Whether the resource's later events must wait for this one: it will be sent
-        again (a dead letter or a 410 holds nothing back)."""
-        if self.held:
-            return True
-        accepted = self.status is not None and 200 <= self.status < 300
-        final = self.row.attempts + 1 >= max_attempts
-        return not (accepted or self.skipped or self.status == 410 or final)
+        again (a delivered event, a dead letter or a 410 holds nothing back)."""
+        return self.status_after(max_attempts) == PENDING
 
     def values(self, now: float, max_attempts: int) -> dict[str, Any]:
         row = self.row
+        status = self.status_after(max_attempts)
         values: dict[str, Any] = {
             "_id": row.id,
-            "_status": SKIPPED,
+            "_status": status,
             "_attempts": row.attempts,
             "_last_status": row.last_status,
             "_last_error": row.last_error,
@@ -774,19 +784,15 @@ class Outcome:
             return values
         if self.held:
             # Due at once: the next claim hands it back until its earlier event has gone.
-            values.update(_status=PENDING, _due_at=now)
+            values["_due_at"] = now
             return values
-        attempts = row.attempts + 1
-        values.update(_attempts=attempts, _last_status=self.status, _last_error=self.error)
-        if self.status is not None and 200 <= self.status < 300:
-            values.update(_status=DELIVERED, _delivered_at=now)
-        elif self.status == 410 or attempts >= max_attempts:
-            # 410 Gone: the receiver asked us to stop (Standard Webhooks).
-            values["_status"] = DEAD
-        else:
-            base = RETRY_SCHEDULE_S[min(attempts, len(RETRY_SCHEDULE_S) - 1)]
+        values.update(_attempts=row.attempts + 1, _last_status=self.status, _last_error=self.error)
+        if status == DELIVERED:
+            values["_delivered_at"] = now
+        elif status == PENDING:
+            base = RETRY_SCHEDULE_S[min(row.attempts + 1, len(RETRY_SCHEDULE_S) - 1)]
             delay = max(base * (0.8 + 0.4 * _jitter()), self.retry_after or 0.0)
-            values.update(_status=PENDING, _due_at=now + (0.0 if self.no_backoff else delay))
+            values["_due_at"] = now + (0.0 if self.no_backoff else delay)
         return values
 
 
